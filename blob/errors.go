@@ -1,0 +1,165 @@
+package blob
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// Kinds of failure callers branch on. A *StorageError matches one of them
+// with errors.Is; the FUSE layer turns each into one errno, in one place.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrExists         = errors.New("already exists")
+	ErrPrecondition   = errors.New("changed by another writer (precondition failed)")
+	ErrAuthentication = errors.New("authentication failed")
+	ErrAuthorization  = errors.New("not authorized")
+	ErrThrottled      = errors.New("throttled by the service")
+	ErrTooLarge       = errors.New("too large")
+	ErrInvalidRange   = errors.New("range not satisfiable")
+	ErrInvalidName    = errors.New("invalid blob name")
+	ErrNameTooLong    = errors.New("blob name too long")
+	ErrIntegrity      = errors.New("content does not match its MD5")
+)
+
+// StorageError is an error answer from the Blob service.
+type StorageError struct {
+	Op        string // the operation, e.g. "GetBlob"
+	Name      string // the blob or container it was about
+	Status    int
+	Code      string // x-ms-error-code, e.g. "BlobNotFound"
+	Message   string // the service's message, first line only
+	RequestID string // x-ms-request-id, for support tickets
+}
+
+func (e *StorageError) Error() string {
+	msg := fmt.Sprintf("%s %q: %d %s", e.Op, e.Name, e.Status, e.Code)
+	if hint := e.hint(); hint != "" {
+		msg += ": " + hint
+	} else if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		msg += " (request " + e.RequestID + ")"
+	}
+	return msg
+}
+
+// hint names what the user should change for the failures users cause.
+func (e *StorageError) hint() string {
+	switch e.Code {
+	case "ContainerNotFound":
+		return "the container does not exist: create it or check --container"
+	case "AuthenticationFailed":
+		return "the service refused the signature: check the account name and key (or the SAS), and the clock"
+	case "KeyBasedAuthenticationNotPermitted":
+		return "the account forbids shared keys: use --auth-mode msi and give the identity the Storage Blob Data Contributor role"
+	case "AuthorizationPermissionMismatch":
+		return "the identity lacks a data role: assign Storage Blob Data Contributor on the account or container"
+	case "AuthorizationFailure":
+		return "the request is not authorized (check the SAS permissions, the firewall and the identity's role)"
+	}
+	return ""
+}
+
+// Is matches the error kinds above.
+func (e *StorageError) Is(target error) bool {
+	return kindOf(e.Status, e.Code) == target
+}
+
+// Temporary reports whether retrying the same request may succeed.
+func (e *StorageError) Temporary() bool { return retryableStatus(e.Status) }
+
+func kindOf(status int, code string) error {
+	switch code {
+	case "BlobNotFound", "ContainerNotFound", "ResourceNotFound":
+		return ErrNotFound
+	case "BlobAlreadyExists", "ContainerAlreadyExists":
+		return ErrExists
+	case "ConditionNotMet", "TargetConditionNotMet", "SourceConditionNotMet":
+		return ErrPrecondition
+	case "AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticationInformation":
+		return ErrAuthentication
+	case "AuthorizationFailure", "AuthorizationPermissionMismatch", "KeyBasedAuthenticationNotPermitted",
+		"AuthorizationSourceIPMismatch", "AuthorizationProtocolMismatch":
+		return ErrAuthorization
+	case "ServerBusy":
+		return ErrThrottled
+	case "RequestBodyTooLarge", "BlockCountExceedsLimit", "BlobTooLarge":
+		return ErrTooLarge
+	case "InvalidRange":
+		return ErrInvalidRange
+	case "InvalidResourceName", "OutOfRangeInput":
+		return ErrInvalidName
+	case "Md5Mismatch":
+		return ErrIntegrity
+	}
+	switch status {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusConflict:
+		return ErrExists
+	case http.StatusPreconditionFailed:
+		return ErrPrecondition
+	case http.StatusUnauthorized:
+		return ErrAuthentication
+	case http.StatusForbidden:
+		return ErrAuthorization
+	case http.StatusTooManyRequests:
+		return ErrThrottled
+	case http.StatusRequestEntityTooLarge:
+		return ErrTooLarge
+	case http.StatusRequestedRangeNotSatisfiable:
+		return ErrInvalidRange
+	}
+	return nil
+}
+
+// newStorageError reads the error answer. HEAD answers have no body, so the
+// code comes from x-ms-error-code when present.
+func newStorageError(op, name string, resp *http.Response) *StorageError {
+	e := &StorageError{
+		Op:        op,
+		Name:      name,
+		Status:    resp.StatusCode,
+		Code:      resp.Header.Get("x-ms-error-code"),
+		RequestID: resp.Header.Get("x-ms-request-id"),
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var x struct {
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	}
+	if xml.Unmarshal(body, &x) == nil {
+		if e.Code == "" {
+			e.Code = x.Code
+		}
+		e.Message = firstLine(x.Message)
+	}
+	if e.Code == "" {
+		e.Code = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' || r == '\r' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// NameError is a blob name refused before any request was sent.
+type NameError struct {
+	Name   string
+	Reason string
+	Kind   error // ErrInvalidName or ErrNameTooLong
+}
+
+func (e *NameError) Error() string   { return fmt.Sprintf("blob name %q: %s", e.Name, e.Reason) }
+func (e *NameError) Is(t error) bool { return t == e.Kind }
+func (e *NameError) Unwrap() error   { return e.Kind }

@@ -1,0 +1,7 @@
+module github.com/blobfs/blobfs
+
+go 1.26.8
+
+require github.com/sirupsen/logrus v1.10.2
+
+require golang.org/x/sys v0.28.0 // indirect
