@@ -128,7 +128,7 @@ type request struct {
 	path     string // escaped path below the endpoint, starting with '/'
 	query    url.Values
 	header   http.Header
-	body     []byte    // sent as-is; nil for none
+	body     []byte      // sent as-is; nil for none
 	bodyFrom io.ReaderAt // alternatively a section of this...
 	bodyLen  int64       // ...of this length
 	ok       []int       // accepted status codes
