@@ -4,4 +4,7 @@ go 1.26.8
 
 require github.com/sirupsen/logrus v1.10.2
 
-require golang.org/x/sys v0.28.0 // indirect
+require (
+	github.com/hanwen/go-fuse/v2 v2.12.1 // indirect
+	golang.org/x/sys v0.28.0 // indirect
+)
