@@ -7,4 +7,5 @@ require github.com/sirupsen/logrus v1.10.2
 require (
 	github.com/hanwen/go-fuse/v2 v2.12.1 // indirect
 	golang.org/x/sys v0.28.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
