@@ -38,12 +38,17 @@ type Options struct {
 	Accounts string
 	// Log receives Azurite's own output; nil discards it.
 	Log io.Writer
+	// OAuth serves HTTPS with a self-signed certificate made at start and
+	// accepts bearer tokens (--oauth basic), which Azurite refuses over
+	// plain http. Clients trust it through TLSConfig or CertPool.
+	OAuth bool
 }
 
 // Azurite is a running Azurite blob service.
 type Azurite struct {
 	opts Options
 	port int
+	tls  *selfSigned // OAuth mode only
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -52,6 +57,13 @@ type Azurite struct {
 // Start launches Azurite and waits until it accepts connections.
 func Start(ctx context.Context, opts Options) (*Azurite, error) {
 	a := &Azurite{opts: opts}
+	if opts.OAuth {
+		s, err := newSelfSigned()
+		if err != nil {
+			return nil, fmt.Errorf("blobtest: make a test certificate: %w", err)
+		}
+		a.tls = s
+	}
 	if err := a.start(ctx); err != nil {
 		return nil, err
 	}
@@ -84,7 +96,11 @@ func StartT(tb testing.TB, opts Options) *Azurite {
 
 // Endpoint is the path-style blob endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1.
 func (a *Azurite) Endpoint() string {
-	return fmt.Sprintf("http://127.0.0.1:%d/%s", a.port, a.Account())
+	scheme := "http"
+	if a.tls != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://127.0.0.1:%d/%s", scheme, a.port, a.Account())
 }
 
 // Addr is the host:port Azurite listens on.
@@ -169,6 +185,15 @@ func (a *Azurite) start(ctx context.Context) error {
 		args = append(args, "--location", a.opts.Dir)
 	} else {
 		args = append(args, "--inMemoryPersistence")
+	}
+	if a.tls != nil {
+		dir, certFile, keyFile, err := a.tls.writeFiles()
+		if err != nil {
+			return err
+		}
+		// Azurite reads them once at start; the key need not outlive that.
+		defer os.RemoveAll(dir)
+		args = append(args, "--cert", certFile, "--key", keyFile, "--oauth", "basic")
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
