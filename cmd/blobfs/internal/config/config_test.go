@@ -136,14 +136,18 @@ func TestResolve(t *testing.T) {
 		chk  func(*Loaded) bool
 	}{
 		{"ok msi-key", []string{"--account", "acct1", "--container", "data"}, nil, "",
-			func(l *Loaded) bool { return l.BlobEndpoint == "https://acct1.blob.core.windows.net" && l.CacheDir != "" }},
+			func(l *Loaded) bool {
+				return l.BlobEndpoint == "https://acct1.blob.core.windows.net" && l.CacheDir != ""
+			}},
 		{"missing account", []string{"--container", "data"}, nil, "--account", nil},
 		{"bad container", []string{"--account", "acct1", "--container", "Data"}, nil, "--container", nil},
 		{"key without key", []string{"--account", "acct1", "--container", "data", "--auth-mode", "key"}, nil, "AZURE_STORAGE_KEY", nil},
 		{"key from file", []string{"--account", "acct1", "--container", "data", "--auth-mode", "key", "--account-key-file", keyFile}, nil, "",
 			func(l *Loaded) bool { return l.AccountKey == "a2V5" }},
 		{"key from env", []string{"--account", "acct1", "--container", "data", "--auth-mode", "key"}, map[string]string{"AZURE_STORAGE_KEY": "eHl6"}, "",
-			func(l *Loaded) bool { return l.AccountKey == "eHl6" && l.Get(mustLookupEnv("AZURE_STORAGE_KEY")) == "(set)" }},
+			func(l *Loaded) bool {
+				return l.AccountKey == "eHl6" && l.Get(mustLookupEnv("AZURE_STORAGE_KEY")) == "(set)"
+			}},
 		{"two identities", []string{"--account", "acct1", "--container", "data", "--client-id", "x", "--object-id", "y"}, nil, "at most one", nil},
 		{"plain http off loopback", []string{"--account", "acct1", "--container", "data", "--blob-endpoint", "http://10.1.2.3/acct1"}, nil, "plain http", nil},
 		{"path-style loopback", []string{"--account", "acct1", "--container", "data", "--blob-endpoint", "http://127.0.0.1:10000/acct1"}, nil, "", nil},

@@ -62,13 +62,13 @@ type Settings struct {
 	Concurrency int    `key:"concurrency" env:"BLOBFS_CONCURRENCY" default:"8" group:"Cache" help:"parallel block transfers per file"`
 
 	// Running
-	Foreground      bool     `key:"foreground" env:"BLOBFS_FOREGROUND" group:"Running" help:"stay attached instead of returning once the mount is ready (systemd Type=simple/notify, debugging)"`
-	Config          string   `key:"config" env:"BLOBFS_CONFIG" cmds:"mount,check" file:"no" group:"Running" help:"YAML file with any of these settings, by their flag names; unknown keys are errors"`
-	RunDir          string   `key:"run-dir" env:"BLOBFS_RUN_DIR" defdoc:"/run/blobfs as root, else $XDG_RUNTIME_DIR/blobfs or /tmp/blobfs-UID" cmds:"mount,check,unmount,stats" group:"Running" help:"directory of the control sockets that blobfs stats and blobfs unmount use"`
-	UnmountTimeout  Duration `key:"unmount-timeout" env:"BLOBFS_UNMOUNT_TIMEOUT" default:"10m" group:"Running" help:"on SIGTERM or unmount, how long to wait for pending uploads before leaving them staged in the cache"`
-	LogLevel        string   `key:"log-level" env:"BLOBFS_LOG_LEVEL" default:"info" cmds:"mount,check,unmount,stats" group:"Logging" help:"debug, info, warn or error"`
-	LogFormat       string   `key:"log-format" env:"BLOBFS_LOG_FORMAT" default:"text" group:"Logging" help:"text or json"`
-	LogFile         string   `key:"log-file" env:"BLOBFS_LOG_FILE" defdoc:"stderr with --foreground, else syslog (journald), else CACHE-DIR/blobfs.log" group:"Logging" help:"a file path (reopened on SIGHUP), 'stderr' or 'syslog'"`
-	MetricsAddr     string   `key:"metrics-addr" env:"BLOBFS_METRICS_ADDR" group:"Metrics" help:"serve Prometheus metrics at http://ADDR/metrics; a bare :PORT binds to 127.0.0.1 (off by default)"`
-	WriteProbe      bool     `key:"write-probe" env:"BLOBFS_WRITE_PROBE" cmds:"check" group:"Check" help:"also write, read back and delete a small probe blob"`
+	Foreground     bool     `key:"foreground" env:"BLOBFS_FOREGROUND" group:"Running" help:"stay attached instead of returning once the mount is ready (systemd Type=simple/notify, debugging)"`
+	Config         string   `key:"config" env:"BLOBFS_CONFIG" cmds:"mount,check" file:"no" group:"Running" help:"YAML file with any of these settings, by their flag names; unknown keys are errors"`
+	RunDir         string   `key:"run-dir" env:"BLOBFS_RUN_DIR" defdoc:"/run/blobfs as root, else $XDG_RUNTIME_DIR/blobfs or /tmp/blobfs-UID" cmds:"mount,check,unmount,stats" group:"Running" help:"directory of the control sockets that blobfs stats and blobfs unmount use"`
+	UnmountTimeout Duration `key:"unmount-timeout" env:"BLOBFS_UNMOUNT_TIMEOUT" default:"10m" group:"Running" help:"on SIGTERM or unmount, how long to wait for pending uploads before leaving them staged in the cache"`
+	LogLevel       string   `key:"log-level" env:"BLOBFS_LOG_LEVEL" default:"info" cmds:"mount,check,unmount,stats" group:"Logging" help:"debug, info, warn or error"`
+	LogFormat      string   `key:"log-format" env:"BLOBFS_LOG_FORMAT" default:"text" group:"Logging" help:"text or json"`
+	LogFile        string   `key:"log-file" env:"BLOBFS_LOG_FILE" defdoc:"stderr with --foreground, else syslog (journald), else CACHE-DIR/blobfs.log" group:"Logging" help:"a file path (reopened on SIGHUP), 'stderr' or 'syslog'"`
+	MetricsAddr    string   `key:"metrics-addr" env:"BLOBFS_METRICS_ADDR" group:"Metrics" help:"serve Prometheus metrics at http://ADDR/metrics; a bare :PORT binds to 127.0.0.1 (off by default)"`
+	WriteProbe     bool     `key:"write-probe" env:"BLOBFS_WRITE_PROBE" cmds:"check" group:"Check" help:"also write, read back and delete a small probe blob"`
 }
