@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExpositionRoundTrip(t *testing.T) {
+	s := New("v1.2.3", func() FSStats { return FSStats{CacheHits: 5, CacheMisses: 2, PendingFiles: 1, PendingBytes: 4096} })
+	s.ObserveCall("PutBlock", 201, 30*time.Millisecond, 8<<20, 0, false)
+	s.ObserveCall("PutBlock", 503, 2*time.Second, 8<<20, 0, false)
+	s.ObserveCall("PutBlock", 201, 40*time.Millisecond, 8<<20, 0, true)
+	s.ObserveCall("GetBlob", 206, 100*time.Second, 0, 1234, false)
+	s.ObserveCall(`we"ird\op`, 0, time.Millisecond, 0, 0, false)
+	s.OnRefresh("arm-keys")
+
+	srv := httptest.NewServer(s.Registry.Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("content type %q", ct)
+	}
+	ss, err := ParseText(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	tests := []struct {
+		name  string
+		match []string
+		want  float64
+	}{
+		{"blobfs_rest_requests_total", []string{"op", "PutBlock", "status", "201"}, 2},
+		{"blobfs_rest_requests_total", []string{"op", "PutBlock", "status", "503"}, 1},
+		{"blobfs_rest_requests_total", []string{"op", `we"ird\op`, "status", "0"}, 1},
+		{"blobfs_rest_sent_bytes_total", []string{"op", "PutBlock"}, 3 * 8 << 20},
+		{"blobfs_rest_received_bytes_total", []string{"op", "GetBlob"}, 1234},
+		{"blobfs_rest_retries_total", []string{"op", "PutBlock"}, 1},
+		{"blobfs_rest_request_duration_seconds_count", []string{"op", "PutBlock"}, 3},
+		{"blobfs_rest_request_duration_seconds_bucket", []string{"op", "PutBlock", "le", "0.05"}, 2},
+		{"blobfs_rest_request_duration_seconds_bucket", []string{"op", "PutBlock", "le", "2.5"}, 3},
+		{"blobfs_rest_request_duration_seconds_bucket", []string{"op", "GetBlob", "le", "60"}, 0},
+		{"blobfs_rest_request_duration_seconds_bucket", []string{"op", "GetBlob", "le", "+Inf"}, 1},
+		{"blobfs_rest_request_duration_seconds_sum", []string{"op", "GetBlob"}, 100},
+		{"blobfs_credential_refreshes_total", []string{"kind", "arm-keys"}, 1},
+		{"blobfs_cache_hits_total", nil, 5},
+		{"blobfs_cache_misses_total", nil, 2},
+		{"blobfs_upload_pending_files", nil, 1},
+		{"blobfs_upload_pending_bytes", nil, 4096},
+		{"blobfs_build_info", []string{"version", "v1.2.3"}, 1},
+	}
+	for _, tt := range tests {
+		if got := ss.Sum(tt.name, tt.match...); got != tt.want {
+			t.Errorf("%s%v = %v, want %v", tt.name, tt.match, got, tt.want)
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	tests := []struct{ name, text string }{
+		{"no type", "foo 1\n"},
+		{"bad value", "# TYPE foo gauge\nfoo one\n"},
+		{"unterminated label", "# TYPE foo gauge\nfoo{a=\"b} 1\n"},
+		{"bad type", "# TYPE foo thing\nfoo 1\n"},
+	}
+	for _, tt := range tests {
+		if _, err := ParseText(strings.NewReader(tt.text)); err == nil {
+			t.Errorf("%s: parsed %q", tt.name, tt.text)
+		}
+	}
+}
