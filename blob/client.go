@@ -47,6 +47,7 @@ type Client struct {
 	retry    RetryPolicy
 	log      logrus.FieldLogger
 	obs      Observer
+	bufs     bufPool
 }
 
 // NewClient returns a client for the account at endpoint. Plain http is
@@ -230,8 +231,12 @@ func (c *Client) logFailure(r *request, err error) {
 	c.log.WithFields(f).WithError(err).Warn("REST call failed")
 }
 
-// attempt sends r once, with a per-attempt timeout covering the headers;
-// body reads by the caller are bounded by the caller's context.
+// attempt sends r once. The per-attempt timeout is the longest silence
+// tolerated: while the request body is being sent, while waiting for the
+// answer's headers, and inside every Read of the answer's body. A stalled
+// connection is thus abandoned wherever it stalls, yet a slow but moving
+// transfer of any size is not cut off, and a caller that pauses between
+// Reads is not charged for its own pause.
 func (c *Client) attempt(ctx context.Context, r *request, retry bool) (*http.Response, error) {
 	actx, cancel := context.WithCancel(ctx)
 	req, err := c.newHTTPRequest(actx, r)
@@ -243,22 +248,37 @@ func (c *Client) attempt(ctx context.Context, r *request, retry bool) (*http.Res
 		cancel()
 		return nil, fmt.Errorf("%s %q: authorize: %w", r.op, r.name, err)
 	}
-	timer := time.AfterFunc(c.retry.AttemptTimeout, cancel)
+	wd := newWatchdog(c.retry.AttemptTimeout, cancel)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &kickingBody{ReadCloser: req.Body, wd: wd}
+		if gb := req.GetBody; gb != nil {
+			req.GetBody = func() (io.ReadCloser, error) {
+				b, err := gb()
+				if err != nil {
+					return nil, err
+				}
+				return &kickingBody{ReadCloser: b, wd: wd}, nil
+			}
+		}
+	}
 	t0 := time.Now()
 	resp, err := c.http.Do(req)
-	stopped := timer.Stop()
+	wd.disarm()
 	if err != nil {
 		cancel()
 		c.observe(r, 0, t0, 0, retry)
-		if !stopped && ctx.Err() == nil {
-			return nil, &transportError{op: r.op, name: r.name, err: fmt.Errorf("no answer within %v", c.retry.AttemptTimeout)}
+		if wd.fired.Load() && ctx.Err() == nil {
+			return nil, &transportError{op: r.op, name: r.name, err: fmt.Errorf("%w: no progress for %v, abandoned the attempt", ErrStalled, c.retry.AttemptTimeout)}
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s %q: %w", r.op, r.name, ctx.Err())
 		}
 		return nil, &transportError{op: r.op, name: r.name, err: scrubURL(err)}
 	}
 	c.observe(r, resp.StatusCode, t0, resp.ContentLength, retry)
 	for _, s := range r.ok {
 		if resp.StatusCode == s {
-			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+			resp.Body = &watchedBody{rc: resp.Body, wd: wd, cancel: cancel, ctx: ctx, op: r.op, name: r.name}
 			return resp, nil
 		}
 	}
@@ -287,17 +307,6 @@ func (c *Client) observe(r *request, status int, t0 time.Time, received int64, r
 	c.obs.ObserveCall(r.op, status, time.Since(t0), sent, received, retry)
 }
 
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
-}
-
 // transportError is a failure to get any answer: the request may or may not
 // have reached the service.
 type transportError struct {
@@ -309,6 +318,9 @@ func (e *transportError) Error() string {
 	return fmt.Sprintf("%s %q: connection to the blob service failed: %v", e.op, e.name, e.err)
 }
 func (e *transportError) Unwrap() error { return e.err }
+
+// Is makes every transport failure ErrUnavailable.
+func (e *transportError) Is(t error) bool { return t == ErrUnavailable }
 
 // scrubURL drops the query from a *url.Error: a SAS token lives there.
 func scrubURL(err error) error {

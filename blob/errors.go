@@ -8,8 +8,25 @@ import (
 	"net/http"
 )
 
-// Kinds of failure callers branch on. A *StorageError matches one of them
-// with errors.Is; the FUSE layer turns each into one errno, in one place.
+// Kinds of failure callers branch on. Every error this package returns
+// matches (errors.Is) exactly one of these kinds, or none; the FUSE layer
+// turns each kind into one errno, in one place.
+//
+//   - *StorageError (an answer from the service): the kind of its
+//     x-ms-error-code when the code is known (see kindOf), else of its HTTP
+//     status: 404 ErrNotFound, 412 ErrPrecondition, 401 ErrAuthentication,
+//     403 ErrAuthorization, 429 ErrThrottled, 413 ErrTooLarge,
+//     416 ErrInvalidRange, 500/502/503/504/408 ErrUnavailable; any other
+//     (400 InvalidBlobOrBlock, InvalidHeaderValue… which are bugs, or an
+//     unknown 409) matches none.
+//   - *NameError (a name refused before sending): ErrInvalidName or
+//     ErrNameTooLong.
+//   - a transport error (no answer: refused, reset, stalled past the
+//     attempt timeout, truncated body): ErrUnavailable; a stall also
+//     matches ErrStalled, which is a detail of ErrUnavailable, not a kind.
+//   - *IntegrityError (downloaded bytes do not match the MD5): ErrIntegrity.
+//   - the caller's context ending: none of the kinds, but errors.Is
+//     context.Canceled or context.DeadlineExceeded.
 var (
 	ErrNotFound       = errors.New("not found")
 	ErrExists         = errors.New("already exists")
@@ -22,7 +39,19 @@ var (
 	ErrInvalidName    = errors.New("invalid blob name")
 	ErrNameTooLong    = errors.New("blob name too long")
 	ErrIntegrity      = errors.New("content does not match its MD5")
+	// ErrUnavailable is a service that could not be reached or answered
+	// with a server error, even after the retries.
+	ErrUnavailable = errors.New("blob service unavailable")
+	// ErrBusy is a blob held by a lease, snapshots or a pending copy.
+	ErrBusy = errors.New("blob is busy (leased, has snapshots or a pending copy)")
 )
+
+// Kinds lists every kind, for tests that check an error matches one only.
+func Kinds() []error {
+	return []error{ErrNotFound, ErrExists, ErrPrecondition, ErrAuthentication, ErrAuthorization,
+		ErrThrottled, ErrTooLarge, ErrInvalidRange, ErrInvalidName, ErrNameTooLong, ErrIntegrity,
+		ErrUnavailable, ErrBusy}
+}
 
 // StorageError is an error answer from the Blob service.
 type StorageError struct {
@@ -83,24 +112,27 @@ func kindOf(status int, code string) error {
 	case "AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticationInformation":
 		return ErrAuthentication
 	case "AuthorizationFailure", "AuthorizationPermissionMismatch", "KeyBasedAuthenticationNotPermitted",
-		"AuthorizationSourceIPMismatch", "AuthorizationProtocolMismatch":
+		"AuthorizationSourceIPMismatch", "AuthorizationProtocolMismatch", "InsufficientAccountPermissions":
 		return ErrAuthorization
 	case "ServerBusy":
 		return ErrThrottled
-	case "RequestBodyTooLarge", "BlockCountExceedsLimit", "BlobTooLarge":
+	case "RequestBodyTooLarge", "BlockCountExceedsLimit", "BlobTooLarge", "MaxBlobSizeConditionNotMet":
 		return ErrTooLarge
 	case "InvalidRange":
 		return ErrInvalidRange
 	case "InvalidResourceName", "OutOfRangeInput":
 		return ErrInvalidName
-	case "Md5Mismatch":
+	case "Md5Mismatch", "InvalidMd5":
 		return ErrIntegrity
+	case "InternalError", "OperationTimedOut":
+		return ErrUnavailable
+	case "LeaseIdMissing", "LeaseIdMismatchWithBlobOperation", "LeaseAlreadyPresent", "LeaseLost",
+		"SnapshotsPresent", "PendingCopyOperation", "BlobArchived", "BlobBeingRehydrated":
+		return ErrBusy
 	}
 	switch status {
 	case http.StatusNotFound:
 		return ErrNotFound
-	case http.StatusConflict:
-		return ErrExists
 	case http.StatusPreconditionFailed:
 		return ErrPrecondition
 	case http.StatusUnauthorized:
@@ -113,7 +145,12 @@ func kindOf(status int, code string) error {
 		return ErrTooLarge
 	case http.StatusRequestedRangeNotSatisfiable:
 		return ErrInvalidRange
+	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return ErrUnavailable
 	}
+	// An unknown 409 is not taken for ErrExists: EEXIST for, say, a lease
+	// conflict would send the caller down the wrong path.
 	return nil
 }
 
@@ -163,3 +200,16 @@ type NameError struct {
 func (e *NameError) Error() string   { return fmt.Sprintf("blob name %q: %s", e.Name, e.Reason) }
 func (e *NameError) Is(t error) bool { return t == e.Kind }
 func (e *NameError) Unwrap() error   { return e.Kind }
+
+// IntegrityError is downloaded content whose MD5 differs from the one the
+// service holds for the blob: the bytes were damaged in flight or at rest.
+type IntegrityError struct {
+	Op, Name  string
+	Want, Got []byte
+}
+
+func (e *IntegrityError) Error() string {
+	return fmt.Sprintf("%s %q: downloaded content has MD5 %x but the service records %x: the data was damaged; retry, and check the blob with another tool",
+		e.Op, e.Name, e.Got, e.Want)
+}
+func (e *IntegrityError) Is(t error) bool { return t == ErrIntegrity }

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,6 +82,14 @@ func (ct *Container) GetProperties(ctx context.Context, name string) (*Propertie
 // answer's Properties describe the whole blob (Size is the blob's size).
 // Reading past the end is ErrInvalidRange; reading an empty blob must use
 // offset 0 and count < 0.
+//
+// The body survives connection failures: it re-requests what is left,
+// pinned to the first answer's ETag (a blob rewritten meanwhile fails the
+// Read with ErrPrecondition). When the whole blob is read (offset 0,
+// count < 0) and the service holds an MD5 for it, the bytes are checked
+// against it and the final Read fails with ErrIntegrity on a mismatch.
+// Ranged reads are not checked: the service has no cheap MD5 for a range
+// larger than 4 MiB, and Azurite's range MD5 is stale (Azurite #2409).
 func (ct *Container) Download(ctx context.Context, name string, offset, count int64, cond Conditions) (io.ReadCloser, *Properties, error) {
 	r, err := ct.blobRequest("GetBlob", http.MethodGet, name, nil)
 	if err != nil {
@@ -100,7 +109,22 @@ func (ct *Container) Download(ctx context.Context, name string, offset, count in
 	if err != nil {
 		return nil, nil, err
 	}
-	return resp.Body, propertiesFromHeader(name, resp.Header), nil
+	p := propertiesFromHeader(name, resp.Header)
+	if resp.StatusCode == http.StatusOK && offset > 0 {
+		// The service ignored the range: skip to it.
+		if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
+			resp.Body.Close()
+			return nil, nil, err
+		}
+	}
+	d := &downloadReader{ct: ct, ctx: ctx, name: name, etag: p.ETag, next: offset, end: p.Size, body: resp.Body}
+	if count > 0 && offset+count < d.end {
+		d.end = offset + count
+	}
+	if resp.StatusCode == http.StatusOK && offset == 0 && count < 0 {
+		d.md5, d.want = newMD5Verifier(p.ContentMD5)
+	}
+	return d, p, nil
 }
 
 // Upload writes a whole blob in one Put Blob call (up to 5,000 MiB). The
@@ -122,10 +146,15 @@ func (ct *Container) Upload(ctx context.Context, name string, data []byte, opts 
 	if data == nil {
 		r.body = []byte{}
 	}
-	// A repeated Put Blob writes the same bytes again: safe, except when it
-	// is create-only, where a lost answer would turn into BlobAlreadyExists.
-	r.ok, r.idempotent = []int{http.StatusCreated}, opts.IfNoneMatch == ""
-	return ct.doWrite(ctx, r)
+	r.ok, r.idempotent = []int{http.StatusCreated}, true
+	if opts.IfNoneMatch == "" && opts.IfMatch == "" {
+		// A repeated Put Blob writes the same bytes again.
+		return ct.doWrite(ctx, r)
+	}
+	size := int64(len(data))
+	return ct.writeChecked(ctx, r, opts.Conditions, func(cur *Properties, herr error) bool {
+		return herr == nil && cur.Size == size && bytes.Equal(cur.ContentMD5, sum)
+	})
 }
 
 func (ct *Container) putHeaders(h http.Header, opts PutOptions) {
@@ -158,18 +187,29 @@ func BlockID(n int) string {
 }
 
 // PutBlock stages one block (up to 4,000 MiB) with its MD5, which the
-// service checks.
+// service checks. data is read twice (to hash, then to send), and again
+// on every retry.
 func (ct *Container) PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
-	r, err := ct.blobRequest("PutBlock", http.MethodPut, name, url.Values{"comp": {"block"}, "blockid": {id}})
-	if err != nil {
-		return err
-	}
 	h := md5.New()
 	if _, err := io.Copy(h, io.NewSectionReader(data, 0, size)); err != nil {
 		return fmt.Errorf("PutBlock %q: reading the block: %w", name, err)
 	}
-	r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(h.Sum(nil)))
+	return ct.putBlockSum(ctx, name, id, data, size, h.Sum(nil))
+}
+
+func (ct *Container) putBlock(ctx context.Context, name, id string, data []byte) error {
+	sum := md5.Sum(data)
+	return ct.putBlockSum(ctx, name, id, bytes.NewReader(data), int64(len(data)), sum[:])
+}
+
+func (ct *Container) putBlockSum(ctx context.Context, name, id string, data io.ReaderAt, size int64, sum []byte) error {
+	r, err := ct.blobRequest("PutBlock", http.MethodPut, name, url.Values{"comp": {"block"}, "blockid": {id}})
+	if err != nil {
+		return err
+	}
+	r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
 	r.bodyFrom, r.bodyLen = data, size
+	// Staging the same bytes under the same ID again changes nothing.
 	r.ok, r.idempotent = []int{http.StatusCreated}, true
 	_, err = ct.doWrite(ctx, r)
 	return err
@@ -193,11 +233,23 @@ func (ct *Container) PutBlockList(ctx context.Context, name string, ids []string
 	r.body = b.Bytes()
 	r.header.Set("Content-Type", "application/xml")
 	ct.putHeaders(r.header, opts)
-	r.ok, r.idempotent = []int{http.StatusCreated}, opts.IfNoneMatch == "" && opts.IfMatch == ""
-	return ct.doWrite(ctx, r)
+	r.ok, r.idempotent = []int{http.StatusCreated}, true
+	if opts.IfNoneMatch == "" && opts.IfMatch == "" {
+		// Committing the same list again gives the same blob: <Latest>
+		// finds the blocks among the committed ones.
+		return ct.doWrite(ctx, r)
+	}
+	var applied func(*Properties, error) bool
+	if opts.ContentMD5 != nil {
+		applied = func(cur *Properties, herr error) bool {
+			return herr == nil && bytes.Equal(cur.ContentMD5, opts.ContentMD5)
+		}
+	}
+	return ct.writeChecked(ctx, r, opts.Conditions, applied)
 }
 
-// Delete removes a blob (and its snapshots).
+// Delete removes a blob (and its snapshots). A Delete whose answer was lost
+// is not reported as ErrNotFound when repeated: the blob is checked first.
 func (ct *Container) Delete(ctx context.Context, name string, cond Conditions) error {
 	r, err := ct.blobRequest("DeleteBlob", http.MethodDelete, name, nil)
 	if err != nil {
@@ -205,8 +257,10 @@ func (ct *Container) Delete(ctx context.Context, name string, cond Conditions) e
 	}
 	r.header.Set("x-ms-delete-snapshots", "include")
 	cond.apply(r.header)
-	r.ok, r.idempotent = []int{http.StatusAccepted}, true
-	_, err = ct.doWrite(ctx, r)
+	r.ok = []int{http.StatusAccepted}
+	_, err = ct.writeChecked(ctx, r, cond, func(_ *Properties, herr error) bool {
+		return errors.Is(herr, ErrNotFound)
+	})
 	return err
 }
 
@@ -219,7 +273,24 @@ func (ct *Container) SetMetadata(ctx context.Context, name string, md map[string
 	setMetadata(r.header, md)
 	cond.apply(r.header)
 	r.ok, r.idempotent = []int{http.StatusOK}, true
-	return ct.doWrite(ctx, r)
+	if cond == (Conditions{}) {
+		return ct.doWrite(ctx, r)
+	}
+	return ct.writeChecked(ctx, r, cond, func(cur *Properties, herr error) bool {
+		return herr == nil && sameMetadata(cur.Metadata, md)
+	})
+}
+
+func sameMetadata(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range b {
+		if a[strings.ToLower(k)] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // SetContentType sets a blob's Content-Type (Set Blob Properties). The
@@ -236,12 +307,27 @@ func (ct *Container) SetContentType(ctx context.Context, name, contentType strin
 	}
 	cond.apply(r.header)
 	r.ok, r.idempotent = []int{http.StatusOK}, true
-	return ct.doWrite(ctx, r)
+	if cond == (Conditions{}) {
+		return ct.doWrite(ctx, r)
+	}
+	return ct.writeChecked(ctx, r, cond, func(cur *Properties, herr error) bool {
+		return herr == nil && cur.ContentType == contentType && (md5 == nil || bytes.Equal(cur.ContentMD5, md5))
+	})
 }
+
+// MaxCopySourceLength is the longest x-ms-copy-source URL the service takes.
+const MaxCopySourceLength = 2048
 
 // Copy copies src to dst inside this container on the service side and
 // waits until the copy has finished. With metadata nil the copy keeps the
-// source's metadata; otherwise it gets exactly md.
+// source's metadata; otherwise it gets exactly md. srcCond.IfMatch pins the
+// source's version; dstCond makes the copy conditional on the destination.
+// The returned Properties are the destination's after the copy.
+//
+// An unconditional copy is repeated freely after an ambiguous failure (a
+// second copy of the same source gives the same blob). A copy with
+// dstCond is repeated only after a HEAD of dst shows it was not applied,
+// and is taken as done when dst shows this source as its copy source.
 func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions) (*Properties, error) {
 	if err := checkName(src); err != nil {
 		return nil, err
@@ -253,22 +339,32 @@ func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]st
 	srcURL := *ct.c.endpoint
 	srcURL.RawPath = ct.c.endpoint.EscapedPath() + "/" + url.PathEscape(ct.name) + "/" + escapePath(src)
 	srcURL.Path, _ = url.PathUnescape(srcURL.RawPath)
-	r.header.Set("x-ms-copy-source", srcURL.String())
+	source := srcURL.String()
+	if len(source) > MaxCopySourceLength {
+		return nil, &NameError{Name: src, Reason: fmt.Sprintf("too long to copy: its URL is %d bytes, the service takes at most %d", len(source), MaxCopySourceLength), Kind: ErrNameTooLong}
+	}
+	r.header.Set("x-ms-copy-source", source)
 	if srcCond.IfMatch != "" {
 		r.header.Set("x-ms-source-if-match", srcCond.IfMatch)
 	}
 	setMetadata(r.header, md)
 	dstCond.apply(r.header)
-	// Repeating a copy of an unchanged source gives the same result.
-	r.ok, r.idempotent = []int{http.StatusAccepted, http.StatusCreated}, srcCond.IfMatch != ""
-	p, err := ct.doWrite(ctx, r)
+	r.ok, r.idempotent = []int{http.StatusAccepted, http.StatusCreated}, true
+	var p *Properties
+	if dstCond == (Conditions{}) {
+		p, err = ct.doWrite(ctx, r)
+	} else {
+		p, err = ct.writeChecked(ctx, r, dstCond, func(cur *Properties, herr error) bool {
+			return herr == nil && sameCopySource(cur.CopySource, source) && (cur.CopyStatus == "success" || cur.CopyStatus == "pending")
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
 	for delay := 100 * time.Millisecond; p.CopyStatus == "pending"; delay = min(2*delay, 2*time.Second) {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("CopyBlob %q to %q: waiting for the copy: %w", src, dst, ctx.Err())
 		case <-time.After(delay):
 		}
 		if p, err = ct.GetProperties(ctx, dst); err != nil {
@@ -276,9 +372,24 @@ func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]st
 		}
 	}
 	if p.CopyStatus != "" && p.CopyStatus != "success" {
-		return nil, fmt.Errorf("CopyBlob %q to %q: copy %s", src, dst, p.CopyStatus)
+		return nil, fmt.Errorf("CopyBlob %q to %q: the service reports the copy %s", src, dst, p.CopyStatus)
+	}
+	if p.Size == 0 && p.ContentType == "" {
+		// The Copy answer carries no size or content headers: read them.
+		return ct.GetProperties(ctx, dst)
 	}
 	return p, nil
+}
+
+// sameCopySource compares copy source URLs as the service may echo them
+// with a different escaping.
+func sameCopySource(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return a == b
+	}
+	return ua.Path == ub.Path
 }
 
 func decodeB64(s string) []byte {

@@ -19,6 +19,8 @@ type Properties struct {
 	ContentMD5   []byte            // MD5 of the whole blob when the service has one
 	Metadata     map[string]string // names lower-cased
 	CopyStatus   string            // "", "pending", "success", "failed", "aborted"
+	CopyID       string            // x-ms-copy-id of the last copy into this blob
+	CopySource   string            // x-ms-copy-source of the last copy into this blob
 }
 
 const metaPrefix = "X-Ms-Meta-"
@@ -29,6 +31,8 @@ func propertiesFromHeader(name string, h http.Header) *Properties {
 		ETag:        h.Get("ETag"),
 		ContentType: h.Get("Content-Type"),
 		CopyStatus:  h.Get("x-ms-copy-status"),
+		CopyID:      h.Get("x-ms-copy-id"),
+		CopySource:  h.Get("x-ms-copy-source"),
 	}
 	p.LastModified, _ = http.ParseTime(h.Get("Last-Modified"))
 	if cr := h.Get("Content-Range"); cr != "" {

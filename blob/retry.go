@@ -12,11 +12,14 @@ import (
 // Waits grow as Base·2ⁿ, jittered by ±25 %, capped at MaxWait; a
 // Retry-After from the service is honoured (capped at MaxWait too).
 type RetryPolicy struct {
-	MaxAttempts    int           // per call, including the first; default 8
-	Base           time.Duration // default 200 ms
-	MaxWait        time.Duration // one wait at most; default 10 s
-	Budget         time.Duration // total time for a call's retries; default 60 s
-	AttemptTimeout time.Duration // until the response headers arrive; default 60 s
+	MaxAttempts int           // per call, including the first; default 8
+	Base        time.Duration // default 200 ms
+	MaxWait     time.Duration // one wait at most; default 10 s
+	Budget      time.Duration // total time for a call and its retries; default 2 min
+	// AttemptTimeout is the longest silence tolerated within one attempt:
+	// sending the body, waiting for the headers, or inside one Read of the
+	// answer's body. Default 30 s.
+	AttemptTimeout time.Duration
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -30,17 +33,19 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 		p.MaxWait = 10 * time.Second
 	}
 	if p.Budget == 0 {
-		p.Budget = 60 * time.Second
+		p.Budget = 2 * time.Minute
 	}
 	if p.AttemptTimeout == 0 {
-		p.AttemptTimeout = 60 * time.Second
+		p.AttemptTimeout = 30 * time.Second
 	}
 	return p
 }
 
 // next says whether to retry after the attempt-th failure err, and after
-// how long. Transport errors are retried only for idempotent requests: the
-// failed one may have been applied.
+// how long. Transport errors and 500/502/504 answers are retried only for
+// idempotent requests, since the failed one may have been applied; 408, 429
+// and 503 say the service turned the request away unapplied, so any request
+// may be repeated after them.
 func (p RetryPolicy) next(attempt int, err error, idempotent bool, elapsed time.Duration) (time.Duration, bool) {
 	if attempt+1 >= p.MaxAttempts {
 		return 0, false
@@ -53,7 +58,7 @@ func (p RetryPolicy) next(attempt int, err error, idempotent bool, elapsed time.
 			return 0, false
 		}
 	case errors.As(err, &se):
-		if !retryableStatus(se.Status) {
+		if !retryableStatus(se.Status) || !idempotent && !unapplied(se.Status) {
 			return 0, false
 		}
 	default:
@@ -78,6 +83,14 @@ func retryableStatus(status int) bool {
 	switch status {
 	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+func unapplied(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		return true
 	}
 	return false
