@@ -53,6 +53,8 @@ type Faults struct {
 	// RetryAfter is sent with 429 and 503; zero means 1 s. It is sent in
 	// whole seconds (Retry-After) and in milliseconds (x-ms-retry-after-ms).
 	RetryAfter time.Duration
+	// Max stops injecting after this many faults; 0 means no limit.
+	Max int
 	// Seed makes the choice of faulted requests repeatable; 0 picks one.
 	Seed uint64
 }
@@ -68,15 +70,16 @@ type Proxy struct {
 	done   chan struct{}
 	once   sync.Once
 
-	mu       sync.Mutex
-	faults   Faults
-	rng      *rand.Rand
-	outage   bool
-	hang     bool
-	counts   map[string]int
-	injected map[Fault]int
-	bytesIn  map[string]int64 // request bodies received, by operation
-	bytesOut map[string]int64 // response bodies sent, by operation
+	mu         sync.Mutex
+	faults     Faults
+	budgetUsed int // faults injected under the current Faults, for Max
+	rng        *rand.Rand
+	outage     bool
+	hang       bool
+	counts     map[string]int
+	injected   map[Fault]int
+	bytesIn    map[string]int64 // request bodies received, by operation
+	bytesOut   map[string]int64 // response bodies sent, by operation
 }
 
 // StartProxy starts a proxy on a free loopback port in front of target, a
@@ -151,6 +154,7 @@ func (p *Proxy) SetFaults(f Faults) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults = f
+	p.budgetUsed = 0
 	if f.Seed != 0 {
 		p.rng = rand.New(rand.NewPCG(f.Seed, 1))
 	}
@@ -330,9 +334,10 @@ func (p *Proxy) pick(op string) (Fault, Faults) {
 			return "", f
 		}
 	}
-	if p.rng.Float64() >= f.Rate {
+	if p.rng.Float64() >= f.Rate || f.Max > 0 && p.budgetUsed >= f.Max {
 		return "", f
 	}
+	p.budgetUsed++
 	kinds := f.Kinds
 	if len(kinds) == 0 {
 		kinds = AllFaults
