@@ -1,27 +1,38 @@
-// Package fs presents a blob container as a FUSE filesystem: directories
-// are '/'-delimited prefixes, reads are ranged downloads and writes are
-// block uploads. It speaks to the service only through the blob package.
 package fs
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
 	"time"
 
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
 	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/fs/readahead"
+	"github.com/blobfs/blobfs/fs/stage"
 )
 
 // Options tune a mount. Zero values take the defaults.
 type Options struct {
 	UID, GID          uint32      // owner of files without stored ownership
 	FileMode, DirMode os.FileMode // permissions of files/dirs without stored mode (0644/0755)
-	Umask             os.FileMode
+	Umask             os.FileMode // taken off FileMode and DirMode
 	ReadOnly          bool
 	AllowOther        bool
 
+	// How long the kernel and the mount trust what they were told about
+	// attributes, names and absent names. Defaults: DefaultAttrTTL,
+	// DefaultEntryTTL, DefaultNegativeTTL. The entry TTL also bounds how
+	// long a directory listing is reused. Negative values mean 0 (no cache).
 	AttrTTL, EntryTTL, NegativeTTL time.Duration
 
 	CacheDir    string // staging for data not yet uploaded
@@ -34,17 +45,209 @@ type Options struct {
 	Log    logrus.FieldLogger
 }
 
+// Default cache lifetimes: a change made by another client shows within
+// these, and `ls -l; stat` within them costs no calls.
+const (
+	DefaultAttrTTL     = 30 * time.Second
+	DefaultEntryTTL    = 30 * time.Second
+	DefaultNegativeTTL = 5 * time.Second
+)
+
+func ttl(v, def time.Duration) time.Duration {
+	switch {
+	case v < 0:
+		return 0
+	case v == 0:
+		return def
+	}
+	return v
+}
+
+// mount is the state every node shares.
+type mount struct {
+	store    Store
+	log      logrus.FieldLogger
+	stage    *stage.Manager
+	ra       readahead.Options
+	readOnly bool
+
+	uid, gid          uint32
+	fileMode, dirMode uint32
+	started           time.Time
+
+	attrTTL, entryTTL, negTTL time.Duration
+
+	stats counters
+
+	shadowOnce sync.Map // blob names hidden by a same-named directory, logged once
+}
+
+// shadowed reports a blob hidden by a directory of the same name.
+func (m *mount) shadowed(name string) {
+	if _, dup := m.shadowOnce.LoadOrStore(name, true); !dup {
+		m.log.WithField("blob", name).Warn("a directory of the same name hides this blob; rename it with another tool to reach it")
+	}
+}
+
 // Mounted is a live mount.
-type Mounted struct{}
+type Mounted struct {
+	m      *mount
+	root   *dirNode
+	server *fuse.Server
+	dir    string
+
+	unmountOnce sync.Once
+	unmountErr  error
+}
 
 // Mount mounts the container at mountpoint and returns once the kernel
 // serves it.
 func Mount(ctx context.Context, mountpoint string, ct *blob.Container, opts Options) (*Mounted, error) {
-	return nil, errors.New("fs: not implemented yet")
+	return MountStore(ctx, mountpoint, ct, opts)
 }
 
-// Unmount flushes pending uploads and unmounts.
-func (m *Mounted) Unmount(ctx context.Context) error { return errors.New("fs: not implemented yet") }
+// MountStore is Mount over any Store; tests use it to count or fail calls
+// on their way to a real service.
+func MountStore(ctx context.Context, mountpoint string, store Store, opts Options) (*Mounted, error) {
+	log := opts.Log
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	fileMode, dirMode := opts.FileMode&07777, opts.DirMode&07777
+	if fileMode == 0 {
+		fileMode = 0644
+	}
+	if dirMode == 0 {
+		dirMode = 0755
+	}
+	m := &mount{
+		store:    store,
+		log:      log,
+		readOnly: opts.ReadOnly,
+		uid:      opts.UID,
+		gid:      opts.GID,
+		fileMode: uint32(fileMode &^ opts.Umask),
+		dirMode:  uint32(dirMode &^ opts.Umask),
+		started:  time.Now(),
+		attrTTL:  ttl(opts.AttrTTL, DefaultAttrTTL),
+		entryTTL: ttl(opts.EntryTTL, DefaultEntryTTL),
+		negTTL:   ttl(opts.NegativeTTL, DefaultNegativeTTL),
+		ra:       readahead.Options{BlockSize: opts.BlockSize, Concurrency: opts.Concurrency},
+	}
+	if !opts.ReadOnly {
+		cacheDir := opts.CacheDir
+		if cacheDir == "" {
+			d, err := os.MkdirTemp("", "blobfs-stage-")
+			if err != nil {
+				return nil, fmt.Errorf("creating a staging directory (set --cache-dir): %w", err)
+			}
+			cacheDir = d
+		}
+		sm, err := stage.NewManager(store, stage.Options{
+			Dir: cacheDir, MaxBytes: opts.CacheSize, BlockSize: opts.BlockSize,
+			Concurrency: opts.Concurrency, Log: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening the staging directory %s: %w", cacheDir, err)
+		}
+		m.stage = sm
+	}
+
+	mountpoint, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	name := opts.FSName
+	if name == "" {
+		name = "blobfs"
+	}
+	fo := &gofs.Options{
+		EntryTimeout:    &m.entryTTL,
+		AttrTimeout:     &m.attrTTL,
+		NegativeTimeout: &m.negTTL,
+		UID:             m.uid,
+		GID:             m.gid,
+		MountOptions: fuse.MountOptions{
+			FsName:        name,
+			Name:          "blobfs",
+			AllowOther:    opts.AllowOther,
+			MaxWrite:      1 << 20,
+			MaxReadAhead:  1 << 20,
+			DisableXAttrs: true,
+			Debug:         opts.Debug,
+			// The kernel answers flock and fcntl locks itself: they then
+			// work between processes of this machine, which is all a blob
+			// container can offer.
+			EnableLocks: false,
+		},
+	}
+	if opts.AllowOther {
+		// Other users reach the mount: let the kernel enforce the modes.
+		fo.MountOptions.Options = append(fo.MountOptions.Options, "default_permissions")
+	}
+	if opts.ReadOnly {
+		fo.MountOptions.Options = append(fo.MountOptions.Options, "ro")
+	}
+	root := newDirNode(m, nil)
+	root.isRoot = true // the container: it needs no marker and has none
+	server, err := gofs.Mount(mountpoint, root, fo)
+	if err != nil {
+		if m.stage != nil {
+			m.stage.Close()
+		}
+		return nil, fmt.Errorf("mounting %s: %w (is /dev/fuse there and fusermount3 installed?)", mountpoint, err)
+	}
+	return &Mounted{m: m, root: root, server: server, dir: mountpoint}, nil
+}
+
+// Unmount flushes pending uploads and unmounts. Files still open are
+// committed first, so a SIGTERM does not lose what programs wrote.
+func (mt *Mounted) Unmount(ctx context.Context) error {
+	mt.unmountOnce.Do(func() {
+		var errs []error
+		if err := mt.m.flushAll(ctx, &mt.root.Inode); err != nil {
+			errs = append(errs, err)
+		}
+		if err := mt.unmount(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		mt.server.Wait()
+		if mt.m.stage != nil {
+			if err := mt.m.stage.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		mt.unmountErr = errors.Join(errs...)
+	})
+	return mt.unmountErr
+}
+
+// unmount asks the kernel to let go, retrying while the mount is busy and
+// detaching it lazily when ctx runs out, so nothing is left behind.
+func (mt *Mounted) unmount(ctx context.Context) error {
+	for {
+		err := mt.server.Unmount()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if lazy := syscall.Unmount(mt.dir, syscall.MNT_DETACH); lazy != nil {
+				out, lerr := exec.Command("fusermount3", "-u", "-z", mt.dir).CombinedOutput()
+				if lerr != nil {
+					return fmt.Errorf("unmounting %s: %w (lazy unmount: %v %s)", mt.dir, err, lerr, out)
+				}
+			}
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
 
 // Wait blocks until the filesystem is unmounted.
-func (m *Mounted) Wait() {}
+func (mt *Mounted) Wait() { mt.server.Wait() }
+
+// Dir is the mountpoint.
+func (mt *Mounted) Dir() string { return mt.dir }

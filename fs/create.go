@@ -1,0 +1,40 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/blobfs/blobfs/blob"
+)
+
+// Create makes a file that exists only here until its first close, when
+// it is uploaded (a small file in one Put Blob); nothing is sent before.
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if d.m.readOnly || d.m.stage == nil {
+		return nil, nil, 0, syscall.EROFS
+	}
+	full := d.childPath(name)
+	if err := blob.ValidateName(full); err != nil {
+		return nil, nil, 0, toErrno(d.m.log, "create", full, err)
+	}
+	st, err := d.m.stage.Open(ctx, full, nil, true)
+	if err != nil {
+		return nil, nil, 0, toErrno(d.m.log, "create", full, err)
+	}
+	f := newFileNode(d.m, nil)
+	f.attrs.setMode(mode)
+	f.staged, f.written = st, time.Now()
+	// Even an O_RDONLY create must produce the blob at close, so the
+	// handle commits like a writer; the kernel refuses its write()s.
+	h := &fileHandle{f: f, write: true, append: flags&syscall.O_APPEND != 0}
+	f.writers = 1
+	f.addHandleLocked(h)
+	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG})
+	d.noteChild(name, &entry{typ: syscall.S_IFREG, pending: true})
+	f.fill(&out.Attr)
+	return ch, h, fuse.FOPEN_KEEP_CACHE, 0
+}

@@ -1,0 +1,592 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/blobfs/blobfs/blob"
+)
+
+// dirNode is a directory: a '/'-terminated prefix, with or without a marker
+// blob. The root is the container itself.
+type dirNode struct {
+	gofs.Inode
+	m *mount
+
+	mu   sync.Mutex
+	list *listing // children as last listed, kept current with our own changes
+	// marker is the blob that keeps the directory when it is empty and
+	// holds its attributes: "dir/" (ours), or blobfuse2's "dir" with
+	// hdi_isfolder=true. nil when there is none.
+	marker    *blob.Properties
+	markerAt  time.Time // when marker was last learnt; zero: not known
+	attrs     fileAttrs
+	isRoot    bool
+	listingOK bool // set on the root, whose existence needs no marker
+}
+
+var (
+	_ gofs.NodeLookuper  = (*dirNode)(nil)
+	_ gofs.NodeReaddirer = (*dirNode)(nil)
+	_ gofs.NodeGetattrer = (*dirNode)(nil)
+	_ gofs.NodeSetattrer = (*dirNode)(nil)
+	_ gofs.NodeMkdirer   = (*dirNode)(nil)
+	_ gofs.NodeRmdirer   = (*dirNode)(nil)
+	_ gofs.NodeUnlinker  = (*dirNode)(nil)
+	_ gofs.NodeCreater   = (*dirNode)(nil)
+	_ gofs.NodeSymlinker = (*dirNode)(nil)
+	_ gofs.NodeMknoder   = (*dirNode)(nil)
+	_ gofs.NodeLinker    = (*dirNode)(nil)
+	_ gofs.NodeRenamer   = (*dirNode)(nil)
+	_ gofs.NodeStatfser  = (*dirNode)(nil)
+)
+
+func newDirNode(m *mount, marker *blob.Properties) *dirNode {
+	d := &dirNode{m: m, attrs: fileAttrs{md: map[string]string{}}}
+	if marker != nil {
+		d.setMarker(marker)
+	}
+	return d
+}
+
+// setMarker records the directory's marker blob; call with d.mu held or
+// before d is shared.
+func (d *dirNode) setMarker(p *blob.Properties) {
+	d.marker, d.markerAt = p, time.Now()
+	if p != nil {
+		d.attrs.md = cloneMeta(p.Metadata)
+	}
+}
+
+// name is the directory's blob prefix without the trailing '/'; "" for the root.
+func (d *dirNode) name() string { return d.Path(nil) }
+
+// prefix is what the names of the directory's blobs start with.
+func (d *dirNode) prefix() string {
+	if n := d.name(); n != "" {
+		return n + "/"
+	}
+	return ""
+}
+
+func (d *dirNode) childPath(name string) string { return d.prefix() + name }
+
+// cachedListing returns the listing when it is still fresh.
+func (d *dirNode) cachedListing() *listing {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.list.fresh(d.m.entryTTL) {
+		return d.list
+	}
+	return nil
+}
+
+// listing returns the directory's children, listing them when the cached
+// listing has expired. Local files not uploaded yet are merged in.
+func (d *dirNode) listing(ctx context.Context) (*listing, error) {
+	if l := d.cachedListing(); l != nil {
+		d.m.stats.listHits.Add(1)
+		return l, nil
+	}
+	d.m.stats.listMisses.Add(1)
+	l, err := d.m.list(ctx, d.prefix())
+	if err != nil {
+		return nil, err
+	}
+	for name, ch := range d.Children() {
+		if f, ok := ch.Operations().(*fileNode); ok && f.isPending() {
+			l.entries[name] = &entry{typ: syscall.S_IFREG, pending: true}
+		}
+	}
+	d.mu.Lock()
+	d.list = l
+	if !d.isRoot {
+		if l.marker != nil || d.marker == nil || d.marker.Name == d.prefix() {
+			d.setMarker(l.marker)
+		}
+	}
+	d.mu.Unlock()
+	return l, nil
+}
+
+// noteChild keeps a cached listing current after this mount changed name.
+func (d *dirNode) noteChild(name string, e *entry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.list == nil {
+		return
+	}
+	if e == nil {
+		delete(d.list.entries, name)
+	} else {
+		d.list.entries[name] = e
+	}
+}
+
+// Lookup answers from the cached listing when it is fresh (also for absent
+// names: no call), else with one probing List call.
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if ch := d.GetChild(name); ch != nil {
+		if f, ok := ch.Operations().(*fileNode); ok && f.isPending() {
+			f.fill(&out.Attr)
+			return ch, 0
+		}
+	}
+	var e *entry
+	if l := d.cachedListing(); l != nil {
+		d.m.stats.lookupHits.Add(1)
+		d.mu.Lock()
+		e = l.entries[name]
+		d.mu.Unlock()
+	} else {
+		d.m.stats.lookupMisses.Add(1)
+		var err error
+		if e, err = d.m.probe(ctx, d.childPath(name)); err != nil {
+			return nil, toErrno(d.m.log, "lookup", d.childPath(name), err)
+		}
+	}
+	if e == nil {
+		return nil, syscall.ENOENT
+	}
+	ch := d.child(ctx, name, e)
+	if errno := fillNode(ctx, ch, d.childPath(name), &out.Attr); errno != 0 {
+		return nil, errno
+	}
+	return ch, 0
+}
+
+// fillNode writes the attributes of any of our nodes.
+// A new child is not in the tree yet, so its path is passed in.
+func fillNode(ctx context.Context, ch *gofs.Inode, path string, out *fuse.Attr) syscall.Errno {
+	switch n := ch.Operations().(type) {
+	case *fileNode:
+		n.fill(out)
+	case *symlinkNode:
+		n.fill(out)
+	case *dirNode:
+		return n.getattrAt(ctx, path, out)
+	}
+	return 0
+}
+
+// child returns the inode for a listed entry, reusing the existing one when
+// its type still matches so open files and cached state carry over.
+func (d *dirNode) child(ctx context.Context, name string, e *entry) *gofs.Inode {
+	if ch := d.GetChild(name); ch != nil {
+		switch n := ch.Operations().(type) {
+		case *fileNode:
+			if e.typ == syscall.S_IFREG {
+				n.refresh(e.props)
+				return ch
+			}
+		case *symlinkNode:
+			if e.typ == syscall.S_IFLNK {
+				n.refresh(e.props)
+				return ch
+			}
+		case *dirNode:
+			if e.typ == syscall.S_IFDIR {
+				if e.props != nil {
+					n.mu.Lock()
+					n.setMarker(e.props)
+					n.mu.Unlock()
+				}
+				return ch
+			}
+		}
+	}
+	var ops gofs.InodeEmbedder
+	switch e.typ {
+	case syscall.S_IFDIR:
+		ops = newDirNode(d.m, e.props)
+	case syscall.S_IFLNK:
+		ops = newSymlinkNode(d.m, e.props, "")
+	default:
+		ops = newFileNode(d.m, e.props)
+	}
+	return d.NewInode(ctx, ops, gofs.StableAttr{Mode: e.typ})
+}
+
+// Readdir lists the directory (5,000 names per call) and creates the
+// children's inodes from the listing, so that READDIRPLUS and a later stat
+// need no calls and inode numbers stay the same between two readdirs.
+func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	l, err := d.listing(ctx)
+	if err != nil {
+		return nil, toErrno(d.m.log, "readdir", d.name(), err)
+	}
+	d.mu.Lock()
+	names := l.names()
+	ents := make(map[string]*entry, len(names))
+	for _, n := range names {
+		ents[n] = l.entries[n]
+	}
+	d.mu.Unlock()
+	out := make([]fuse.DirEntry, 0, len(names)+2)
+	out = append(out,
+		fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.StableAttr().Ino},
+		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: d.parentIno()})
+	for _, n := range names {
+		e := ents[n]
+		var ch *gofs.Inode
+		if e.pending {
+			ch = d.GetChild(n)
+		} else {
+			ch = d.child(ctx, n, e)
+			if d.GetChild(n) != ch {
+				d.AddChild(n, ch, true)
+			}
+		}
+		if ch == nil {
+			continue
+		}
+		out = append(out, fuse.DirEntry{Name: n, Mode: e.typ, Ino: ch.StableAttr().Ino})
+	}
+	return gofs.NewListDirStream(out), 0
+}
+
+func (d *dirNode) parentIno() uint64 {
+	if _, p := d.Parent(); p != nil {
+		return p.StableAttr().Ino
+	}
+	return d.StableAttr().Ino
+}
+
+func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	return d.getattr(ctx, &out.Attr)
+}
+
+// getattr learns the marker (one HEAD of "dir/") when it is not known or
+// has expired, since a listing of the parent rolls markers up into prefixes.
+func (d *dirNode) getattr(ctx context.Context, out *fuse.Attr) syscall.Errno {
+	return d.getattrAt(ctx, d.name(), out)
+}
+
+func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) syscall.Errno {
+	prefix := name + "/"
+	d.mu.Lock()
+	known := d.isRoot || time.Since(d.markerAt) < d.m.attrTTL
+	d.mu.Unlock()
+	if !known {
+		p, err := d.m.head(ctx, prefix)
+		switch {
+		case errors.Is(err, blob.ErrNotFound):
+			p = nil
+		case err != nil:
+			return toErrno(d.m.log, "getattr", name, err)
+		}
+		d.mu.Lock()
+		if p != nil || d.marker == nil || d.marker.Name == prefix {
+			d.setMarker(p)
+		} else {
+			d.markerAt = time.Now()
+		}
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var lastMod time.Time
+	if d.marker != nil {
+		lastMod = d.marker.LastModified
+	}
+	d.attrs.fill(d.m, out, syscall.S_IFDIR, 0, lastMod)
+	return 0
+}
+
+// Setattr stores mode, owner and times in the marker, writing one when the
+// directory has none yet (the root has nowhere to keep them: they last
+// until unmount).
+func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if d.m.readOnly {
+		return syscall.EROFS
+	}
+	if _, ok := in.GetSize(); ok {
+		return syscall.EISDIR
+	}
+	if errno := d.getattr(ctx, &out.Attr); errno != 0 {
+		return errno
+	}
+	d.mu.Lock()
+	md := cloneMeta(d.attrs.md)
+	marker := d.marker
+	d.mu.Unlock()
+	a := fileAttrs{md: md}
+	if !applySetattr(&a, in, d.m, &out.Attr) {
+		return 0
+	}
+	if d.isRoot {
+		d.mu.Lock()
+		d.attrs = a
+		d.mu.Unlock()
+		return d.getattr(ctx, &out.Attr)
+	}
+	var p *blob.Properties
+	var err error
+	if marker != nil {
+		p, err = d.m.store.SetMetadata(ctx, marker.Name, md, blob.Conditions{})
+		if err == nil {
+			p.Name, p.Metadata, p.Size = marker.Name, md, 0
+		}
+	} else {
+		p, err = d.m.writeMarker(ctx, d.prefix(), md)
+	}
+	if err != nil {
+		return toErrno(d.m.log, "setattr", d.name(), err)
+	}
+	d.mu.Lock()
+	d.setMarker(p)
+	d.mu.Unlock()
+	return d.getattr(ctx, &out.Attr)
+}
+
+// writeMarker writes our directory marker style: a zero-length "dir/" with
+// hdi_isfolder=true, which rclone, gcsfuse and blobfuse2 all read as a
+// directory.
+func (m *mount) writeMarker(ctx context.Context, prefix string, md map[string]string) (*blob.Properties, error) {
+	md = cloneMeta(md)
+	md[keyFolder] = "true"
+	p, err := m.store.Upload(ctx, prefix, nil, blob.PutOptions{Metadata: md})
+	if err != nil {
+		return nil, err
+	}
+	p.Name, p.Size, p.Metadata = prefix, 0, md
+	return p, nil
+}
+
+func (m *mount) head(ctx context.Context, name string) (*blob.Properties, error) {
+	m.stats.headCalls.Add(1)
+	return m.store.GetProperties(ctx, name)
+}
+
+// applySetattr copies the mode, owner and times of in into a and reports
+// whether anything the blob stores changed.
+func applySetattr(a *fileAttrs, in *fuse.SetAttrIn, m *mount, cur *fuse.Attr) bool {
+	changed := false
+	if mode, ok := in.GetMode(); ok {
+		a.setMode(mode)
+		changed = true
+	}
+	if uid, ok := in.GetUID(); ok {
+		a.setUID(uid)
+		changed = true
+	}
+	if gid, ok := in.GetGID(); ok {
+		a.setGID(gid)
+		changed = true
+	}
+	if mt, ok := in.GetMTime(); ok {
+		a.setMtime(mt)
+		changed = true
+	} else if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
+		a.setMtime(time.Now())
+		changed = true
+	}
+	return changed
+}
+
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.m.readOnly {
+		return nil, syscall.EROFS
+	}
+	full := d.childPath(name)
+	if err := blob.ValidateName(full); err != nil {
+		return nil, toErrno(d.m.log, "mkdir", full, err)
+	}
+	a := fileAttrs{md: map[string]string{}}
+	a.setMode(mode)
+	a.setMtime(time.Now())
+	p, err := d.m.writeMarker(ctx, full+"/", a.md)
+	if err != nil {
+		return nil, toErrno(d.m.log, "mkdir", full, err)
+	}
+	nd := newDirNode(d.m, p)
+	// A directory we just made is empty: lookups inside it need no calls.
+	nd.list = &listing{at: time.Now(), entries: map[string]*entry{}, marker: p}
+	d.noteChild(name, &entry{typ: syscall.S_IFDIR})
+	ch := d.NewInode(ctx, nd, gofs.StableAttr{Mode: syscall.S_IFDIR})
+	nd.getattr(ctx, &out.Attr)
+	return ch, 0
+}
+
+// Rmdir refuses a directory that still has anything under it, which one
+// 2-result listing tells (the marker itself may be the first result).
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if d.m.readOnly {
+		return syscall.EROFS
+	}
+	full := d.childPath(name)
+	var cd *dirNode
+	if ch := d.GetChild(name); ch != nil {
+		cd, _ = ch.Operations().(*dirNode)
+		if cd == nil {
+			return syscall.ENOTDIR
+		}
+		for _, gc := range ch.Children() {
+			if f, ok := gc.Operations().(*fileNode); ok && f.isPending() {
+				return syscall.ENOTEMPTY
+			}
+		}
+	}
+	d.m.stats.listCalls.Add(1)
+	page, err := d.m.store.List(ctx, blob.ListOptions{Prefix: full + "/", Delimiter: "/", MaxResults: 2, IncludeMetadata: true})
+	if err != nil {
+		return toErrno(d.m.log, "rmdir", full, err)
+	}
+	for _, p := range page.Blobs {
+		if p.Name != full+"/" {
+			return syscall.ENOTEMPTY
+		}
+	}
+	if len(page.Prefixes) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	if err := d.m.deleteMarkers(ctx, full, cd); err != nil {
+		return toErrno(d.m.log, "rmdir", full, err)
+	}
+	d.noteChild(name, nil)
+	d.keepIfEmpty(ctx)
+	return 0
+}
+
+// deleteMarkers removes both marker styles of directory full.
+func (m *mount) deleteMarkers(ctx context.Context, full string, cd *dirNode) error {
+	if err := m.store.Delete(ctx, full+"/", blob.Conditions{}); err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return err
+	}
+	// blobfuse2's "dir" marker, only when we know it is one: a plain blob
+	// of that name is data, not ours to delete.
+	if cd != nil {
+		cd.mu.Lock()
+		mk := cd.marker
+		cd.mu.Unlock()
+		if mk != nil && mk.Name == full {
+			if err := m.store.Delete(ctx, full, blob.Conditions{}); err != nil && !errors.Is(err, blob.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// keepIfEmpty writes a marker for a marker-less directory that just lost
+// its last entry, so it does not vanish from under a user inside it.
+func (d *dirNode) keepIfEmpty(ctx context.Context) {
+	if d.isRoot || d.m.readOnly {
+		return
+	}
+	d.mu.Lock()
+	known := !d.markerAt.IsZero()
+	hasMarker := d.marker != nil
+	d.mu.Unlock()
+	if known && hasMarker {
+		return
+	}
+	prefix := d.prefix()
+	d.m.stats.listCalls.Add(1)
+	page, err := d.m.store.List(ctx, blob.ListOptions{Prefix: prefix, Delimiter: "/", MaxResults: 1})
+	if err != nil || len(page.Blobs)+len(page.Prefixes) > 0 {
+		return
+	}
+	d.mu.Lock()
+	md := cloneMeta(d.attrs.md)
+	d.mu.Unlock()
+	p, err := d.m.writeMarker(ctx, prefix, md)
+	if err != nil {
+		d.m.log.WithField("path", d.name()).Warnf("keeping the emptied directory: %v", err)
+		return
+	}
+	d.mu.Lock()
+	d.setMarker(p)
+	d.mu.Unlock()
+}
+
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if d.m.readOnly {
+		return syscall.EROFS
+	}
+	full := d.childPath(name)
+	ch := d.GetChild(name)
+	if ch != nil {
+		if _, ok := ch.Operations().(*dirNode); ok {
+			return syscall.EISDIR
+		}
+		if f, ok := ch.Operations().(*fileNode); ok {
+			if errno := f.unlink(ctx, full); errno != 0 {
+				return errno
+			}
+			d.noteChild(name, nil)
+			d.keepIfEmpty(ctx)
+			return 0
+		}
+	}
+	if err := d.m.store.Delete(ctx, full, blob.Conditions{}); err != nil {
+		return toErrno(d.m.log, "unlink", full, err)
+	}
+	d.noteChild(name, nil)
+	d.keepIfEmpty(ctx)
+	return 0
+}
+
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.m.readOnly {
+		return nil, syscall.EROFS
+	}
+	full := d.childPath(name)
+	a := fileAttrs{md: map[string]string{keySymlink: "true"}}
+	a.setMtime(time.Now())
+	p, err := d.m.store.Upload(ctx, full, []byte(target), blob.PutOptions{Metadata: a.md})
+	if err != nil {
+		return nil, toErrno(d.m.log, "symlink", full, err)
+	}
+	p.Name, p.Size, p.Metadata = full, int64(len(target)), a.md
+	sn := newSymlinkNode(d.m, p, target)
+	d.noteChild(name, &entry{typ: syscall.S_IFLNK, props: p})
+	ch := d.NewInode(ctx, sn, gofs.StableAttr{Mode: syscall.S_IFLNK})
+	sn.fill(&out.Attr)
+	return ch, 0
+}
+
+// Mknod makes regular files only: a blob cannot be a device or a FIFO.
+func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, syscall.EPERM
+	}
+	ch, fh, _, errno := d.Create(ctx, name, syscall.O_WRONLY, mode, out)
+	if errno != 0 {
+		return nil, errno
+	}
+	h := fh.(*fileHandle)
+	if errno := h.Flush(ctx); errno != 0 {
+		h.Release(ctx)
+		return nil, errno
+	}
+	h.Release(ctx)
+	return ch, 0
+}
+
+// Link is refused: a blob has exactly one name.
+func (d *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+// Statfs reports a large, mostly free filesystem: a container has no size
+// limit worth showing, and df and installers only need it to be sane.
+func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	const bsize = 4096
+	const total = 1 << 50 / bsize // 1 PiB
+	out.Bsize = bsize
+	out.Frsize = bsize
+	out.Blocks = total
+	out.Bfree = total
+	out.Bavail = total
+	out.Files = 1 << 32
+	out.Ffree = 1 << 32
+	out.NameLen = 255
+	return 0
+}

@@ -1,0 +1,65 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/blobfs/blobfs/blob"
+)
+
+// errnoTable is the one place where failures become errnos; doc.go lists it
+// for users. Order matters: the first match wins.
+var errnoTable = []struct {
+	kind  error
+	errno syscall.Errno
+}{
+	{blob.ErrNotFound, syscall.ENOENT},
+	{blob.ErrExists, syscall.EEXIST},
+	// Another writer changed the blob between our read and our write: the
+	// program's view is out of date, which is what ESTALE says.
+	{blob.ErrPrecondition, syscall.ESTALE},
+	{blob.ErrAuthentication, syscall.EACCES},
+	{blob.ErrAuthorization, syscall.EACCES},
+	{blob.ErrTooLarge, syscall.EFBIG},
+	{blob.ErrInvalidName, syscall.EINVAL},
+	{blob.ErrNameTooLong, syscall.ENAMETOOLONG},
+	// Throttling that outlived the client's retries, integrity failures,
+	// deadlines and transport errors all end as EIO.
+}
+
+// errnoOf maps err to an errno without logging.
+func errnoOf(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	// The staging area reports a full cache as an error wrapping ENOSPC.
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	for _, m := range errnoTable {
+		if m.kind != nil && errors.Is(err, m.kind) {
+			return m.errno
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return syscall.EINTR
+	}
+	return syscall.EIO
+}
+
+// toErrno maps err and logs it once, at warn, with the operation and path,
+// so a user who sees only "Input/output error" can find out why. Expected
+// outcomes (ENOENT, EEXIST) are not logged.
+func toErrno(log logrus.FieldLogger, op, path string, err error) syscall.Errno {
+	e := errnoOf(err)
+	switch e {
+	case 0, syscall.ENOENT, syscall.EEXIST, syscall.ENOTEMPTY, syscall.EINTR:
+	default:
+		log.WithFields(logrus.Fields{"op": op, "path": path, "errno": e.Error()}).Warn(err)
+	}
+	return e
+}

@@ -1,0 +1,440 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"path"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/fs/stage"
+)
+
+// fileNode is a regular file: one block blob.
+type fileNode struct {
+	gofs.Inode
+	m *mount
+
+	mu sync.Mutex
+	// props is the blob as last seen in (or committed to) the service;
+	// nil while a file created here has not been uploaded.
+	props   *blob.Properties
+	propsAt time.Time
+	attrs   fileAttrs // the metadata the next write sends
+	// staged holds the content while the file is open for writing, and
+	// after an unlink while it is open.
+	staged  *stage.File
+	writers int // handles sharing staged
+	handles int
+	open    map[*fileHandle]struct{}
+	// written is when content last changed locally; it becomes the mtime
+	// on commit unless a utimens came after it.
+	written   time.Time
+	metaDirty bool // attrs changed while staged: they go with the commit
+	unlinked  bool
+	// keptETag is the version whose pages the kernel may still cache:
+	// an open of the same version keeps them, any other drops them.
+	keptETag string
+}
+
+var (
+	_ gofs.NodeGetattrer = (*fileNode)(nil)
+	_ gofs.NodeSetattrer = (*fileNode)(nil)
+	_ gofs.NodeOpener    = (*fileNode)(nil)
+	_ gofs.NodeAllocater = (*fileNode)(nil)
+)
+
+func newFileNode(m *mount, p *blob.Properties) *fileNode {
+	f := &fileNode{m: m, attrs: fileAttrs{md: map[string]string{}}}
+	if p != nil {
+		f.props, f.propsAt, f.attrs.md = p, time.Now(), cloneMeta(p.Metadata)
+	}
+	return f
+}
+
+// isPending tells a file created here whose blob does not exist yet.
+func (f *fileNode) isPending() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.props == nil && !f.unlinked
+}
+
+// refresh takes newer properties from a listing or probe, unless local
+// changes are authoritative.
+func (f *fileNode) refresh(p *blob.Properties) {
+	if p == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.staged != nil || f.props == nil {
+		return
+	}
+	if p.ETag != f.props.ETag {
+		f.attrs.md = cloneMeta(p.Metadata)
+	}
+	f.props, f.propsAt = p, time.Now()
+}
+
+// fill writes the attributes; call without f.mu.
+func (f *fileNode) fill(out *fuse.Attr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fillLocked(out)
+}
+
+func (f *fileNode) fillLocked(out *fuse.Attr) {
+	var size int64
+	var lastMod time.Time
+	if f.props != nil {
+		size, lastMod = f.props.Size, f.props.LastModified
+	}
+	if f.staged != nil {
+		size = f.staged.Size()
+	}
+	f.attrs.fill(f.m, out, syscall.S_IFREG, size, lastMod)
+	if !f.written.IsZero() {
+		out.SetTimes(&f.written, &f.written, nil)
+	}
+}
+
+func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if errno := f.revalidate(ctx); errno != 0 {
+		return errno
+	}
+	f.fill(&out.Attr)
+	return 0
+}
+
+// revalidate re-reads the blob's properties (one HEAD) when they are older
+// than the attribute TTL and nothing local overrides them.
+func (f *fileNode) revalidate(ctx context.Context) syscall.Errno {
+	f.mu.Lock()
+	stale := f.staged == nil && f.props != nil && time.Since(f.propsAt) >= f.m.attrTTL
+	name := f.Path(nil)
+	f.mu.Unlock()
+	if !stale {
+		return 0
+	}
+	p, err := f.m.head(ctx, name)
+	if err != nil {
+		return toErrno(f.m.log, "getattr", name, err)
+	}
+	f.refresh(p)
+	return 0
+}
+
+// contentType keeps the blob's Content-Type across rewrites (Put Block List
+// replaces it) and guesses one from the extension for new blobs.
+func (f *fileNode) contentType(name string) string {
+	if f.props != nil && f.props.ContentType != "" {
+		return f.props.ContentType
+	}
+	return mime.TypeByExtension(path.Ext(name))
+}
+
+// commitMetaLocked is the full metadata set for the next write.
+func (f *fileNode) commitMetaLocked() map[string]string {
+	md := cloneMeta(f.attrs.md)
+	if !f.written.IsZero() {
+		(&fileAttrs{md: md}).setMtime(f.written)
+	}
+	return md
+}
+
+// commit uploads what the staged file holds; a failure is the program's
+// error at close() or fsync().
+func (f *fileNode) commit(ctx context.Context) error {
+	f.mu.Lock()
+	st := f.staged
+	if st == nil || f.unlinked {
+		f.mu.Unlock()
+		return nil
+	}
+	name := f.Path(nil)
+	md := f.commitMetaLocked()
+	opts := blob.PutOptions{Metadata: md, ContentType: f.contentType(name)}
+	metaDirty := f.metaDirty
+	dirty := st.Dirty()
+	f.mu.Unlock()
+
+	var p *blob.Properties
+	var err error
+	switch {
+	case dirty:
+		f.m.stats.commits.Add(1)
+		p, err = st.Commit(ctx, opts)
+	case metaDirty:
+		f.mu.Lock()
+		old := f.props
+		f.mu.Unlock()
+		if old == nil {
+			return nil
+		}
+		p, err = f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
+		if err == nil {
+			p.Size, p.ContentType, p.ContentMD5 = old.Size, old.ContentType, old.ContentMD5
+		}
+	default:
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.Name, p.Metadata = name, md
+	if p.Size == 0 && dirty {
+		p.Size = st.Size()
+	}
+	f.mu.Lock()
+	f.props, f.propsAt, f.keptETag = p, time.Now(), p.ETag
+	f.attrs.md = cloneMeta(md)
+	f.written, f.metaDirty = time.Time{}, false
+	f.mu.Unlock()
+	if _, parent := f.Parent(); parent != nil {
+		if d, ok := parent.Operations().(*dirNode); ok {
+			d.noteChild(path.Base(name), &entry{typ: syscall.S_IFREG, props: p})
+		}
+	}
+	return nil
+}
+
+// openStaged makes sure the content is staged for writing; call with f.mu.
+func (f *fileNode) openStagedLocked(ctx context.Context, truncate bool) error {
+	if f.staged != nil {
+		if truncate {
+			f.written = time.Now()
+			return f.staged.Truncate(ctx, 0)
+		}
+		return nil
+	}
+	if f.m.stage == nil {
+		return syscall.EROFS
+	}
+	st, err := f.m.stage.Open(ctx, f.Path(nil), f.props, truncate)
+	if err != nil {
+		return err
+	}
+	f.staged = st
+	if truncate {
+		f.written = time.Now()
+	}
+	return nil
+}
+
+// releaseStagedLocked lets go of the staged file once no handle writes.
+func (f *fileNode) releaseStagedLocked() {
+	if f.staged == nil || f.writers > 0 || (f.unlinked && f.handles > 0) {
+		return
+	}
+	if f.unlinked {
+		f.staged.Discard()
+	} else if err := f.staged.Close(); err != nil {
+		f.m.log.WithField("path", f.Path(nil)).Warnf("closing the staged file: %v", err)
+	}
+	f.staged = nil
+}
+
+func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if f.m.readOnly {
+		return syscall.EROFS
+	}
+	name := f.Path(nil)
+	if size, ok := in.GetSize(); ok {
+		if errno := f.truncate(ctx, name, int64(size)); errno != 0 {
+			return errno
+		}
+	}
+	f.mu.Lock()
+	a := fileAttrs{md: cloneMeta(f.attrs.md)}
+	var cur fuse.Attr
+	f.fillLocked(&cur)
+	changed := applySetattr(&a, in, f.m, &cur)
+	if changed {
+		_, mtimeSet := in.GetMTime()
+		if mtimeSet || in.Valid&fuse.FATTR_MTIME_NOW != 0 {
+			f.written = time.Time{}
+		}
+		f.attrs = a
+	}
+	if !changed || f.staged != nil || f.props == nil || f.unlinked {
+		// Open for writing (or new): the metadata goes with the commit.
+		f.metaDirty = f.metaDirty || changed
+		f.fillLocked(&out.Attr)
+		f.mu.Unlock()
+		return 0
+	}
+	old := f.props
+	md := f.commitMetaLocked()
+	f.mu.Unlock()
+
+	p, err := f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
+	if err != nil {
+		return toErrno(f.m.log, "setattr", name, err)
+	}
+	np := *old
+	np.ETag, np.LastModified, np.Metadata = p.ETag, p.LastModified, md
+	f.mu.Lock()
+	if f.keptETag == old.ETag {
+		f.keptETag = np.ETag // only the metadata changed: cached pages stay valid
+	}
+	f.props, f.propsAt = &np, time.Now()
+	f.fillLocked(&out.Attr)
+	f.mu.Unlock()
+	return 0
+}
+
+// truncate changes the size. Without an open writer it stages, truncates
+// and commits at once (a truncate to 0 is one Put Blob).
+func (f *fileNode) truncate(ctx context.Context, name string, size int64) syscall.Errno {
+	f.mu.Lock()
+	if f.staged != nil {
+		st := f.staged
+		f.written = time.Now()
+		f.mu.Unlock()
+		if err := st.Truncate(ctx, size); err != nil {
+			return toErrno(f.m.log, "truncate", name, err)
+		}
+		return 0
+	}
+	err := f.openStagedLocked(ctx, size == 0)
+	if err == nil && size != 0 {
+		err = f.staged.Truncate(ctx, size)
+	}
+	f.written = time.Now()
+	f.writers++
+	f.mu.Unlock()
+	if err == nil {
+		err = f.commit(ctx)
+	}
+	f.mu.Lock()
+	f.writers--
+	f.releaseStagedLocked()
+	f.mu.Unlock()
+	if err != nil {
+		return toErrno(f.m.log, "truncate", name, err)
+	}
+	return 0
+}
+
+// Allocate with mode 0 extends the file to off+size (holes read as
+// zeros); the other modes (keep size, punch hole) mean nothing to a blob.
+func (f *fileNode) Allocate(ctx context.Context, fh gofs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	if mode != 0 {
+		return syscall.EOPNOTSUPP
+	}
+	if f.m.readOnly {
+		return syscall.EROFS
+	}
+	var cur fuse.Attr
+	f.fill(&cur)
+	if off+size <= cur.Size {
+		return 0
+	}
+	return f.truncate(ctx, f.Path(nil), int64(off+size))
+}
+
+func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	name := f.Path(nil)
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	trunc := flags&syscall.O_TRUNC != 0
+	if (write || trunc) && f.m.readOnly {
+		return nil, 0, syscall.EROFS
+	}
+	if !write {
+		if errno := f.revalidate(ctx); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unlinked {
+		return nil, 0, syscall.ENOENT
+	}
+	if write || trunc {
+		if err := f.openStagedLocked(ctx, trunc); err != nil {
+			return nil, 0, toErrno(f.m.log, "open", name, err)
+		}
+	}
+	h := &fileHandle{f: f, write: write, append: flags&syscall.O_APPEND != 0}
+	f.addHandleLocked(h)
+	if write {
+		f.writers++
+	}
+	var fuseFlags uint32
+	if f.props != nil && f.props.ETag == f.keptETag {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	} else if f.staged != nil && f.props == nil {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	if f.props != nil && f.staged == nil {
+		f.keptETag = f.props.ETag
+		h.version = f.props
+	}
+	return h, fuseFlags, 0
+}
+
+func (f *fileNode) addHandleLocked(h *fileHandle) {
+	if f.open == nil {
+		f.open = map[*fileHandle]struct{}{}
+	}
+	f.open[h] = struct{}{}
+	f.handles++
+}
+
+// unlink deletes the blob. An open file keeps working on its staged copy
+// until the last close, and is never uploaded again.
+func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
+	f.mu.Lock()
+	props, open := f.props, f.handles > 0
+	if open && f.staged == nil && props != nil && f.m.stage != nil {
+		// Readers keep reading after the blob is gone: take a local copy.
+		err := f.openStagedLocked(ctx, false)
+		if err == nil {
+			err = localize(ctx, f.staged)
+			if err != nil {
+				f.staged.Discard()
+				f.staged = nil
+			}
+		}
+		if err != nil {
+			f.mu.Unlock()
+			return toErrno(f.m.log, "unlink", name, err)
+		}
+	}
+	f.mu.Unlock()
+	if props != nil {
+		err := f.m.store.Delete(ctx, name, blob.Conditions{})
+		if err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return toErrno(f.m.log, "unlink", name, err)
+		}
+	}
+	f.mu.Lock()
+	f.unlinked = true
+	f.releaseStagedLocked()
+	f.mu.Unlock()
+	return 0
+}
+
+// localize copies every byte of a staged file that still lives in the
+// service into the staging area, by writing it back to itself.
+func localize(ctx context.Context, st *stage.File) error {
+	buf := make([]byte, 1<<20)
+	size := st.Size()
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n, err := st.ReadAt(ctx, buf, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if _, err := st.WriteAt(ctx, buf[:n], off); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/fs/readahead"
+)
+
+// fileHandle is one open() of a file. Writers share the node's staged
+// file; a reader of a file nobody writes reads one version of the blob
+// through readahead.
+type fileHandle struct {
+	f      *fileNode
+	write  bool
+	append bool
+
+	mu      sync.Mutex
+	version *blob.Properties // the blob as it was at open, for readers
+	rd      *readahead.Reader
+	closed  bool
+}
+
+var (
+	_ gofs.FileReader   = (*fileHandle)(nil)
+	_ gofs.FileWriter   = (*fileHandle)(nil)
+	_ gofs.FileFlusher  = (*fileHandle)(nil)
+	_ gofs.FileFsyncer  = (*fileHandle)(nil)
+	_ gofs.FileReleaser = (*fileHandle)(nil)
+)
+
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	f := h.f
+	f.mu.Lock()
+	st := f.staged
+	name := f.Path(nil)
+	f.mu.Unlock()
+	var n int
+	var err error
+	if st != nil {
+		// Someone writes (or wrote and has not closed): what was written
+		// is the content, whether it is uploaded or not.
+		n, err = st.ReadAt(ctx, dest, off)
+	} else {
+		n, err = h.readBlob(ctx, name, dest, off)
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, toErrno(f.m.log, "read", name, err)
+	}
+	f.m.stats.bytesRead.Add(int64(n))
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *fileHandle) readBlob(ctx context.Context, name string, dest []byte, off int64) (int, error) {
+	h.mu.Lock()
+	if h.version == nil {
+		// Opened while a writer held the file, which has since committed.
+		h.f.mu.Lock()
+		h.version = h.f.props
+		h.f.mu.Unlock()
+	}
+	v := h.version
+	if v == nil || off >= v.Size {
+		h.mu.Unlock()
+		return 0, io.EOF
+	}
+	if h.rd == nil {
+		h.rd = readahead.New(h.f.m.store, name, v.Size, v.ETag, h.f.m.ra)
+	}
+	rd := h.rd
+	h.mu.Unlock()
+	return rd.ReadAt(ctx, dest, off)
+}
+
+func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	f := h.f
+	f.mu.Lock()
+	st := f.staged
+	name := f.Path(nil)
+	f.written = time.Now()
+	f.mu.Unlock()
+	if !h.write || st == nil {
+		return 0, syscall.EBADF
+	}
+	if h.append {
+		// The kernel's idea of the end may be stale when another handle
+		// grew the file; O_APPEND means our end.
+		off = st.Size()
+	}
+	n, err := st.WriteAt(ctx, data, off)
+	if err != nil {
+		return uint32(n), toErrno(f.m.log, "write", name, err)
+	}
+	f.m.stats.bytesWritten.Add(int64(n))
+	return uint32(n), 0
+}
+
+// Flush runs at every close(): the upload happens here, and its error is
+// close()'s.
+func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	if !h.write {
+		return 0
+	}
+	if err := h.f.commit(ctx); err != nil {
+		return toErrno(h.f.m.log, "close", h.f.Path(nil), err)
+	}
+	return 0
+}
+
+func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if !h.write {
+		return 0
+	}
+	if err := h.f.commit(ctx); err != nil {
+		return toErrno(h.f.m.log, "fsync", h.f.Path(nil), err)
+	}
+	return 0
+}
+
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return 0
+	}
+	h.closed = true
+	if h.rd != nil {
+		h.rd.Close()
+		h.rd = nil
+	}
+	h.mu.Unlock()
+	f := h.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.handles--
+	delete(f.open, h)
+	if h.write {
+		f.writers--
+	}
+	f.releaseStagedLocked()
+	return 0
+}
+
+// repoint makes a reader follow its file to a new name: the copy has the
+// same bytes under a new ETag.
+func (h *fileHandle) repoint(p *blob.Properties) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rd != nil {
+		h.rd.Close()
+		h.rd = nil
+	}
+	if h.version != nil {
+		h.version = p
+	}
+}
