@@ -26,8 +26,9 @@ type Loaded struct {
 // Parse reads the settings of subcommand cmd from args (flags and
 // positional arguments may be mixed), the environment through getenv, and
 // the config file named by --config or BLOBFS_CONFIG. usage, when not nil,
-// prints the help; -h and --help return flag.ErrHelp.
-func Parse(cmd string, args []string, getenv func(string) string, usage func(*flag.FlagSet)) (*Loaded, error) {
+// prints the help; -h and --help return flag.ErrHelp. extra, when given,
+// adds flags that are not settings (e.g. unmount's --lazy) to the set.
+func Parse(cmd string, args []string, getenv func(string) string, usage func(*flag.FlagSet), extra ...func(*flag.FlagSet)) (*Loaded, error) {
 	table := Table()
 	fset := flag.NewFlagSet("blobfs "+cmd, flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
@@ -40,6 +41,9 @@ func Parse(cmd string, args []string, getenv func(string) string, usage func(*fl
 			continue
 		}
 		fset.Var(&rawValue{s: s, raw: raw}, s.Key, s.Help)
+	}
+	for _, x := range extra {
+		x(fset)
 	}
 	var pos []string
 	for {

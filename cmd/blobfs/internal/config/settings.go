@@ -38,7 +38,7 @@ type Settings struct {
 	AccountKey         string `key:"-" env:"AZURE_STORAGE_KEY" secret:"true" group:"Authentication" help:"the account key itself (auth-mode key); environment only, so it never shows in ps or a file"`
 	SASFile            string `key:"sas-file" env:"BLOBFS_SAS_FILE" group:"Authentication" help:"file holding a SAS token (auth-mode sas)"`
 	SASToken           string `key:"-" env:"AZURE_STORAGE_SAS_TOKEN" secret:"true" group:"Authentication" help:"the SAS token itself (auth-mode sas); environment only"`
-	IMDSEndpoint       string `key:"imds-endpoint" env:"BLOBFS_IMDS_ENDPOINT" default:"http://169.254.169.254" group:"Authentication" help:"instance metadata service (managed identity)"`
+	IMDSEndpoint       string `key:"imds-endpoint" env:"BLOBFS_IMDS_ENDPOINT,AZURE_POD_IDENTITY_AUTHORITY_HOST" default:"http://169.254.169.254" group:"Authentication" help:"instance metadata service (managed identity)"`
 	ARMEndpoint        string `key:"arm-endpoint" env:"BLOBFS_ARM_ENDPOINT" default:"https://management.azure.com" group:"Authentication" help:"Azure Resource Manager (msi-key)"`
 
 	// Mount

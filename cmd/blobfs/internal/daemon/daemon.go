@@ -52,7 +52,8 @@ func Spawn(ctx context.Context, o Options) (int, error) {
 	}
 	defer r.Close()
 	cmd := exec.Command(exe, o.Args...)
-	cmd.Args[0] = os.Args[0]
+	// argv[0] stays the binary's path: as mount.fuse.blobfs the child
+	// would take itself for the mount helper again.
 	env := o.Env
 	if env == nil {
 		env = os.Environ()
