@@ -17,6 +17,9 @@ type Container struct {
 	name string
 }
 
+// Client is the client the container was made from.
+func (ct *Container) Client() *Client { return ct.c }
+
 // Name is the container's name.
 func (ct *Container) Name() string { return ct.name }
 

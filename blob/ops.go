@@ -110,6 +110,13 @@ func (ct *Container) Download(ctx context.Context, name string, offset, count in
 		return nil, nil, err
 	}
 	p := propertiesFromHeader(name, resp.Header)
+	if offset > 0 && offset >= p.Size {
+		// Azure answers 416 here; Azurite an empty 206 ("bytes 11-10/11"
+		// for an 11-byte blob). Answer as Azure does.
+		resp.Body.Close()
+		return nil, nil, &StorageError{Op: "GetBlob", Name: name, Status: http.StatusRequestedRangeNotSatisfiable,
+			Code: "InvalidRange", Message: fmt.Sprintf("offset %d is at or past the end of the %d-byte blob", offset, p.Size)}
+	}
 	if resp.StatusCode == http.StatusOK && offset > 0 {
 		// The service ignored the range: skip to it.
 		if _, err := io.CopyN(io.Discard, resp.Body, offset); err != nil {
