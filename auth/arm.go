@@ -101,7 +101,7 @@ func (a *armClient) doURL(ctx context.Context, step, method string, u *url.URL) 
 		if ans.status == http.StatusUnauthorized && !refreshed {
 			code, _ := parseARMError(ans.body)
 			a.c.log.WithFields(logrus.Fields{"step": step, "code": code}).Debug("auth: ARM refused the token; fetching a new one")
-			if changed, rerr := a.tokens.Refresh(ctx); rerr == nil && changed {
+			if changed, rerr := a.tokens.refreshFrom(ctx, tok.value); rerr == nil && changed {
 				continue
 			}
 		}

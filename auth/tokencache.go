@@ -152,7 +152,7 @@ func (c *TokenCache) start(ctx context.Context, early bool) chan struct{} {
 			}
 		} else {
 			c.lastErr = nil
-			if !t.value.Equal(c.cur.value) {
+			if !c.cur.value.Empty() && !t.value.Equal(c.cur.value) {
 				c.changedAt = now
 			}
 			c.cur = t
@@ -197,9 +197,28 @@ func (c *TokenCache) Refresh(ctx context.Context) (bool, error) {
 	return !t.value.Equal(before), nil
 }
 
-// current returns the cached token without fetching, for ARM's 401 retry.
-func (c *TokenCache) current() Secret {
+// refreshFrom replaces used, a token a service refused, unless it was
+// replaced already; it reports whether the current token differs from used.
+func (c *TokenCache) refreshFrom(ctx context.Context, used Secret) (bool, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur.value
+	if !c.cur.value.Equal(used) {
+		c.mu.Unlock()
+		return true, nil
+	}
+	now := time.Now()
+	if !c.forcedAt.IsZero() && now.Sub(c.forcedAt) < retryGap(c.cur.expiresOn.Sub(c.cur.fetched)) {
+		c.mu.Unlock()
+		return false, nil
+	}
+	c.forcedAt = now
+	ch := c.inflight
+	if ch == nil {
+		ch = c.start(ctx, false)
+	}
+	c.mu.Unlock()
+	t, err := c.wait(ctx, ch)
+	if err != nil {
+		return false, err
+	}
+	return !t.value.Equal(used), nil
 }

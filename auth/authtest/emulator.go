@@ -167,7 +167,7 @@ func Start(opts Options) (*Server, error) {
 		}
 		if u.ResourceID == "" {
 			u.ResourceID = fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-%s",
-				opts.Subscription, opts.ResourceGroup, u.ClientID[:min(8, len(u.ClientID))])
+				opts.Subscription, opts.ResourceGroup, u.ClientID)
 		}
 		s.users = append(s.users, &u)
 	}
