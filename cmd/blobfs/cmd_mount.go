@@ -233,7 +233,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		UID: uint32(s.UID), GID: uint32(s.GID),
 		FileMode: s.FileMode.FileMode(), DirMode: s.DirMode.FileMode(), Umask: s.Umask.FileMode(),
 		ReadOnly: s.ReadOnly, AllowOther: s.AllowOther,
-		AttrTTL: s.AttrTTL.D(), EntryTTL: s.EntryTTL.D(), NegativeTTL: s.NegativeTTL.D(),
+		AttrTTL: fsTTL(s.AttrTTL), EntryTTL: fsTTL(s.EntryTTL), NegativeTTL: fsTTL(s.NegativeTTL),
 		CacheDir: s.CacheDir, CacheSize: int64(s.CacheSize), BlockSize: int64(s.BlockSize),
 		Concurrency: s.Concurrency,
 		FSName:      "blobfs:" + s.Account + "/" + s.Container,
@@ -261,6 +261,15 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		d.log.WithField("addr", metricsLn.Addr().String()).Info("serving Prometheus metrics at /metrics")
 	}
 	return nil
+}
+
+// fsTTL maps a TTL setting to fs.Options, where 0 means "the default" and
+// a negative value means "no caching": here 0 means no caching.
+func fsTTL(d config.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d.D()
 }
 
 func closeListener(ln net.Listener) {

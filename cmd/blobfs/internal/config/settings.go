@@ -49,10 +49,9 @@ type Settings struct {
 	DirMode     Mode     `key:"dir-mode" env:"BLOBFS_DIR_MODE" default:"0755" group:"Mount" help:"permissions of directories that have none stored"`
 	Umask       Mode     `key:"umask" env:"BLOBFS_UMASK" default:"0000" group:"Mount" help:"bits cleared from every permission shown"`
 	AllowOther  bool     `key:"allow-other" env:"BLOBFS_ALLOW_OTHER" group:"Mount" help:"let other users than the mounting one in (non-root: needs user_allow_other in /etc/fuse.conf)"`
-	AttrTTL     Duration `key:"attr-ttl" env:"BLOBFS_ATTR_TTL" default:"1s" group:"Mount" help:"how long the kernel caches file attributes"`
-	EntryTTL    Duration `key:"entry-ttl" env:"BLOBFS_ENTRY_TTL" default:"1s" group:"Mount" help:"how long the kernel caches name lookups"`
-	NegativeTTL Duration `key:"negative-ttl" env:"BLOBFS_NEGATIVE_TTL" default:"1s" group:"Mount" help:"how long the kernel caches failed lookups"`
-	ListTTL     Duration `key:"list-ttl" env:"BLOBFS_LIST_TTL" default:"5s" group:"Mount" help:"how long a directory listing is reused before the container is listed again"`
+	AttrTTL     Duration `key:"attr-ttl" env:"BLOBFS_ATTR_TTL" default:"30s" group:"Mount" help:"how long file attributes are trusted before asking the service again (0: always ask)"`
+	EntryTTL    Duration `key:"entry-ttl" env:"BLOBFS_ENTRY_TTL" default:"30s" group:"Mount" help:"how long name lookups and directory listings are reused; changes by other clients show within this (0: always list)"`
+	NegativeTTL Duration `key:"negative-ttl" env:"BLOBFS_NEGATIVE_TTL" default:"5s" group:"Mount" help:"how long a name found absent stays absent (0: always look again)"`
 	FuseDebug   bool     `key:"fuse-debug" env:"BLOBFS_FUSE_DEBUG" group:"Mount" help:"log every FUSE request (very verbose)"`
 
 	// Cache and transfers
