@@ -27,7 +27,8 @@ const (
 //     '/'), which look like directory markers; '.' and '..' segments, which
 //     URL normalisation removes; any segment ending in '.', which the
 //     service strips ("file." becomes "file", "dir./f" becomes "dir/f");
-//     a trailing '\', which the service may turn into '/'.
+//     a '\' anywhere, which the service turns into '/' (Azurite too:
+//     "a\b" is stored and listed as "a/b").
 //
 // Azurite keeps names Azure changes (trailing dots, >254 segments), so the
 // rules follow Azure, not what Azurite happens to accept.
@@ -41,8 +42,8 @@ func ValidateName(name string) error {
 		return &NameError{name, "longer than 1,024 characters", ErrNameTooLong}
 	case strings.Count(name, "/")+1 > MaxSegments:
 		return &NameError{name, "more than 254 path segments", ErrNameTooLong}
-	case strings.HasSuffix(name, "\\"):
-		return &NameError{name, "ends in a backslash, which the service may turn into '/'", ErrInvalidName}
+	case strings.ContainsRune(name, '\\'):
+		return &NameError{name, "contains a backslash, which the service turns into '/'", ErrInvalidName}
 	}
 	for _, r := range name {
 		switch {
