@@ -166,7 +166,16 @@ func (c *Client) newHTTPRequest(ctx context.Context, r *request) (*http.Request,
 		req.Body = http.NoBody
 	}
 	for k, v := range r.header {
-		req.Header[k] = append([]string(nil), v...)
+		vals := append([]string(nil), v...)
+		if strings.HasPrefix(strings.ToLower(k), "x-ms-") {
+			// Send x-ms-* values already in their canonical form (trimmed,
+			// whitespace runs folded): Azure signs the folded value, Azurite
+			// the value as received, and only a folded value agrees with both.
+			for i, s := range vals {
+				vals[i] = strings.Join(strings.Fields(s), " ")
+			}
+		}
+		req.Header[k] = vals
 	}
 	req.Header.Set("x-ms-version", APIVersion)
 	req.Header.Set("x-ms-date", time.Now().UTC().Format(http.TimeFormat))

@@ -418,3 +418,27 @@ func TestInvalidNamesSendNothing(t *testing.T) {
 		t.Errorf("%d requests were sent for invalid names: %v", n, e.proxy.Counts())
 	}
 }
+
+// Azurite checks every signature: metadata names that sort differently
+// bytewise and culture-aware, and values with whitespace runs, must sign
+// as the service expects.
+func TestSigningEdgeCasesAgainstService(t *testing.T) {
+	ctx := testContext(t)
+	e := newEnv(t, "signing", envOptions{})
+	md := map[string]string{"i_": "1", "i0": "2", "ia": "3", "hdi_isfolder": "true", "a_b": "4", "ab": "5", "a0": "6", "sp": " two   words "}
+	if _, err := e.ct.Upload(ctx, "f", []byte("x"), blob.PutOptions{Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.ct.GetProperties(ctx, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"i_": "1", "i0": "2", "ia": "3", "hdi_isfolder": "true", "a_b": "4", "ab": "5", "a0": "6", "sp": "two words"}
+	if !sameMap(p.Metadata, want) {
+		t.Errorf("metadata %v, want %v", p.Metadata, want)
+	}
+	page, err := e.ct.List(ctx, blob.ListOptions{Prefix: "f", IncludeMetadata: true, Delimiter: "/", MaxResults: 10, Marker: ""})
+	if err != nil || len(page.Blobs) != 1 || !sameMap(page.Blobs[0].Metadata, want) {
+		t.Errorf("listing: %v %+v", err, page)
+	}
+}

@@ -99,10 +99,10 @@ func canonicalHeaders(h http.Header) string {
 			names = append(names, l)
 		}
 	}
-	sort.Strings(names)
+	sort.Slice(names, func(i, j int) bool { return headerLess(names[i], names[j]) })
 	var b strings.Builder
 	for _, name := range names {
-		vals := h.Values(name)
+		vals := append([]string(nil), h.Values(name)...)
 		for i, v := range vals {
 			vals[i] = strings.Join(strings.Fields(v), " ")
 		}
@@ -143,4 +143,33 @@ func canonicalResource(account string, u *url.URL) string {
 		b.WriteString(strings.Join(vals, ","))
 	}
 	return b.String()
+}
+
+// headerLess orders lower-cased x-ms-* header names as the service does:
+// culture-aware, not bytewise (Azure sorts with .NET's culture compare,
+// Azurite with JavaScript's localeCompare). For the characters header
+// names use, that puts '_' first, then '-', then digits, then letters, so
+// "x-ms-meta-i_" sorts before "x-ms-meta-i0" (bytewise it comes after).
+// Other characters keep their byte order, after letters.
+func headerLess(a, b string) bool {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if wa, wb := collationWeight(a[i]), collationWeight(b[i]); wa != wb {
+			return wa < wb
+		}
+	}
+	return len(a) < len(b)
+}
+
+func collationWeight(c byte) int {
+	switch {
+	case c == '_':
+		return 1
+	case c == '-':
+		return 2
+	case c >= '0' && c <= '9':
+		return 10 + int(c-'0')
+	case c >= 'a' && c <= 'z':
+		return 20 + int(c-'a')
+	}
+	return 100 + int(c)
 }
