@@ -89,9 +89,11 @@ func (k *ARMKeys) Refresh(ctx context.Context) (bool, error) {
 }
 
 // refreshGrace is how long after a key change a Refresh assumes its caller
-// had signed with the old key.
+// had signed with the old key: the calls in flight at the change get their
+// refusals within seconds. Refresh cannot know which key a failed request
+// carried (blob.Refresher has no argument), so this is a bound on time.
 func refreshGrace(interval time.Duration) time.Duration {
-	return min(5*time.Second, interval/2)
+	return min(5*time.Second, interval)
 }
 
 // adopt takes a new listing; it reports whether the key in use changed.

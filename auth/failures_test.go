@@ -71,7 +71,7 @@ func TestMountTimeFailuresSayWhatToFix(t *testing.T) {
 			words: []string{"userAssignedIdentities"},
 		},
 		{
-			name:  "IMDS keeps failing",
+			name: "IMDS keeps failing",
 			setup: func(h *harness, cfg *auth.Config) {
 				h.srv.FailIMDS(repeat(authtest.Fault{Status: 503}, 1000)...)
 				cfg.Retry.Budget = 300 * time.Millisecond
@@ -133,7 +133,7 @@ func TestMountTimeFailuresSayWhatToFix(t *testing.T) {
 			words: []string{"--auth-mode msi", "Storage Blob Data Contributor"},
 		},
 		{
-			name:  "ARM keeps failing",
+			name: "ARM keeps failing",
 			setup: func(h *harness, cfg *auth.Config) {
 				h.srv.FailARM(repeat(authtest.Fault{Status: 500}, 1000)...)
 				cfg.Retry.Budget = 300 * time.Millisecond

@@ -164,9 +164,9 @@ func TestMSIKeyRefetchesARMTokenWhenARMRefusesIt(t *testing.T) {
 func TestKeyRefreshTriesOtherKeyThenGivesUp(t *testing.T) {
 	h := newHarness(t, authtest.Options{})
 	cfg := h.config()
-	// ARM may be asked again 3 s after a listing; a change is assumed
-	// already seen by its callers for half that.
-	cfg.KeyRefreshInterval = 3 * time.Second
+	// For 1 s after a key change, a refusal is assumed to come from a call
+	// signed before it.
+	cfg.KeyRefreshInterval = time.Second
 	cred, err := h.newCredential(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -181,9 +181,9 @@ func TestKeyRefreshTriesOtherKeyThenGivesUp(t *testing.T) {
 	if string(key) != testKey2 {
 		t.Fatal("after key1 was refused and ARM listed the same keys, key2 should be in use")
 	}
-	// Once the grace period after a change is over, a refusal of key2 too
-	// has nothing left to try: ARM is rate-limited and both keys failed.
-	time.Sleep(1600 * time.Millisecond)
+	// Once that is over, a refusal of key2 too has nothing left to try:
+	// ARM lists the same two keys and both were refused.
+	time.Sleep(1200 * time.Millisecond)
 	changed, err := keys.(blob.Refresher).Refresh(ctx)
 	if changed || !errors.Is(err, auth.ErrSecretRefused) {
 		t.Fatalf("second Refresh = %v, %v; want false, ErrSecretRefused", changed, err)

@@ -130,11 +130,33 @@ func (a *Azurite) Key() string {
 // replaced when accounts is not empty: this is how tests rotate keys.
 // Blobs survive only when Options.Dir is set.
 func (a *Azurite) Restart(ctx context.Context, accounts string) error {
-	a.Stop()
+	a.shutdown(ctx)
 	if accounts != "" {
 		a.opts.Accounts = accounts
 	}
 	return a.start(ctx)
+}
+
+// shutdown asks Azurite to exit cleanly, so that it writes its metadata to
+// Dir (it saves only every 5 s otherwise, and a kill loses the rest), and
+// kills it if it does not exit within 10 s.
+func (a *Azurite) shutdown(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { _ = a.cmd.Wait(); close(done) }()
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	a.cmd = nil
 }
 
 // Stop ends the Azurite process and everything it started.
