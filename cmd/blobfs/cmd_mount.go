@@ -319,6 +319,7 @@ func authConfig(l *config.Loaded, lg logrus.FieldLogger) auth.Config {
 		IdentityResourceID: s.IdentityResourceID,
 		AccountKey:         s.AccountKey,
 		SASToken:           s.SASToken,
+		Retry:              auth.Retry{Budget: s.AuthWait.D()},
 		Log:                lg,
 	}.WithEnv(os.Getenv)
 }

@@ -64,7 +64,7 @@ func Reference() string {
 			if s.Key != "" {
 				key = "`--" + s.Key + "`"
 				if !s.InFile {
-					key += " (flag only)"
+					key += " (not in the file)"
 				}
 			}
 			var env []string

@@ -28,18 +28,19 @@ type Settings struct {
 	CreateContainer bool   `key:"create-container" env:"BLOBFS_CREATE_CONTAINER" group:"Storage" help:"create the container when it does not exist (emulators, first runs)"`
 
 	// Authentication
-	AuthMode           string `key:"auth-mode" env:"BLOBFS_AUTH_MODE" default:"msi-key" group:"Authentication" help:"msi-key: managed identity lists the account keys through ARM; msi: managed-identity bearer token; key: account key; sas: SAS token"`
-	Subscription       string `key:"subscription" env:"BLOBFS_SUBSCRIPTION,AZURE_SUBSCRIPTION_ID" defdoc:"the VM's, from instance metadata" group:"Authentication" help:"subscription of the storage account (msi-key)"`
-	ResourceGroup      string `key:"resource-group" env:"BLOBFS_RESOURCE_GROUP" defdoc:"found by listing the subscription's accounts" group:"Authentication" help:"resource group of the storage account (msi-key)"`
-	ClientID           string `key:"client-id" env:"BLOBFS_CLIENT_ID,AZURE_CLIENT_ID" group:"Authentication" help:"client ID of the user-assigned identity to use (when the VM has several)"`
-	ObjectID           string `key:"object-id" env:"BLOBFS_OBJECT_ID" group:"Authentication" help:"object ID of the user-assigned identity to use"`
-	IdentityResourceID string `key:"identity-resource-id" env:"BLOBFS_IDENTITY_RESOURCE_ID" group:"Authentication" help:"ARM resource ID of the user-assigned identity to use"`
-	AccountKeyFile     string `key:"account-key-file" env:"BLOBFS_ACCOUNT_KEY_FILE" group:"Authentication" help:"file holding the account key (auth-mode key)"`
-	AccountKey         string `key:"-" env:"AZURE_STORAGE_KEY" secret:"true" group:"Authentication" help:"the account key itself (auth-mode key); environment only, so it never shows in ps or a file"`
-	SASFile            string `key:"sas-file" env:"BLOBFS_SAS_FILE" group:"Authentication" help:"file holding a SAS token (auth-mode sas)"`
-	SASToken           string `key:"-" env:"AZURE_STORAGE_SAS_TOKEN" secret:"true" group:"Authentication" help:"the SAS token itself (auth-mode sas); environment only"`
-	IMDSEndpoint       string `key:"imds-endpoint" env:"BLOBFS_IMDS_ENDPOINT,AZURE_POD_IDENTITY_AUTHORITY_HOST" default:"http://169.254.169.254" group:"Authentication" help:"instance metadata service (managed identity)"`
-	ARMEndpoint        string `key:"arm-endpoint" env:"BLOBFS_ARM_ENDPOINT" default:"https://management.azure.com" group:"Authentication" help:"Azure Resource Manager (msi-key)"`
+	AuthMode           string   `key:"auth-mode" env:"BLOBFS_AUTH_MODE" default:"msi-key" group:"Authentication" help:"msi-key: managed identity lists the account keys through ARM; msi: managed-identity bearer token; key: account key; sas: SAS token"`
+	Subscription       string   `key:"subscription" env:"BLOBFS_SUBSCRIPTION,AZURE_SUBSCRIPTION_ID" defdoc:"the VM's, from instance metadata" group:"Authentication" help:"subscription of the storage account (msi-key)"`
+	ResourceGroup      string   `key:"resource-group" env:"BLOBFS_RESOURCE_GROUP" defdoc:"the VM's, else found by listing the subscription's accounts" group:"Authentication" help:"resource group of the storage account (msi-key)"`
+	ClientID           string   `key:"client-id" env:"BLOBFS_CLIENT_ID,AZURE_CLIENT_ID" group:"Authentication" help:"client ID of the user-assigned identity to use (when the VM has several)"`
+	ObjectID           string   `key:"object-id" env:"BLOBFS_OBJECT_ID" group:"Authentication" help:"object ID of the user-assigned identity to use"`
+	IdentityResourceID string   `key:"identity-resource-id" env:"BLOBFS_IDENTITY_RESOURCE_ID" group:"Authentication" help:"ARM resource ID of the user-assigned identity to use"`
+	AccountKeyFile     string   `key:"account-key-file" env:"BLOBFS_ACCOUNT_KEY_FILE" group:"Authentication" help:"file holding the account key (auth-mode key)"`
+	AccountKey         string   `key:"-" env:"AZURE_STORAGE_KEY" secret:"true" group:"Authentication" help:"the account key itself (auth-mode key); environment only, so it never shows in ps or a file"`
+	SASFile            string   `key:"sas-file" env:"BLOBFS_SAS_FILE" group:"Authentication" help:"file holding a SAS token (auth-mode sas)"`
+	SASToken           string   `key:"-" env:"AZURE_STORAGE_SAS_TOKEN" secret:"true" group:"Authentication" help:"the SAS token itself (auth-mode sas); environment only"`
+	IMDSEndpoint       string   `key:"imds-endpoint" env:"BLOBFS_IMDS_ENDPOINT,AZURE_POD_IDENTITY_AUTHORITY_HOST" default:"http://169.254.169.254" group:"Authentication" help:"instance metadata service (managed identity)"`
+	AuthWait           Duration `key:"auth-wait" env:"BLOBFS_AUTH_WAIT" default:"100s" group:"Authentication" help:"how long to keep retrying IMDS (and up to 60s ARM) while they are unreachable or busy, e.g. during boot"`
+	ARMEndpoint        string   `key:"arm-endpoint" env:"BLOBFS_ARM_ENDPOINT" default:"https://management.azure.com" group:"Authentication" help:"Azure Resource Manager (msi-key)"`
 
 	// Mount
 	ReadOnly    bool     `key:"read-only" env:"BLOBFS_READ_ONLY" group:"Mount" help:"refuse every change"`
