@@ -139,10 +139,11 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		}
 	}
 	var e *entry
+	at := time.Now()
 	if l := d.cachedListing(); l != nil {
 		d.m.stats.lookupHits.Add(1)
 		d.mu.Lock()
-		e = l.entries[name]
+		e, at = l.entries[name], l.at
 		d.mu.Unlock()
 	} else {
 		d.m.stats.lookupMisses.Add(1)
@@ -154,7 +155,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if e == nil {
 		return nil, syscall.ENOENT
 	}
-	ch := d.child(ctx, name, e)
+	ch := d.child(ctx, name, e, at)
 	if errno := fillNode(ctx, ch, d.childPath(name), &out.Attr); errno != 0 {
 		return nil, errno
 	}
@@ -177,17 +178,17 @@ func fillNode(ctx context.Context, ch *gofs.Inode, path string, out *fuse.Attr) 
 
 // child returns the inode for a listed entry, reusing the existing one when
 // its type still matches so open files and cached state carry over.
-func (d *dirNode) child(ctx context.Context, name string, e *entry) *gofs.Inode {
+func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time) *gofs.Inode {
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *fileNode:
 			if e.typ == syscall.S_IFREG {
-				n.refresh(e.props)
+				n.refresh(e.props, at)
 				return ch
 			}
 		case *symlinkNode:
 			if e.typ == syscall.S_IFLNK {
-				n.refresh(e.props)
+				n.refresh(e.props, at)
 				return ch
 			}
 		case *dirNode:
@@ -238,7 +239,7 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		if e.pending {
 			ch = d.GetChild(n)
 		} else {
-			ch = d.child(ctx, n, e)
+			ch = d.child(ctx, n, e, l.at)
 			if d.GetChild(n) != ch {
 				d.AddChild(n, ch, true)
 			}

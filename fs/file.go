@@ -66,21 +66,21 @@ func (f *fileNode) isPending() bool {
 	return f.props == nil && !f.unlinked
 }
 
-// refresh takes newer properties from a listing or probe, unless local
-// changes are authoritative.
-func (f *fileNode) refresh(p *blob.Properties) {
+// refresh takes properties learnt at time at from a listing or probe,
+// unless local changes are authoritative or what we know is newer.
+func (f *fileNode) refresh(p *blob.Properties, at time.Time) {
 	if p == nil {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.staged != nil || f.props == nil {
+	if f.staged != nil || f.props == nil || at.Before(f.propsAt) {
 		return
 	}
 	if p.ETag != f.props.ETag {
 		f.attrs.md = cloneMeta(p.Metadata)
 	}
-	f.props, f.propsAt = p, time.Now()
+	f.props, f.propsAt = p, at
 }
 
 // fill writes the attributes; call without f.mu.
@@ -99,9 +99,15 @@ func (f *fileNode) fillLocked(out *fuse.Attr) {
 	if f.staged != nil {
 		size = f.staged.Size()
 	}
+	if lastMod.IsZero() {
+		lastMod = f.written
+	}
 	f.attrs.fill(f.m, out, syscall.S_IFREG, size, lastMod)
 	if !f.written.IsZero() {
 		out.SetTimes(&f.written, &f.written, nil)
+	}
+	if f.unlinked {
+		out.Nlink = 0
 	}
 }
 
@@ -123,11 +129,12 @@ func (f *fileNode) revalidate(ctx context.Context) syscall.Errno {
 	if !stale {
 		return 0
 	}
+	at := time.Now()
 	p, err := f.m.head(ctx, name)
 	if err != nil {
 		return toErrno(f.m.log, "getattr", name, err)
 	}
-	f.refresh(p)
+	f.refresh(p, at)
 	return 0
 }
 
@@ -197,12 +204,17 @@ func (f *fileNode) commit(ctx context.Context) error {
 	f.attrs.md = cloneMeta(md)
 	f.written, f.metaDirty = time.Time{}, false
 	f.mu.Unlock()
+	f.noteInParent(name, p)
+	return nil
+}
+
+// noteInParent keeps the parent's cached listing in step with p.
+func (f *fileNode) noteInParent(name string, p *blob.Properties) {
 	if _, parent := f.Parent(); parent != nil {
 		if d, ok := parent.Operations().(*dirNode); ok {
 			d.noteChild(path.Base(name), &entry{typ: syscall.S_IFREG, props: p})
 		}
 	}
-	return nil
 }
 
 // openStaged makes sure the content is staged for writing; call with f.mu.
@@ -263,8 +275,8 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		}
 		f.attrs = a
 	}
-	if !changed || f.staged != nil || f.props == nil || f.unlinked {
-		// Open for writing (or new): the metadata goes with the commit.
+	if !changed || f.props == nil || f.unlinked || (f.staged != nil && f.staged.Dirty()) {
+		// Content not uploaded yet: the metadata goes with that commit.
 		f.metaDirty = f.metaDirty || changed
 		f.fillLocked(&out.Attr)
 		f.mu.Unlock()
@@ -287,6 +299,7 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	f.props, f.propsAt = &np, time.Now()
 	f.fillLocked(&out.Attr)
 	f.mu.Unlock()
+	f.noteInParent(name, &np)
 	return 0
 }
 
@@ -326,6 +339,10 @@ func (f *fileNode) truncate(ctx context.Context, name string, size int64) syscal
 // Allocate with mode 0 extends the file to off+size (holes read as
 // zeros); the other modes (keep size, punch hole) mean nothing to a blob.
 func (f *fileNode) Allocate(ctx context.Context, fh gofs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	const keepSize = 1 // FALLOC_FL_KEEP_SIZE: reserving space means nothing to a blob
+	if mode == keepSize {
+		return 0
+	}
 	if mode != 0 {
 		return syscall.EOPNOTSUPP
 	}

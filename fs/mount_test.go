@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,3 +197,5 @@ func (e *env) get(t *testing.T, name string) (content string, props *blob.Proper
 	}
 	return string(b), p, true
 }
+
+func statT(fi os.FileInfo) *syscall.Stat_t { return fi.Sys().(*syscall.Stat_t) }

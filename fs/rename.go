@@ -116,15 +116,24 @@ func (m *mount) moveBlob(ctx context.Context, src, dst string, want *blob.Proper
 		srcCond.IfMatch = want.ETag
 	}
 	m.stats.copies.Add(1)
-	if _, err := m.store.Copy(ctx, dst, src, nil, srcCond, blob.Conditions{}); err != nil {
+	got, err := m.store.Copy(ctx, dst, src, nil, srcCond, blob.Conditions{})
+	if err != nil {
 		return nil, err
 	}
-	got, err := m.head(ctx, dst)
-	if err != nil {
-		return nil, fmt.Errorf("checking the copy of %q at %q: %w", src, dst, err)
-	}
-	if want != nil && (got.Size != want.Size || (len(want.ContentMD5) > 0 && len(got.ContentMD5) > 0 && !bytes.Equal(got.ContentMD5, want.ContentMD5))) {
-		return nil, fmt.Errorf("the copy of %q at %q has %d bytes, the source %d: the source was kept", src, dst, got.Size, want.Size)
+	// Copy returns once the service reports the copy "success" (polling
+	// while it is pending), which is the verification; only an answer
+	// without a status needs a look at the copy.
+	if got.CopyStatus != "success" {
+		if got, err = m.head(ctx, dst); err != nil {
+			return nil, fmt.Errorf("checking the copy of %q at %q: %w", src, dst, err)
+		}
+		if want != nil && (got.Size != want.Size || (len(want.ContentMD5) > 0 && len(got.ContentMD5) > 0 && !bytes.Equal(got.ContentMD5, want.ContentMD5))) {
+			return nil, fmt.Errorf("the copy of %q at %q has %d bytes, the source %d: the source was kept", src, dst, got.Size, want.Size)
+		}
+	} else if want != nil {
+		np := *want
+		np.Name, np.ETag, np.LastModified, np.CopyStatus = dst, got.ETag, got.LastModified, ""
+		got = &np
 	}
 	err = m.store.Delete(ctx, src, srcCond)
 	if err != nil && !errors.Is(err, blob.ErrNotFound) {
@@ -219,9 +228,8 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 			defer wg.Done()
 			defer func() { <-sem }()
 			m.stats.copies.Add(1)
-			_, err := m.store.Copy(ctx, to, b.Name, nil, blob.Conditions{IfMatch: b.ETag}, blob.Conditions{})
-			if err == nil {
-				var got *blob.Properties
+			got, err := m.store.Copy(ctx, to, b.Name, nil, blob.Conditions{IfMatch: b.ETag}, blob.Conditions{})
+			if err == nil && got.CopyStatus != "success" {
 				if got, err = m.store.GetProperties(ctx, to); err == nil && got.Size != b.Size {
 					err = fmt.Errorf("the copy of %q at %q is incomplete", b.Name, to)
 				}

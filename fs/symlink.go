@@ -3,8 +3,10 @@ package fs
 import (
 	"context"
 	"io"
+	"path"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -20,7 +22,8 @@ type symlinkNode struct {
 
 	mu     sync.Mutex
 	props  *blob.Properties
-	target string // "" until read
+	at     time.Time // when props were learnt
+	target string    // "" until read
 	attrs  fileAttrs
 }
 
@@ -31,15 +34,19 @@ var (
 )
 
 func newSymlinkNode(m *mount, p *blob.Properties, target string) *symlinkNode {
-	return &symlinkNode{m: m, props: p, target: target, attrs: fileAttrs{md: cloneMeta(p.Metadata)}}
+	return &symlinkNode{m: m, props: p, at: time.Now(), target: target, attrs: fileAttrs{md: cloneMeta(p.Metadata)}}
 }
 
-func (s *symlinkNode) refresh(p *blob.Properties) {
+func (s *symlinkNode) refresh(p *blob.Properties, at time.Time) {
 	if p == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if at.Before(s.at) {
+		return
+	}
+	s.at = at
 	if p.ETag != s.props.ETag {
 		s.target = ""
 		s.attrs.md = cloneMeta(p.Metadata)
@@ -104,8 +111,13 @@ func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.
 		s.mu.Lock()
 		np := *s.props
 		np.ETag, np.LastModified, np.Metadata = p.ETag, p.LastModified, a.md
-		s.props, s.attrs = &np, a
+		s.props, s.attrs, s.at = &np, a, time.Now()
 		s.mu.Unlock()
+		if _, parent := s.Parent(); parent != nil {
+			if d, ok := parent.Operations().(*dirNode); ok {
+				d.noteChild(path.Base(name), &entry{typ: syscall.S_IFLNK, props: &np})
+			}
+		}
 	}
 	s.fill(&out.Attr)
 	return 0

@@ -1,0 +1,121 @@
+// Package fs presents a blob container as a FUSE filesystem (go-fuse v2):
+// directories are '/'-delimited prefixes, reads are ranged downloads
+// (fs/readahead) and writes are staged locally and uploaded as blocks
+// (fs/stage). It talks to the service only through the Store interface,
+// which *blob.Container implements.
+//
+// # Names
+//
+// A path is the blob name: "/a/b c.txt" is the blob "a/b c.txt". Any
+// character the service keeps round-trips (spaces, %, #, ?, +, non-ASCII).
+// Names the service would refuse or change are refused with EINVAL: a
+// trailing '.' (which the service strips), control characters, backslashes.
+// Listed names that POSIX cannot show ("", ".", "..", empty segments as in
+// "a//b") are left out of directory listings.
+//
+// # Directories
+//
+// Every prefix is a directory, with or without a marker, so nothing another
+// tool wrote is hidden. Markers read: a zero-length "dir/" (rclone, gcsfuse)
+// and any blob with metadata hdi_isfolder=true, including blobfuse2's
+// zero-length "dir". Written: a zero-length "dir/" with hdi_isfolder=true,
+// by mkdir, by chmod/chown/utimens of a directory without one, and when the
+// last entry of a marker-less directory is removed, so the directory does
+// not vanish from under a user inside it (POSIX: it exists until rmdir).
+// rmdir of a directory with anything below it is ENOTEMPTY (one List call
+// of two results); it deletes both marker styles.
+//
+// A blob "a" and a prefix "a/" both existing: the directory wins. The blob
+// cannot be reached through the mount (it is reported once in the log, at
+// warn); rename it with another tool.
+//
+// # Attributes
+//
+// Kept in blob metadata with lowercase alphanumeric keys (SharedKey signing
+// sorts header names culture-aware, so '_' and '-' are avoided):
+//
+//	mode   permission bits, octal ("0644"); written on create, mkdir, chmod
+//	uid    decimal; written only by chown
+//	gid    decimal; written only by chown
+//	mtime  RFC 3339 with nanoseconds, rclone's format; written with every
+//	       upload and by utimens (touch -d, cp -p, rsync -a)
+//
+// Blobs without them get the mount's --uid/--gid, --file-mode/--dir-mode
+// (default 0644/0755) less --umask, and Last-Modified as mtime; ctime is
+// Last-Modified, atime is mtime. Other tools' metadata survives every
+// rewrite (Put Blob and Put Block List replace the whole set, so the full
+// set is always sent).
+//
+// # Symlinks
+//
+// A symlink is a blob whose content is the target, with is_symlink=true
+// (blobfuse2's convention, so both read each other's links).
+//
+// # Writes
+//
+// create, write at any offset and in any order, O_TRUNC, O_APPEND,
+// truncate/ftruncate both ways and sparse files (holes read as zeros) work
+// on a local staged copy; close() and fsync() upload it and return the
+// upload's error, so a failed upload is never silent. Nothing is sent
+// before: creating a small file is exactly one Put Blob. A file open for
+// writing reads back what was written. Commits are conditional on the
+// version opened: a blob changed meanwhile by another client is not
+// overwritten (ESTALE, and stage saves the local version beside it).
+//
+// Unlinking an open file deletes the blob at once (it leaves the listing);
+// open handles keep working on a local copy until the last close, and the
+// file is never uploaded again.
+//
+// # Rename
+//
+// A file moves by Copy Blob, checked to have completed ("success"), then
+// Delete of the source if it is still the version copied: two calls and no
+// data through the client, over an existing target too. A file still open
+// moves with its handles (later writes commit under the new name). A
+// directory moves every blob below it, eight copies at a time; if any copy
+// fails the copies are removed and rename fails with EIO, so there is no
+// silent half-move. No rename is atomic. EXDEV never happens inside the
+// mount; RENAME_EXCHANGE is EINVAL.
+//
+// # Not possible on blobs
+//
+//	link(2)                  EPERM (a blob has one name)
+//	mknod of devices, FIFOs  EPERM (regular files are created)
+//	sockets                  EPERM
+//	extended attributes      ENOTSUP
+//	fallocate punch/zero     EOPNOTSUPP (plain and KEEP_SIZE work)
+//	O_TMPFILE                EOPNOTSUPP
+//	fcntl/flock locks        kept by the kernel: they hold between processes
+//	                         of this machine only
+//
+// statfs reports 1 PiB, all free, so df and installers are content.
+//
+// # Freshness
+//
+// Attributes, names and absent names are cached by the kernel and the mount
+// for --attr-ttl and --entry-ttl (default 30s) and --negative-ttl (5s); a
+// directory listing is reused for the entry TTL, answers lookups of listed
+// and of absent names without a call, and carries every child's attributes
+// (READDIRPLUS), so `ls -l` of 10,000 blobs is 2 List calls and no HEAD and
+// `stat` afterwards is none. A subdirectory's own attributes live in its
+// marker, which listings do not show: a subdirectory costs one HEAD per
+// attribute TTL. Changes by other clients show after the TTLs. Opening a
+// file compares its ETag with the version whose pages the kernel caches:
+// unchanged keeps the page cache, changed drops it, and a reader then reads
+// one version only (readahead pins the ETag).
+//
+// # Errors
+//
+// One table (errno.go), the real error logged once at warn with the path:
+//
+//	blob not found             ENOENT
+//	already exists             EEXIST
+//	changed by another writer  ESTALE
+//	authentication, authorization  EACCES
+//	too large                  EFBIG
+//	invalid name               EINVAL
+//	name too long              ENAMETOOLONG
+//	staging cache full         ENOSPC
+//	cancelled                  EINTR
+//	throttled after retries, integrity, timeouts, transport  EIO
+package fs
