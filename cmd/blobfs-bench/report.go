@@ -1,0 +1,227 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// row is one workload's medians over the rounds, and its verdicts.
+type row struct {
+	Key    string `json:"key"`
+	Title  string `json:"title"`
+	Rounds int    `json:"rounds"` // rounds that measured it
+
+	DirectS    float64          `json:"direct_s,omitempty"` // 0: no baseline
+	BlobfsS    float64          `json:"blobfs_s"`
+	MBps       float64          `json:"blobfs_mb_per_s,omitempty"` // payload through the mount, 10^6 bytes/s
+	Ratio      float64          `json:"time_ratio,omitempty"`      // median over rounds of blobfs s ÷ direct s
+	Calls      map[string]int   `json:"calls"`                     // through the mount, by operation
+	Sent       map[string]int64 `json:"sent_bytes"`
+	Received   map[string]int64 `json:"received_bytes"`
+	Direct     map[string]int   `json:"direct_calls,omitempty"`
+	CPU        float64          `json:"daemon_cpu_s"`
+	PeakRSSMiB float64          `json:"daemon_peak_rss_mib"`
+	Checks     []check          `json:"targets"`
+	Met        bool             `json:"met"`
+	Errors     []string         `json:"errors,omitempty"`
+	Samples    []sample         `json:"samples"`
+}
+
+// report is a whole run.
+type report struct {
+	Config  config   `json:"config"`
+	Version string   `json:"blobfs_version"`
+	Load    []string `json:"load_average"` // at start and end
+	Rows    []*row   `json:"rows"`
+	Failed  []string `json:"failed_rounds,omitempty"`
+}
+
+func aggregate(cfg config, wl *workload, samples []sample) *row {
+	r := &row{Key: wl.key, Title: wl.title(cfg), Rounds: len(samples), Samples: samples}
+	if len(samples) == 0 {
+		return r
+	}
+	var direct, blobfs, ratios, cpu, rss []float64
+	var calls, dcalls []map[string]int
+	var sent, recv []map[string]int64
+	for _, s := range samples {
+		blobfs = append(blobfs, s.Blobfs.Seconds)
+		calls = append(calls, s.Blobfs.Calls)
+		sent = append(sent, s.Blobfs.Sent)
+		recv = append(recv, s.Blobfs.Received)
+		cpu = append(cpu, s.CPU)
+		rss = append(rss, float64(s.PeakRSS)/(1<<20))
+		if s.Direct != nil {
+			direct = append(direct, s.Direct.Seconds)
+			dcalls = append(dcalls, s.Direct.Calls)
+			if s.Direct.Seconds > 0 {
+				ratios = append(ratios, s.Blobfs.Seconds/s.Direct.Seconds)
+			}
+		}
+		for _, e := range s.Errors {
+			r.Errors = append(r.Errors, e)
+		}
+	}
+	r.BlobfsS, r.CPU, r.PeakRSSMiB = median(blobfs), median(cpu), median(rss)
+	r.Calls, r.Sent, r.Received = medianCounts(calls), medianCounts(sent), medianCounts(recv)
+	if len(direct) > 0 {
+		r.DirectS, r.Ratio, r.Direct = median(direct), median(ratios), medianCounts(dcalls)
+	}
+	if wl.bytes != nil && r.BlobfsS > 0 {
+		r.MBps = float64(wl.bytes(cfg)) / r.BlobfsS / 1e6
+	}
+	r.Checks = wl.targets(cfg, r)
+	r.Met = len(r.Errors) == 0
+	for _, c := range r.Checks {
+		r.Met = r.Met && c.Met
+	}
+	return r
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// medianCounts takes, for each operation, the lower median over the
+// rounds (a round that never made the call counts as 0): counts stay
+// whole numbers.
+func medianCounts[T int | int64](ms []map[string]T) map[string]T {
+	ops := map[string]bool{}
+	for _, m := range ms {
+		for k := range m {
+			ops[k] = true
+		}
+	}
+	out := map[string]T{}
+	for op := range ops {
+		v := make([]T, len(ms))
+		for i, m := range ms {
+			v[i] = m[op]
+		}
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		if x := v[(len(v)-1)/2]; x != 0 {
+			out[op] = x
+		}
+	}
+	return out
+}
+
+// markdown prints the table the issue asks for, the targets one by one,
+// and what the direct client spent.
+func (rep *report) markdown(w io.Writer) {
+	c := rep.Config
+	fmt.Fprintf(w, "## blobfs-bench: medians of %d round(s)\n\n", c.Rounds)
+	fmt.Fprintf(w, "blobfs %s; Azurite 3.35.0 in memory, fresh each round, behind a counting proxy that both sides use; "+
+		"auth-mode msi-key through the IMDS/ARM emulator; blobfs defaults; direct = blob package (8 × 8 MiB parallel blocks/ranges). "+
+		"Load average at start / end: %s.\n\n", rep.Version, strings.Join(rep.Load, " / "))
+	fmt.Fprintln(w, "| workload | direct s | blobfs s | MB/s | ratio | calls (by op) | daemon CPU s | peak RSS MiB | target | met? |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---:|---:|---|---|")
+	for _, r := range rep.Rows {
+		var targets []string
+		for _, ck := range r.Checks {
+			targets = append(targets, ck.Target)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.2f | %.0f | %s | %s |\n",
+			r.Title, secs(r.DirectS), secs(r.BlobfsS), num(r.MBps, "%.0f"), num(r.Ratio, "%.2f×"),
+			formatCalls(r.Calls), r.CPU, r.PeakRSSMiB, strings.Join(targets, "; "), yesNo(r.Met))
+	}
+	fmt.Fprintln(w, "\nratio = blobfs time ÷ direct time in the same round (median of the rounds' ratios; below 1 is faster). "+
+		"CPU and peak RSS (VmHWM, reset before each workload) are the blobfs daemon's.")
+	fmt.Fprintln(w, "\n### Targets\n\n| workload | target | measured | met? |\n|---|---|---|---|")
+	for _, r := range rep.Rows {
+		for _, ck := range r.Checks {
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", r.Key, ck.Target, ck.Measured, yesNo(ck.Met))
+		}
+		if len(r.Errors) > 0 {
+			fmt.Fprintf(w, "| %s | completes correctly | %d error(s), see below | **no** |\n", r.Key, len(r.Errors))
+		}
+	}
+	fmt.Fprintln(w, "\n### Direct client in the same run\n\n| workload | direct s | calls (by op) |\n|---|---:|---|")
+	for _, r := range rep.Rows {
+		if r.Direct != nil {
+			fmt.Fprintf(w, "| %s | %s | %s |\n", r.Key, secs(r.DirectS), formatCalls(r.Direct))
+		}
+	}
+	var errs []string
+	for _, r := range rep.Rows {
+		for _, e := range r.Errors {
+			errs = append(errs, fmt.Sprintf("- %s: %s", r.Key, oneLine(e)))
+		}
+	}
+	for _, f := range rep.Failed {
+		errs = append(errs, "- round: "+oneLine(f))
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(w, "\n### Errors\n\n%s\n", strings.Join(errs, "\n"))
+	}
+}
+
+func (rep *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func formatCalls(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	ops := make([]string, 0, len(m))
+	for op := range m {
+		ops = append(ops, op)
+	}
+	sort.Slice(ops, func(i, j int) bool {
+		if m[ops[i]] != m[ops[j]] {
+			return m[ops[i]] > m[ops[j]]
+		}
+		return ops[i] < ops[j]
+	})
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s %d", op, m[op])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func secs(s float64) string {
+	if s == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", s)
+}
+
+func num(v float64, f string) string {
+	if v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf(f, v)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ⏎ ")
+	if len(s) > 600 {
+		s = s[:600] + "…"
+	}
+	return s
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// round is one repetition: a fresh world, a blobfs mount of it, and the
+// workloads measured one after the other.
+type round struct {
+	cfg    config
+	n      int
+	bin    string
+	w      *world
+	d      *daemon
+	mounts int
+	logf   func(format string, args ...any)
+
+	seq   *pattern        // the sequential file's content
+	small *pattern        // the small files' content, file i at i×SmallSize
+	have  map[string]bool // fixtures already uploaded this round
+}
+
+func (r *round) mnt(parts ...string) string {
+	return filepath.Join(append([]string{r.w.mountpoint()}, parts...)...)
+}
+
+// mount starts a blobfs daemon on the round's world.
+func (r *round) mount(ctx context.Context) error {
+	r.mounts++
+	d, err := mountBlobfs(ctx, r.bin, r.w, r.mounts)
+	if err != nil {
+		return err
+	}
+	r.d = d
+	return nil
+}
+
+// remount gives the next workload a cold start: a new daemon with empty
+// caches, and no page cache left in the kernel for the old mount's files.
+func (r *round) remount(ctx context.Context) error {
+	if r.d != nil {
+		if err := r.d.stop(); err != nil {
+			r.logf("  unmount: %v", err)
+		}
+		r.d = nil
+	}
+	if err := r.mount(ctx); err != nil {
+		return err
+	}
+	if r.cfg.DropCaches {
+		dropCaches()
+	}
+	return nil
+}
+
+func (r *round) unmount() error {
+	if r.d == nil {
+		return nil
+	}
+	err := r.d.stop()
+	r.d = nil
+	return err
+}
+
+// quiesce waits until the service has seen no request for a moment, so
+// that what a workload is charged for is its own (a previous workload's
+// background uploads, a kernel forget…).
+func (r *round) quiesce(ctx context.Context) {
+	const still = 300 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	last := r.w.proxy.Total()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(still)
+		n := r.w.proxy.Total()
+		if n == last {
+			return
+		}
+		last = n
+	}
+}
+
+// measure runs one workload: its direct baseline, then the same work
+// through the mount, each with the proxy's counters zeroed first.
+func (r *round) measure(ctx context.Context, wl *workload) (sample, error) {
+	var s sample
+	if wl.setup != nil {
+		if err := wl.setup(ctx, r); err != nil {
+			return s, fmt.Errorf("%s: setup: %w", wl.key, err)
+		}
+	}
+	if wl.direct != nil {
+		r.quiesce(ctx)
+		r.w.proxy.ResetCounts()
+		t0 := time.Now()
+		err := wl.direct(ctx, r)
+		side := r.snapshot(time.Since(t0))
+		s.Direct = &side
+		if err != nil {
+			s.Errors = append(s.Errors, "direct: "+err.Error())
+		}
+	}
+	if wl.cold || r.d == nil {
+		if err := r.remount(ctx); err != nil {
+			return s, fmt.Errorf("%s: mount: %w", wl.key, err)
+		}
+	}
+	if wl.prepare != nil {
+		if err := wl.prepare(ctx, r); err != nil {
+			return s, fmt.Errorf("%s: prepare: %w", wl.key, err)
+		}
+	}
+	pid := r.d.pid()
+	r.quiesce(ctx)
+	if err := resetPeakRSS(pid); err != nil {
+		s.Errors = append(s.Errors, "resetting peak RSS: "+err.Error())
+	}
+	cpu0, err := cpuTime(pid)
+	if err != nil {
+		return s, err
+	}
+	r.w.proxy.ResetCounts()
+	t0 := time.Now()
+	werr := wl.blobfs(ctx, r)
+	s.Blobfs = r.snapshot(time.Since(t0))
+	cpu1, err := cpuTime(pid)
+	if err != nil {
+		return s, fmt.Errorf("%s: %w (%v)", wl.key, err, r.d.alive())
+	}
+	s.CPU = (cpu1 - cpu0).Seconds()
+	s.PeakRSS, _ = peakRSS(pid)
+	if werr == nil && wl.verify != nil {
+		werr = wl.verify(ctx, r)
+	}
+	if werr != nil {
+		s.Errors = append(s.Errors, "blobfs: "+werr.Error())
+	}
+	if err := r.d.alive(); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func (r *round) snapshot(d time.Duration) side {
+	in, out := r.w.proxy.Bytes()
+	return side{Seconds: d.Seconds(), Calls: r.w.proxy.Counts(), Sent: in, Received: out}
+}
+
+// dropCaches empties the kernel's page cache (root only); failures are
+// ignored because the remount already made the mount's files cold.
+func dropCaches() {
+	_ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
+}
