@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -61,6 +62,7 @@ type worldOptions struct {
 	emu           authtest.Options // Accounts filled in from Azurite when empty
 	container     string           // default "data"
 	skipContainer bool             // don't create it
+	az            *blobtest.Azurite // share this Azurite instead of starting one
 }
 
 func needFUSE(t *testing.T) {
@@ -75,7 +77,10 @@ func needFUSE(t *testing.T) {
 
 func newWorld(t *testing.T, o worldOptions) *world {
 	t.Helper()
-	az := blobtest.StartT(t, blobtest.Options{})
+	az := o.az
+	if az == nil {
+		az = blobtest.StartT(t, blobtest.Options{})
+	}
 	if o.emu.Accounts == nil {
 		o.emu.Accounts = []authtest.Account{{Name: az.Account(), Key1: az.Key(), Key2: authtest.RandomKey()}}
 	}
@@ -89,7 +94,7 @@ func newWorld(t *testing.T, o worldOptions) *world {
 	}
 	ct := c.Container(o.container)
 	if !o.skipContainer {
-		if err := ct.Create(context.Background()); err != nil {
+		if err := ct.Create(context.Background()); err != nil && !errors.Is(err, blob.ErrExists) {
 			t.Fatal(err)
 		}
 	}
