@@ -59,9 +59,9 @@ type world struct {
 }
 
 type worldOptions struct {
-	emu           authtest.Options // Accounts filled in from Azurite when empty
-	container     string           // default "data"
-	skipContainer bool             // don't create it
+	emu           authtest.Options  // Accounts filled in from Azurite when empty
+	container     string            // default "data"
+	skipContainer bool              // don't create it
 	az            *blobtest.Azurite // share this Azurite instead of starting one
 }
 
