@@ -308,7 +308,7 @@ func (d *diagnosis) key() (blob.Credential, error) {
 			Fix:    "copy key1 or key2 from the portal (Storage account → Access keys) exactly"})
 	}
 	d.ok(hop, fmt.Sprintf("from %s, %d bytes", from, len(raw)))
-	return &blob.SharedKey{Account: d.cfg.Account, Keys: blob.StaticKey(key.Reveal())}, nil
+	return &blob.SharedKey{Account: d.cfg.Account, Keys: staticKey{key}}, nil
 }
 
 func (d *diagnosis) sas() (blob.Credential, error) {
@@ -337,7 +337,7 @@ func (d *diagnosis) sas() (blob.Credential, error) {
 		detail += ", permissions " + sp
 	}
 	d.ok(hop, detail)
-	return blob.NewSAS(tok.Reveal()), nil
+	return sasCredential{tok}, nil
 }
 
 func parseSASTime(s string) (time.Time, error) {

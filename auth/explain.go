@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/blobfs/blobfs/blob"
 )
@@ -26,7 +27,12 @@ func Explain(cfg Config, err error) error {
 	mk := func(kind error, fix string) error {
 		return &Error{Step: step, Kind: kind, Detail: detail, Fix: fix, Err: err}
 	}
-	switch se.Code {
+	code := se.Code
+	if code == "AuthorizationFailure" && strings.HasPrefix(se.Message, "Server failed to authenticate the request") {
+		// Azurite's answer to a bad signature; Azure says AuthenticationFailed.
+		code = "AuthenticationFailed"
+	}
+	switch code {
 	case "KeyBasedAuthenticationNotPermitted":
 		return mk(ErrSharedKeyDisabled, fmt.Sprintf("the account forbids shared keys (allowSharedKeyAccess=false): use --auth-mode msi and assign \"Storage Blob Data Contributor\" to the identity on %s", scope))
 	case "AuthorizationPermissionMismatch", "AuthorizationFailure":

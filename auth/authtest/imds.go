@@ -127,14 +127,15 @@ func (s *Server) imdsToken(w http.ResponseWriter, q url.Values) (int, string) {
 	if id == nil {
 		return imdsError(w, status, "invalid_request", desc), ""
 	}
-	tok, exp := s.mintFor(id, resource)
+	tok, exp, ttl := s.mintFor(id, resource)
+	secs := fmt.Sprint(int(ttl.Round(time.Second).Seconds()))
 	writeJSON(w, http.StatusOK, map[string]string{
 		"access_token":   tok,
 		"refresh_token":  "",
 		"client_id":      id.ClientID,
-		"expires_in":     fmt.Sprint(int(time.Until(exp).Round(time.Second).Seconds())),
+		"expires_in":     secs,
 		"expires_on":     fmt.Sprint(exp.Unix()),
-		"ext_expires_in": fmt.Sprint(int(time.Until(exp).Round(time.Second).Seconds())),
+		"ext_expires_in": secs,
 		"not_before":     fmt.Sprint(time.Now().Add(-5 * time.Minute).Unix()),
 		"resource":       resource,
 		"token_type":     "Bearer",
@@ -189,7 +190,7 @@ func (s *Server) selectIdentity(clientID, objectID, resID string) (*Identity, in
 	return nil, http.StatusBadRequest, "Identity not found"
 }
 
-func (s *Server) mintFor(id *Identity, resource string) (string, time.Time) {
+func (s *Server) mintFor(id *Identity, resource string) (string, time.Time, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -202,7 +203,7 @@ func (s *Server) mintFor(id *Identity, resource string) (string, time.Time) {
 	}
 	tok := mint(c)
 	s.tokens[tok] = minted{claims: c, identity: id}
-	return tok, time.Unix(c.Exp, 0)
+	return tok, time.Unix(c.Exp, 0), s.ttl
 }
 
 var instanceAPIVersions = []string{"2021-02-01", "2021-03-01", "2021-05-01", "2023-07-01"}
@@ -261,7 +262,7 @@ func (s *Server) appServiceToken(w http.ResponseWriter, r *http.Request) (int, s
 	if id == nil {
 		return imdsError(w, status, "invalid_request", desc), ""
 	}
-	tok, exp := s.mintFor(id, resource)
+	tok, exp, _ := s.mintFor(id, resource)
 	writeJSON(w, http.StatusOK, map[string]string{
 		"access_token": tok,
 		"expires_on":   fmt.Sprint(exp.Unix()),
