@@ -70,7 +70,7 @@ func (r *round) unmount() error {
 // that what a workload is charged for is its own (a previous workload's
 // background uploads, a kernel forget…).
 func (r *round) quiesce(ctx context.Context) {
-	const still = 300 * time.Millisecond
+	const still = 200 * time.Millisecond
 	deadline := time.Now().Add(10 * time.Second)
 	last := r.w.proxy.Total()
 	for time.Now().Before(deadline) && ctx.Err() == nil {
