@@ -2,12 +2,23 @@
 // reader gets parallel ranged GETs ahead of it, a random reader only what it
 // asked for, and every range is pinned to the ETag seen at open so a reader
 // never mixes two versions of a blob.
+//
+// Sequential detection: a read that starts where the previous one ended
+// (give or take the reordering of the kernel's parallel reads) extends a
+// streak; reads at offset 0 start one. While the streak lasts, the reader
+// works in aligned blocks of BlockSize, keeping up to Concurrency of them in
+// flight ahead of the reader; the window grows by one block per
+// sequential read, so a reader that turns out random wastes little. Any other
+// read downloads exactly the bytes asked for, straight into the caller's
+// buffer. Blocks come from a Pool shared by the mount, which bounds memory.
 package readahead
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"sync"
 
 	"github.com/blobfs/blobfs/blob"
 )
@@ -17,25 +28,296 @@ type Store interface {
 	Download(ctx context.Context, name string, offset, count int64, cond blob.Conditions) (io.ReadCloser, *blob.Properties, error)
 }
 
+// Defaults for Options' zero values.
+const (
+	DefaultBlockSize   = 8 << 20
+	DefaultConcurrency = 8
+)
+
 // Options tune reads. Zero values take the defaults.
 type Options struct {
-	BlockSize   int64 // size of one ranged GET
+	BlockSize   int64 // size of one ranged GET; ignored when Pool is set (its block size wins)
 	Concurrency int   // ranged GETs in flight per reader at most
+	// Pool lends the readahead buffers; share one per mount so that memory
+	// stays bounded whatever the number of open files. nil gives the reader
+	// a pool of its own of Concurrency+1 blocks.
+	Pool *Pool
 }
+
+// near is how far from the previous read's end a read may start and still
+// count as sequential: the kernel issues readahead in parallel, so
+// sequential reads arrive slightly out of order.
+const near = 1 << 20
 
 // Reader reads one version of one blob.
-type Reader struct{}
+type Reader struct {
+	store Store
+	name  string
+	size  int64
+	etag  string
+	bs    int64
+	conc  int
+	pool  *Pool
 
-// New returns a reader of the blob name of size bytes at etag.
-func New(store Store, name string, size int64, etag string, opts Options) *Reader {
-	return &Reader{}
+	ctx    context.Context // fetches; cancelled by Close
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	chunks  map[int64]*chunk
+	lastEnd int64
+	streak  int // sequential reads in a row
+	reads   int
+	closed  bool
 }
+
+// chunk is one aligned block, fetched or being fetched.
+type chunk struct {
+	idx  int64
+	buf  []byte // nil once returned to the pool
+	n    int
+	done chan struct{}
+	err  error
+	gone bool // dropped from the window; the fetcher returns buf
+}
+
+// New returns a reader of the blob name of size bytes at etag. It sends
+// nothing by itself: size and etag come from the listing or lookup, so a
+// small file costs exactly one GET.
+func New(store Store, name string, size int64, etag string, opts Options) *Reader {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	pool := opts.Pool
+	if pool == nil {
+		bs := opts.BlockSize
+		if bs <= 0 {
+			bs = DefaultBlockSize
+		}
+		pool = NewPool(bs, int64(opts.Concurrency+1)*bs)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Reader{
+		store: store, name: name, size: size, etag: etag,
+		bs: pool.BlockSize(), conc: opts.Concurrency, pool: pool,
+		ctx: ctx, cancel: cancel,
+		chunks: map[int64]*chunk{},
+	}
+}
+
+var errClosed = errors.New("readahead: reader already closed")
 
 // ReadAt reads len(p) bytes at off; at the end of the blob it returns fewer
 // and io.EOF. A blob changed since open is blob.ErrPrecondition.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	return 0, errors.New("readahead: not implemented yet")
+	if off < 0 {
+		return 0, fmt.Errorf("readahead: negative offset %d", off)
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	asked := len(p)
+	want := min(int64(asked), r.size-off)
+	p = p[:want]
+	var err error
+	if r.plan(off, want) {
+		err = r.readChunks(ctx, p, off)
+	} else {
+		err = r.direct(ctx, p, off)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if want < int64(asked) {
+		return int(want), io.EOF
+	}
+	return int(want), nil
+}
+
+// plan updates the sequential streak and says whether to serve the read
+// from blocks; if so it starts the fetches the read and the window need.
+func (r *Reader) plan(off, want int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	fresh := r.reads == 0 && off == 0
+	switch {
+	case fresh:
+		r.streak = 1
+	case r.reads > 0 && off >= r.lastEnd-near && off <= r.lastEnd+near:
+		r.streak++
+	default:
+		r.streak = 0
+	}
+	r.reads++
+	if r.streak == 0 {
+		r.lastEnd = off + want
+	} else {
+		r.lastEnd = max(r.lastEnd, off+want)
+	}
+	first, last := off/r.bs, (off+want-1)/r.bs
+	covered := true
+	for i := first; i <= last; i++ {
+		if r.chunks[i] == nil {
+			covered = false
+		}
+	}
+	if !covered && !fresh && r.streak < 2 {
+		return false
+	}
+	// Blocks well behind the reader are done with; keep one for reads
+	// that arrive late.
+	for i, c := range r.chunks {
+		if i < first-1 || i > last+int64(r.conc) {
+			r.drop(c)
+		}
+	}
+	for i := first; i <= last; i++ {
+		if r.chunks[i] == nil && !r.start(i) {
+			return false // no memory: read directly
+		}
+	}
+	ahead := int64(min(r.conc-1, r.streak-1))
+	for i := last + 1; i <= last+ahead && i*r.bs < r.size; i++ {
+		if r.chunks[i] == nil && !r.start(i) {
+			break
+		}
+	}
+	return true
+}
+
+// start fetches block i in the background, if a buffer is free.
+func (r *Reader) start(i int64) bool {
+	buf := r.pool.tryGet()
+	if buf == nil {
+		return false
+	}
+	c := &chunk{idx: i, buf: buf, done: make(chan struct{})}
+	r.chunks[i] = c
+	go r.fetch(c)
+	return true
+}
+
+func (r *Reader) fetch(c *chunk) {
+	start := c.idx * r.bs
+	n := min(r.bs, r.size-start)
+	err := r.download(r.ctx, c.buf[:n], start)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.n, c.err = int(n), err
+	close(c.done)
+	if err != nil && r.chunks[c.idx] == c {
+		delete(r.chunks, c.idx) // a later read tries again
+		c.gone = true
+	}
+	if c.gone {
+		r.pool.put(c.buf)
+		c.buf = nil
+	}
+}
+
+// drop removes c from the window. Called with r.mu held.
+func (r *Reader) drop(c *chunk) {
+	delete(r.chunks, c.idx)
+	c.gone = true
+	select {
+	case <-c.done:
+		if c.buf != nil {
+			r.pool.put(c.buf)
+			c.buf = nil
+		}
+	default: // the fetcher returns it
+	}
+}
+
+// readChunks copies the read out of its blocks, waiting for them.
+func (r *Reader) readChunks(ctx context.Context, p []byte, off int64) error {
+	for done := int64(0); done < int64(len(p)); {
+		pos := off + done
+		i := pos / r.bs
+		seg := p[done:min(int64(len(p)), (i+1)*r.bs-off)]
+		r.mu.Lock()
+		c := r.chunks[i]
+		r.mu.Unlock()
+		if c == nil {
+			if err := r.direct(ctx, seg, pos); err != nil {
+				return err
+			}
+			done += int64(len(seg))
+			continue
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		r.mu.Lock()
+		if c.err != nil {
+			r.mu.Unlock()
+			return c.err
+		}
+		if c.buf == nil {
+			// Dropped by a concurrent read that moved the window on.
+			r.mu.Unlock()
+			if err := r.direct(ctx, seg, pos); err != nil {
+				return err
+			}
+		} else {
+			copy(seg, c.buf[pos-i*r.bs:c.n])
+			r.mu.Unlock()
+		}
+		done += int64(len(seg))
+	}
+	return nil
+}
+
+// direct downloads exactly p's range, into p.
+func (r *Reader) direct(ctx context.Context, p []byte, off int64) error {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	return r.download(ctx, p, off)
+}
+
+// download fills p from off, If-Match the pinned ETag. A body cut short
+// is tried again: the retries of the blob client end with the headers.
+func (r *Reader) download(ctx context.Context, p []byte, off int64) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var body io.ReadCloser
+		body, _, err = r.store.Download(ctx, r.name, off, int64(len(p)), blob.Conditions{IfMatch: r.etag})
+		if err != nil {
+			if errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrNotFound) {
+				return fmt.Errorf("readahead: %q was replaced or removed since it was opened; reopen it to read the new version: %w", r.name, err)
+			}
+			return fmt.Errorf("readahead: reading %q: %w", r.name, err)
+		}
+		_, err = io.ReadFull(body, p)
+		body.Close()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("readahead: reading %q at %d: %w", r.name, off, err)
+	}
+	return nil
 }
 
 // Close stops readahead and returns its buffers.
-func (r *Reader) Close() {}
+func (r *Reader) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.cancel()
+	for _, c := range r.chunks {
+		r.drop(c)
+	}
+}

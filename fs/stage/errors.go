@@ -1,0 +1,44 @@
+package stage
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/blobfs/blobfs/blob"
+)
+
+// ErrNoSpace means the cache cannot hold the data even after every upload
+// has finished and every clean block has been dropped: the fs layer answers
+// ENOSPC. Raise --cache-size or write less at once.
+var ErrNoSpace = errors.New("the staging cache is full of data not yet uploaded (raise --cache-size)")
+
+// ErrEvicted is a read (or partial rewrite) of a block that was uploaded and
+// then dropped from the cache to make room while the file was still open.
+// The data is safe in the service as an uncommitted block, but it cannot be
+// read back before the file is committed.
+var ErrEvicted = errors.New("this part of the file was uploaded and dropped from the cache to make room; it is readable again once the file is closed")
+
+// ConflictError is a Commit refused because the blob changed in the service
+// since the file was opened. The local version was not lost: it is in the
+// blob SavedAs (uploaded next to the original) or, when even that failed,
+// in the local directory SavedAs names. It matches blob.ErrPrecondition.
+type ConflictError struct {
+	Name    string
+	SavedAs string // a blob name, or a local path when Local is set
+	Local   bool
+	Err     error // what the service said
+}
+
+func (e *ConflictError) Error() string {
+	where := fmt.Sprintf("blob %q", e.SavedAs)
+	if e.Local {
+		where = fmt.Sprintf("local file %s", e.SavedAs)
+	}
+	return fmt.Sprintf("%q was changed by another writer since it was opened, so it was not overwritten; this version was saved as %s (%v)", e.Name, where, e.Err)
+}
+
+// Is makes every conflict a blob.ErrPrecondition, whether the service said
+// 412 (ETag changed) or 409 (a new file's name was taken meanwhile).
+func (e *ConflictError) Is(target error) bool { return target == blob.ErrPrecondition }
+
+func (e *ConflictError) Unwrap() error { return e.Err }

@@ -1,0 +1,539 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/blobfs/blobfs/blob"
+)
+
+// File is one blob being written: its content is the cache file's local
+// blocks, the base blob's remote blocks and zero blocks. Methods are safe
+// for concurrent use.
+type File struct {
+	m    *Manager
+	id   string
+	bs   int64
+	data *os.File
+
+	commitMu sync.Mutex // one Commit at a time
+
+	mu        sync.Mutex
+	name      string
+	baseProps *blob.Properties // what Open was given, or the last commit
+	baseName  string           // where remote blocks are read from
+	baseETag  string           // ...pinned to this version
+	target    string           // ETag the next commit may replace; "": the name must be free
+	baseLimit int64            // remote bytes at or past this were truncated away: zeros
+	size      int64
+	blocks    []block
+	accounted int64 // bytes of local blocks, counted in m.used
+	vers      uint64
+	seq       uint64 // bumped by every change, to tell whether a commit caught them all
+
+	dirty         bool // changed since the last commit (or open)
+	jDirty        bool // what the journal says
+	unconditional bool
+	ctype         string
+	meta          map[string]string
+	last          *blob.Properties
+	lastErr       error
+	upName        string // the name evicted blocks were uploaded under
+
+	workers int
+	queue   []int
+	upErr   error
+	changed chan struct{} // closed and replaced when an upload ends
+	closed  bool
+}
+
+func (f *File) setBase(p *blob.Properties) {
+	f.baseProps = p
+	if p == nil {
+		f.baseName, f.baseETag, f.target = "", "", ""
+		return
+	}
+	f.baseName = p.Name
+	if f.baseName == "" {
+		f.baseName = f.name
+	}
+	f.baseETag, f.target = p.ETag, p.ETag
+	f.ctype, f.meta = p.ContentType, p.Metadata
+}
+
+// SetBase tells the file that the blob at its (current) name is now p,
+// with the same content as the base it was opened on: after the fs layer
+// moved a blob that is open for writing, for instance. Unchanged parts are
+// then read from p, and the next commit may replace p (and nothing else).
+func (f *File) SetBase(p *blob.Properties) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setBase(p)
+	f.journalLogged()
+}
+
+// Unconditional makes the following commits replace whatever the blob is
+// by then, instead of failing with a *ConflictError when it changed since
+// open. For callers that deliberately replace a blob; the fs layer does not
+// use it for ordinary writes (a truncating open still keeps the check, so a
+// concurrent writer's data is never silently lost).
+func (f *File) Unconditional() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unconditional = true
+	f.journalLogged()
+}
+
+func (f *File) nextVer() uint64 {
+	f.vers++
+	return f.vers
+}
+
+// uploaded says the service holds block i's current content under its ID.
+func (f *File) uploaded(i int) bool {
+	b := &f.blocks[i]
+	return b.state == blkEvicted || (b.upVer != 0 && b.upVer == b.ver)
+}
+
+// Size is the file's current size.
+func (f *File) Size() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size
+}
+
+// Name is where the next commit goes.
+func (f *File) Name() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.name
+}
+
+// Dirty says the file has changes not yet committed.
+func (f *File) Dirty() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dirty
+}
+
+var errClosed = errors.New("stage: file already closed")
+
+// lockWithSpace locks f with room reserved in the cache for the growth
+// need computes (under the lock). It waits for room without holding the
+// lock: the uploads that free room need it.
+func (f *File) lockWithSpace(ctx context.Context, need func() int64) (int64, error) {
+	var reserved int64
+	for {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			f.m.settle(reserved, 0)
+			return 0, errClosed
+		}
+		n := need()
+		if n <= reserved {
+			return reserved, nil
+		}
+		f.mu.Unlock()
+		if err := f.m.reserve(ctx, n-reserved); err != nil {
+			f.m.settle(reserved, 0)
+			return 0, err
+		}
+		reserved = n
+	}
+}
+
+// growth is how many bytes of local blocks the file gains when it becomes
+// newSize and the blocks first..last become local.
+func (f *File) growth(newSize int64, first, last int) int64 {
+	newSize = max(newSize, f.size)
+	var d int64
+	for i := first; i <= last; i++ {
+		var cur int64
+		if i < len(f.blocks) && f.blocks[i].state == blkLocal {
+			cur = blen(i, f.size, f.bs)
+		}
+		d += blen(i, newSize, f.bs) - cur
+	}
+	if ol := len(f.blocks) - 1; newSize > f.size && ol >= 0 && (ol < first || ol > last) && f.blocks[ol].state == blkLocal {
+		d += blen(ol, newSize, f.bs) - blen(ol, f.size, f.bs)
+	}
+	return d
+}
+
+// grow extends the file to newSize with zeros.
+func (f *File) grow(newSize int64) {
+	if newSize <= f.size {
+		return
+	}
+	if ol := len(f.blocks) - 1; ol >= 0 && blen(ol, newSize, f.bs) != blen(ol, f.size, f.bs) {
+		b := &f.blocks[ol]
+		if b.state == blkLocal {
+			f.accounted += blen(ol, newSize, f.bs) - blen(ol, f.size, f.bs)
+		}
+		b.ver = f.nextVer()
+	}
+	for len(f.blocks) < nblocks(newSize, f.bs) {
+		f.blocks = append(f.blocks, block{state: blkZero, ver: f.nextVer()})
+	}
+	f.size = newSize
+}
+
+// markDirty records in the journal, before the first change after a
+// commit is acknowledged, that the file now differs from the service.
+func (f *File) markDirty() error {
+	f.seq++
+	f.dirty = true
+	if f.jDirty {
+		return nil
+	}
+	return f.writeJournal()
+}
+
+// WriteAt writes p at off, growing the file as needed (with zeros between
+// its old end and off).
+func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("stage: write at negative offset %d", off)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	end := off + int64(len(p))
+	first, last := int(off/f.bs), int((end-1)/f.bs)
+	reserved, err := f.lockWithSpace(ctx, func() int64 { return f.growth(end, first, last) })
+	if err != nil {
+		return 0, err
+	}
+	defer f.mu.Unlock()
+	before := f.accounted
+	n, err := f.writeLocked(ctx, p, off, first, last)
+	f.m.settle(reserved, f.accounted-before)
+	return n, err
+}
+
+func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last int) (int, error) {
+	end := off + int64(len(p))
+	newSize := max(f.size, end)
+	// Refuse before changing anything: a partial rewrite of a block whose
+	// only copy is in the service as an uncommitted block.
+	for i := first; i <= last && i < len(f.blocks); i++ {
+		start := int64(i) * f.bs
+		if f.blocks[i].state == blkEvicted && (off > start || end < start+blen(i, newSize, f.bs)) {
+			return 0, fmt.Errorf("stage: writing %q at %d: %w", f.name, off, ErrEvicted)
+		}
+	}
+	// Blocks written only in part need their old content first.
+	for i := first; i <= last && i < len(f.blocks); i++ {
+		start := int64(i) * f.bs
+		if f.blocks[i].state == blkRemote && (off > start || end < start+blen(i, newSize, f.bs)) {
+			if err := f.fetch(ctx, i); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := f.markDirty(); err != nil {
+		return 0, err
+	}
+	f.grow(newSize)
+	f.m.mu.Lock()
+	f.m.clock++
+	now := f.m.clock
+	f.m.mu.Unlock()
+	journal := false
+	for i := first; i <= last; i++ {
+		b := &f.blocks[i]
+		if b.state != blkLocal {
+			b.state = blkLocal
+			f.accounted += blen(i, f.size, f.bs)
+		}
+		if int64(i)*f.bs < f.baseLimit && !b.jLocal {
+			b.jLocal = true
+			journal = true
+		}
+		b.ver = f.nextVer()
+		b.lastUse = now
+	}
+	n, err := f.data.WriteAt(p, off)
+	if err != nil {
+		return n, fmt.Errorf("stage: writing the cache file of %q: %w", f.name, err)
+	}
+	// Data first, journal second: a crash in between loses only this
+	// write, which was never acknowledged.
+	if journal {
+		if err := f.writeJournal(); err != nil {
+			return 0, err
+		}
+	}
+	f.streamFull(first-1, last)
+	return n, nil
+}
+
+// streamFull starts uploading the full blocks from..to that the writer has
+// moved past: the sequential writer's blocks go out while it writes on.
+func (f *File) streamFull(from, to int) {
+	for i := max(from, 0); i <= to && i < len(f.blocks)-1; i++ {
+		b := &f.blocks[i]
+		if b.state == blkLocal && !b.inflight && !b.queued && !f.uploaded(i) {
+			f.schedule(i)
+		}
+	}
+}
+
+// fetch copies block i's base content into the cache file.
+func (f *File) fetch(ctx context.Context, i int) error {
+	start := int64(i) * f.bs
+	n := min(start+f.bs, f.baseLimit, f.size) - start
+	if n > 0 {
+		body, _, err := f.m.store.Download(ctx, f.baseName, start, n, blob.Conditions{IfMatch: f.baseETag})
+		if err != nil {
+			return f.baseError(err)
+		}
+		got, err := io.Copy(io.NewOffsetWriter(f.data, start), io.LimitReader(body, n))
+		body.Close()
+		if err == nil && got != n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return fmt.Errorf("stage: reading %q from the service: %w", f.baseName, err)
+		}
+	}
+	f.blocks[i].state = blkLocal
+	f.accounted += blen(i, f.size, f.bs)
+	return nil
+}
+
+func (f *File) baseError(err error) error {
+	if errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrNotFound) {
+		return fmt.Errorf("stage: %q was changed or removed by another writer since it was opened; its unchanged part cannot be read any more: %w", f.baseName, err)
+	}
+	return fmt.Errorf("stage: reading %q from the service: %w", f.baseName, err)
+}
+
+// ReadAt reads what the file holds now, own writes included. At the end
+// of the file it returns fewer bytes and io.EOF.
+func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, errClosed
+	}
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), f.size-off)
+	for done := int64(0); done < want; {
+		pos := off + done
+		i := int(pos / f.bs)
+		seg := p[done:min(want, int64(i+1)*f.bs-off)]
+		switch f.blocks[i].state {
+		case blkLocal, blkZero:
+			if _, err := f.data.ReadAt(seg, pos); err != nil {
+				return int(done), fmt.Errorf("stage: reading the cache file of %q: %w", f.name, err)
+			}
+		case blkRemote:
+			if err := f.readRemote(ctx, seg, pos); err != nil {
+				return int(done), err
+			}
+		case blkEvicted:
+			return int(done), fmt.Errorf("stage: reading %q at %d: %w", f.name, pos, ErrEvicted)
+		}
+		done += int64(len(seg))
+	}
+	if want < int64(len(p)) {
+		return int(want), io.EOF
+	}
+	return int(want), nil
+}
+
+// readRemote reads base content straight into p: a file open for writing
+// that is only read does not fill the cache.
+func (f *File) readRemote(ctx context.Context, p []byte, off int64) error {
+	n := max(0, min(int64(len(p)), f.baseLimit-off))
+	clear(p[n:])
+	if n == 0 {
+		return nil
+	}
+	body, _, err := f.m.store.Download(ctx, f.baseName, off, n, blob.Conditions{IfMatch: f.baseETag})
+	if err != nil {
+		return f.baseError(err)
+	}
+	defer body.Close()
+	if _, err := io.ReadFull(body, p[:n]); err != nil {
+		return fmt.Errorf("stage: reading %q from the service: %w", f.baseName, err)
+	}
+	return nil
+}
+
+// Truncate sets the file's size, cutting or extending with zeros.
+func (f *File) Truncate(ctx context.Context, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("stage: truncate to negative size %d", size)
+	}
+	reserved, err := f.lockWithSpace(ctx, func() int64 { return f.growth(size, 0, -1) })
+	if err != nil {
+		return err
+	}
+	defer f.mu.Unlock()
+	before := f.accounted
+	err = f.truncateLocked(size)
+	f.m.settle(reserved, f.accounted-before)
+	return err
+}
+
+func (f *File) truncateLocked(size int64) error {
+	if size == f.size {
+		return nil
+	}
+	nb := nblocks(size, f.bs)
+	if size < f.size && nb > 0 {
+		b := &f.blocks[nb-1]
+		if b.state == blkEvicted && blen(nb-1, size, f.bs) != blen(nb-1, f.size, f.bs) {
+			return fmt.Errorf("stage: truncating %q to %d: %w", f.name, size, ErrEvicted)
+		}
+	}
+	if err := f.markDirty(); err != nil {
+		return err
+	}
+	if err := f.data.Truncate(size); err != nil {
+		return fmt.Errorf("stage: truncating the cache file of %q: %w", f.name, err)
+	}
+	if size > f.size {
+		f.grow(size)
+		return nil
+	}
+	for i := nb; i < len(f.blocks); i++ {
+		if f.blocks[i].state == blkLocal {
+			f.accounted -= blen(i, f.size, f.bs)
+		}
+	}
+	f.blocks = f.blocks[:nb]
+	if nb > 0 {
+		b := &f.blocks[nb-1]
+		if b.state == blkLocal {
+			f.accounted -= blen(nb-1, f.size, f.bs) - blen(nb-1, size, f.bs)
+		}
+		if blen(nb-1, size, f.bs) != blen(nb-1, f.size, f.bs) {
+			b.ver = f.nextVer()
+		}
+	}
+	f.size = size
+	if size < f.baseLimit {
+		f.baseLimit = size
+		return f.writeJournal()
+	}
+	return nil
+}
+
+// Rename makes later commits go to name (a file renamed while open).
+// Unchanged parts are still read from the blob it was opened on, and the
+// commit requires name to be free, unless SetBase says otherwise.
+func (f *File) Rename(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if name == f.name {
+		return
+	}
+	f.name = name
+	f.target = ""
+	f.dirty = true
+	f.seq++
+	// Uploaded blocks belong to the old name's block list.
+	for i := range f.blocks {
+		if f.blocks[i].state != blkEvicted {
+			f.blocks[i].upVer = 0
+		}
+	}
+	f.journalLogged()
+}
+
+// Close releases the staged data once committed; uncommitted data stays
+// in the cache directory for the next mount's Recover.
+func (f *File) Close() error {
+	f.commitMu.Lock()
+	defer f.commitMu.Unlock()
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	f.queue = nil
+	for f.workers > 0 {
+		ch := f.changed
+		f.mu.Unlock()
+		<-ch
+		f.mu.Lock()
+	}
+	dirty, name := f.dirty, f.name
+	f.m.settle(0, -f.accounted)
+	f.accounted = 0
+	f.mu.Unlock()
+
+	f.m.mu.Lock()
+	delete(f.m.files, f)
+	f.m.mu.Unlock()
+	err := f.data.Close()
+	if dirty {
+		f.m.log.WithField("blob", name).Warn("closed with changes not committed; kept in the cache directory for recovery at the next mount")
+		return err
+	}
+	f.remove()
+	return err
+}
+
+// discard drops a file that never got going.
+func (f *File) discard() {
+	f.data.Close()
+	f.remove()
+}
+
+func (f *File) remove() {
+	os.Remove(journalPath(f.m.root, f.id))
+	os.Remove(dataPath(f.m.root, f.id))
+}
+
+func (f *File) journal() *journal {
+	j := &journal{
+		ID: f.id, Name: f.name, UploadName: f.upName,
+		BaseName: f.baseName, BaseETag: f.baseETag, BaseLimit: f.baseLimit,
+		BlockSize: f.bs, Dirty: f.dirty, Unconditional: f.unconditional,
+		ContentType: f.ctype, Metadata: f.meta, Target: f.target,
+	}
+	if f.baseProps != nil {
+		j.BaseSize = f.baseProps.Size
+	}
+	var local, evicted []int
+	for i := range f.blocks {
+		switch {
+		case f.blocks[i].state == blkEvicted:
+			evicted = append(evicted, i)
+		case f.blocks[i].jLocal && int64(i)*f.bs < f.baseLimit:
+			local = append(local, i)
+		}
+	}
+	j.Local, j.Evicted = runs(local), runs(evicted)
+	return j
+}
+
+func (f *File) writeJournal() error {
+	j := f.journal()
+	if err := writeJournal(journalPath(f.m.root, f.id), j); err != nil {
+		return err
+	}
+	f.jDirty = j.Dirty
+	return nil
+}
+
+// journalLogged writes the journal for changes that cannot report an
+// error to their caller: a failure is logged, and the next write retries.
+func (f *File) journalLogged() {
+	if err := f.writeJournal(); err != nil {
+		f.jDirty = false
+		f.m.log.WithError(err).WithField("blob", f.name).Error("cannot update the staging journal")
+	}
+}

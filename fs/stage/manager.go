@@ -1,0 +1,339 @@
+// Package stage keeps data written through the mount in a private cache
+// directory until the blob service has committed it, and uploads it as
+// blocks: streaming, in parallel, while a sequential writer is still writing.
+//
+// Layout: Options.Dir/<account>/<container>/ (0700) holds, per file open for
+// writing, <id>.data (0600, sparse, exactly the file's size) and <id>.json,
+// its journal (see journal.go). lost+found/ below it receives staged files
+// that could be neither committed nor saved under a conflict name.
+//
+// A sequential writer's full blocks are Put Block'ed in the background as
+// soon as the writer moves past them, so Commit (at close) only uploads the
+// last block and sends Put Block List. The data also lands in the cache
+// file (page cache, cheap) so that a crash of the daemon loses nothing; when
+// the cache is full, uploaded blocks are punched out of their files (LRU),
+// so a file larger than the cache streams through it.
+//
+// Memory does not grow with file sizes: data moves between the cache files
+// and the network through the page cache; the package's own memory is a
+// few dozen bytes per block of each open file, plus at most Concurrency
+// block buffers (BlockSize each) per Manager for uploading unchanged parts
+// of existing blobs and small files.
+package stage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/blobfs/blobfs/blob"
+)
+
+// Store is what the write path needs from the blob layer (*blob.Container).
+type Store interface {
+	Download(ctx context.Context, name string, offset, count int64, cond blob.Conditions) (io.ReadCloser, *blob.Properties, error)
+	Upload(ctx context.Context, name string, data []byte, opts blob.PutOptions) (*blob.Properties, error)
+	PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error
+	PutBlockList(ctx context.Context, name string, ids []string, opts blob.PutOptions) (*blob.Properties, error)
+}
+
+// Defaults for Options' zero values.
+const (
+	DefaultBlockSize   = 8 << 20
+	DefaultConcurrency = 8
+)
+
+// Options tune the staging area. Zero values take the defaults.
+type Options struct {
+	Dir string // created 0700; files inside are 0600
+	// MaxBytes bounds the data held in the cache (--cache-size); 0 means
+	// no bound. Writers wait for uploads to free room; the bound should be
+	// at least a few blocks per file written at once.
+	MaxBytes    int64
+	BlockSize   int64 // default 8 MiB; fixed per staged file
+	Concurrency int   // parallel Put Block calls per file; default 8
+	Log         logrus.FieldLogger
+	// Account and Container, when set, put the staging area in
+	// Dir/Account/Container, so that mounts of different containers can
+	// share Dir without recovering each other's files.
+	Account, Container string
+}
+
+// Manager owns the staging directory of one mounted container.
+type Manager struct {
+	store Store
+	opts  Options
+	root  string
+	log   logrus.FieldLogger
+	lock  *os.File // flock: one Manager per staging directory
+
+	ctx    context.Context // background uploads; cancelled by Close
+	cancel context.CancelFunc
+	bufs   chan []byte // block buffers, at most Concurrency
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	files   map[*File]struct{}
+	used    int64         // bytes of local blocks, reserved or held
+	changed chan struct{} // closed and replaced whenever space or uploads change
+	clock   int64         // LRU clock
+	busy    int           // commits and uploads under way, for Wait
+}
+
+// NewManager opens (and creates) the staging directory.
+func NewManager(store Store, opts Options) (*Manager, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("stage: no cache directory given (--cache-dir)")
+	}
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = DefaultBlockSize
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		opts.Log = l
+	}
+	root := opts.Dir
+	for _, part := range []string{opts.Account, opts.Container} {
+		if part == "" {
+			continue
+		}
+		if part != filepath.Base(part) || part == "." || part == ".." {
+			return nil, fmt.Errorf("stage: %q cannot name a cache subdirectory", part)
+		}
+		root = filepath.Join(root, part)
+	}
+	if err := mkdirPrivate(opts.Dir, root); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(root, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("stage: cache directory %s: %w", root, err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("stage: cache directory %s is in use by another blobfs mount of the same container: give this mount its own --cache-dir or unmount the other (%w)", root, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		store: store, opts: opts, root: root, lock: lock,
+		log:    opts.Log.WithField("cache", root),
+		ctx:    ctx,
+		cancel: cancel,
+		bufs:   make(chan []byte, opts.Concurrency),
+		files:  map[*File]struct{}{},
+	}
+	m.changed = make(chan struct{})
+	for range opts.Concurrency {
+		m.bufs <- nil // allocated on first use
+	}
+	return m, nil
+}
+
+// mkdirPrivate creates root and its parents up to top with mode 0700 and
+// makes sure root itself is 0700 even when it existed: staged data is
+// other people's file contents.
+func mkdirPrivate(top, root string) error {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("stage: cannot create the cache directory: %w", err)
+	}
+	for d := root; ; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("stage: cache directory: %w", err)
+		}
+		if d == filepath.Clean(top) || d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// Dir is the staging directory of this container.
+func (m *Manager) Dir() string { return m.root }
+
+// LostFound is where staged files go that could not be uploaded anywhere.
+func (m *Manager) LostFound() string { return filepath.Join(m.root, "lost+found") }
+
+func newID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Open starts writing blob name. base is the blob as it is now, nil when it
+// does not exist; unless truncate is set its content is what the file starts
+// with (fetched when first needed). Commits are conditional on base: they
+// fail with a *ConflictError if the blob changed meanwhile.
+func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, truncate bool) (*File, error) {
+	if err := blob.ValidateName(name); err != nil {
+		return nil, err
+	}
+	id := newID()
+	data, err := os.OpenFile(dataPath(m.root, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("stage: cannot create a cache file for %q: %w", name, err)
+	}
+	f := &File{m: m, id: id, data: data, name: name, bs: m.opts.BlockSize}
+	f.changed = make(chan struct{})
+	f.setBase(base)
+	if base != nil && !truncate {
+		f.size = base.Size
+		f.baseLimit = base.Size
+		f.blocks = make([]block, nblocks(f.size, f.bs))
+		for i := range f.blocks {
+			f.blocks[i] = block{state: blkRemote, ver: f.nextVer()}
+		}
+		if err := data.Truncate(f.size); err != nil {
+			f.discard()
+			return nil, fmt.Errorf("stage: cache file for %q: %w", name, err)
+		}
+	}
+	// A new blob must be created even if nothing is written; a truncated
+	// one changes unless it was empty already.
+	f.dirty = base == nil || (truncate && base.Size > 0)
+	if err := f.writeJournal(); err != nil {
+		f.discard()
+		return nil, err
+	}
+	m.mu.Lock()
+	m.files[f] = struct{}{}
+	m.mu.Unlock()
+	return f, nil
+}
+
+// notify wakes everyone waiting for space or for uploads.
+func (m *Manager) notify() {
+	m.mu.Lock()
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+func (m *Manager) getBuf(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-m.bufs:
+		if b == nil {
+			b = make([]byte, m.opts.BlockSize)
+		}
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (m *Manager) putBuf(b []byte) { m.bufs <- b }
+
+func (m *Manager) addBusy(d int) {
+	m.mu.Lock()
+	m.busy += d
+	m.mu.Unlock()
+	if d < 0 {
+		m.notify()
+	}
+}
+
+// Progress describes one staged file that is not committed yet.
+type Progress struct {
+	Name     string
+	Size     int64
+	Uploaded int64 // bytes already in the service as blocks
+}
+
+// Pending lists the open files with changes not yet committed.
+func (m *Manager) Pending() []Progress {
+	var out []Progress
+	for _, f := range m.openFiles() {
+		f.mu.Lock()
+		if f.dirty {
+			p := Progress{Name: f.name, Size: f.size}
+			for i := range f.blocks {
+				if f.uploaded(i) {
+					p.Uploaded += blen(i, f.size, f.bs)
+				}
+			}
+			out = append(out, p)
+		}
+		f.mu.Unlock()
+	}
+	return out
+}
+
+// Stats are totals for statfs and the stats endpoint.
+type Stats struct {
+	Files       int   // open staged files
+	DirtyFiles  int   // of which with changes not committed
+	CachedBytes int64 // data held in the cache directory
+	MaxBytes    int64
+}
+
+// Stats sums up the staging area.
+func (m *Manager) Stats() Stats {
+	files := m.openFiles()
+	s := Stats{Files: len(files), MaxBytes: m.opts.MaxBytes}
+	for _, f := range files {
+		f.mu.Lock()
+		if f.dirty {
+			s.DirtyFiles++
+		}
+		f.mu.Unlock()
+	}
+	m.mu.Lock()
+	s.CachedBytes = m.used
+	m.mu.Unlock()
+	return s
+}
+
+func (m *Manager) openFiles() []*File {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*File, 0, len(m.files))
+	for f := range m.files {
+		out = append(out, f)
+	}
+	return out
+}
+
+// Wait blocks until no commit or upload is under way (at unmount, after
+// the fs layer has committed every open file).
+func (m *Manager) Wait(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		busy, ch := m.busy, m.changed
+		m.mu.Unlock()
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("stage: %d uploads still under way: %w", busy, ctx.Err())
+		}
+	}
+}
+
+// Close stops background uploads and releases the directory. Staged files
+// stay on disk; the next Manager's Recover finishes them.
+func (m *Manager) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	for _, f := range m.openFiles() {
+		f.mu.Lock()
+		f.data.Close()
+		f.closed = true
+		f.mu.Unlock()
+	}
+	return m.lock.Close()
+}

@@ -1,0 +1,243 @@
+package stage_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/fs/stage"
+)
+
+func TestSmallFileIsOnePutBlob(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	cs := newCounting(ct)
+	m := newManager(t, cs, stage.Options{})
+	f, err := m.Open(ctx, "small.txt", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pattern(4096, 1)
+	for off := 0; off < len(data); off += 1000 {
+		if _, err := f.WriteAt(ctx, data[off:min(off+1000, len(data))], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := f.Commit(ctx, blob.PutOptions{ContentType: "text/plain", Metadata: map[string]string{"mode": "0644"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.snapshot(); len(got) != 1 || got["Upload"] != 1 {
+		t.Errorf("calls = %v, want exactly one Put Blob", got)
+	}
+	got, props := download(t, ct, "small.txt")
+	if !bytes.Equal(got, data) {
+		t.Errorf("content differs")
+	}
+	if props.ETag != p.ETag || props.Metadata["mode"] != "0644" || props.ContentType != "text/plain" {
+		t.Errorf("props = %+v, commit said %+v", props, p)
+	}
+	if ents, _ := os.ReadDir(m.Dir()); len(ents) != 1 { // the lock file only
+		t.Errorf("cache dir not cleaned after a committed close: %v", ents)
+	}
+}
+
+func TestSequentialWriteStreamsBlocks(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	cs := newCounting(ct)
+	const bs = 64 << 10
+	m := newManager(t, cs, stage.Options{BlockSize: bs, Concurrency: 4})
+	f, err := m.Open(ctx, "dir/big", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pattern(20*bs+123, 2)
+	for off := 0; off < len(data); off += 4096 {
+		if _, err := f.WriteAt(ctx, data[off:min(off+4096, len(data))], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Before close, every full block but the last one is up already.
+	if got := cs.snapshot()["PutBlock"]; got != 20 {
+		t.Errorf("Put Block before commit: %d, want 20", got)
+	}
+	if p := m.Pending(); len(p) != 1 || p[0].Uploaded != 20*bs || p[0].Size != int64(len(data)) {
+		t.Errorf("Pending = %+v", p)
+	}
+	if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.snapshot(); got["PutBlock"] != 21 || got["PutBlockList"] != 1 || got["Download"] != 0 || got["Upload"] != 0 {
+		t.Errorf("calls = %v", got)
+	}
+	f.Close()
+	if got, _ := download(t, ct, "dir/big"); !bytes.Equal(got, data) {
+		t.Errorf("content differs")
+	}
+}
+
+func TestEditExistingFetchesOnlyTouchedBlocks(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs = 64 << 10
+	data := pattern(10*bs+500, 3)
+	base := upload(t, ct, "edit", data)
+	cs := newCounting(ct)
+	m := newManager(t, cs, stage.Options{BlockSize: bs})
+	f, err := m.Open(ctx, "edit", base, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A small write in block 3, a full overwrite of block 5 and an append.
+	patch := []byte("patched!")
+	copy(data[3*bs+100:], patch)
+	full := pattern(bs, 4)
+	copy(data[5*bs:], full)
+	tail := pattern(3000, 5)
+	for _, w := range []struct {
+		p   []byte
+		off int64
+	}{{patch, 3*bs + 100}, {full, 5 * bs}, {tail, int64(len(data))}} {
+		if _, err := f.WriteAt(ctx, w.p, w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data = append(data, tail...)
+	if got := cs.snapshot()["Download"]; got != 2 { // block 3, and the old last block the append lands in
+		t.Errorf("downloads while writing: %d, want 2", got)
+	}
+	buf := make([]byte, len(data)+10)
+	n, err := f.ReadAt(ctx, buf, 0)
+	if n != len(data) || err != io.EOF || !bytes.Equal(buf[:n], data) {
+		t.Errorf("ReadAt = %d, %v; content equal: %v", n, err, bytes.Equal(buf[:n], data))
+	}
+	if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got, _ := download(t, ct, "edit"); !bytes.Equal(got, data) {
+		t.Errorf("content differs")
+	}
+}
+
+func TestConflict(t *testing.T) {
+	const bs = 64 << 10
+	for _, tc := range []struct {
+		name   string
+		exists bool
+		size   int
+	}{
+		{"changed small", true, 1000},
+		{"changed large", true, 5*bs + 7},
+		{"created meanwhile", false, 1000},
+		{"created meanwhile large", false, 3 * bs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ct := newContainer(t)
+			m := newManager(t, ct, stage.Options{BlockSize: bs})
+			var base *blob.Properties
+			if tc.exists {
+				base = upload(t, ct, "f", pattern(2*bs, 9))
+			}
+			f, err := m.Open(ctx, "f", base, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mine := pattern(tc.size, 10)
+			if _, err := f.WriteAt(ctx, mine, 0); err != nil {
+				t.Fatal(err)
+			}
+			theirs := []byte("the other writer's version")
+			upload(t, ct, "f", theirs)
+			_, err = f.Commit(ctx, blob.PutOptions{})
+			var ce *stage.ConflictError
+			if !errors.As(err, &ce) || !errors.Is(err, blob.ErrPrecondition) {
+				t.Fatalf("Commit = %v, want a ConflictError matching ErrPrecondition", err)
+			}
+			if !strings.HasPrefix(ce.SavedAs, "f.conflict-") || ce.Local || !strings.Contains(err.Error(), ce.SavedAs) {
+				t.Errorf("saved as %q (local %v): %v", ce.SavedAs, ce.Local, err)
+			}
+			if got, _ := download(t, ct, "f"); !bytes.Equal(got, theirs) {
+				t.Errorf("the other writer's version was overwritten")
+			}
+			if got, _ := download(t, ct, ce.SavedAs); !bytes.Equal(got, mine) {
+				t.Errorf("the saved version differs from what was written")
+			}
+			// Asking again does not make a second copy.
+			if _, err2 := f.Commit(ctx, blob.PutOptions{}); !errors.As(err2, &ce) {
+				t.Errorf("second Commit = %v", err2)
+			}
+			f.Close()
+		})
+	}
+}
+
+func TestUnconditionalOverwrites(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	m := newManager(t, ct, stage.Options{})
+	base := upload(t, ct, "u", []byte("old"))
+	f, err := m.Open(ctx, "u", base, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Unconditional()
+	f.WriteAt(ctx, []byte("mine"), 0)
+	upload(t, ct, "u", []byte("theirs"))
+	if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got, _ := download(t, ct, "u"); string(got) != "mine" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestCacheDirIsPrivate(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	dir := filepath.Join(t.TempDir(), "cache")
+	m := newManager(t, ct, stage.Options{Dir: dir, Account: "acct", Container: ct.Name()})
+	if want := filepath.Join(dir, "acct", ct.Name()); m.Dir() != want {
+		t.Errorf("Dir = %s, want %s", m.Dir(), want)
+	}
+	f, err := m.Open(ctx, "x", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("secret"), 0)
+	for _, d := range []string{dir, filepath.Dir(m.Dir()), m.Dir()} {
+		if st, err := os.Stat(d); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v", d, st.Mode(), err)
+		}
+	}
+	ents, _ := os.ReadDir(m.Dir())
+	for _, e := range ents {
+		if st, _ := e.Info(); st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v", e.Name(), st.Mode())
+		}
+	}
+	if len(ents) < 3 {
+		t.Errorf("expected lock, data and journal, got %v", ents)
+	}
+	// A second mount of the same container on the same directory is refused.
+	if _, err := stage.NewManager(ct, stage.Options{Dir: dir, Account: "acct", Container: ct.Name()}); err == nil {
+		t.Errorf("a second Manager on the same directory was allowed")
+	}
+	f.Commit(ctx, blob.PutOptions{})
+	f.Close()
+}

@@ -1,0 +1,431 @@
+package stage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blobfs/blobfs/blob"
+)
+
+// schedule queues block i for Put Block by the file's workers, starting
+// one if fewer than Concurrency run. Called with f.mu held.
+func (f *File) schedule(i int) {
+	b := &f.blocks[i]
+	if b.queued || b.inflight {
+		return
+	}
+	b.queued = true
+	f.queue = append(f.queue, i)
+	if f.workers < f.m.opts.Concurrency && !f.closed {
+		f.workers++
+		f.m.wg.Add(1)
+		f.m.addBusy(1)
+		go f.worker()
+	}
+}
+
+func (f *File) notifyLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// worker uploads queued blocks until the queue is empty.
+func (f *File) worker() {
+	defer f.m.wg.Done()
+	defer f.m.addBusy(-1)
+	ctx := f.m.ctx
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if len(f.queue) == 0 || f.closed || ctx.Err() != nil {
+			f.workers--
+			f.notifyLocked()
+			return
+		}
+		i := f.queue[0]
+		f.queue = f.queue[1:]
+		if i >= len(f.blocks) {
+			continue
+		}
+		b := &f.blocks[i]
+		b.queued = false
+		if b.inflight || f.uploaded(i) {
+			continue
+		}
+		b.inflight = true
+		job := upJob{
+			state: b.state, name: f.name, id: blockID(f.id, i),
+			start: int64(i) * f.bs, length: blen(i, f.size, f.bs),
+			baseName: f.baseName, baseETag: f.baseETag, baseLimit: f.baseLimit,
+		}
+		ver := b.ver
+		f.mu.Unlock()
+		err := f.putBlock(ctx, f.data, job)
+		f.mu.Lock()
+		if i >= len(f.blocks) {
+			continue
+		}
+		b = &f.blocks[i]
+		b.inflight = false
+		switch {
+		case b.ver != ver || job.name != f.name:
+			// Changed meanwhile: whatever happened is moot.
+			if b.state == blkLocal && i < len(f.blocks)-1 && blen(i, f.size, f.bs) == f.bs {
+				f.schedule(i)
+			}
+		case err != nil:
+			f.upErr = err
+		default:
+			b.upVer = ver
+		}
+		f.notifyLocked()
+	}
+}
+
+// upJob is what a Put Block needs, copied out from under the lock.
+type upJob struct {
+	state              blockState
+	name, id           string
+	start, length      int64
+	baseName, baseETag string
+	baseLimit          int64
+}
+
+// putBlock uploads one block under name, from the cache file, from zeros,
+// or from the base blob through a bounded buffer.
+func (f *File) putBlock(ctx context.Context, data io.ReaderAt, j upJob) error {
+	switch j.state {
+	case blkLocal:
+		return f.m.store.PutBlock(ctx, j.name, j.id, section{data, j.start}, j.length)
+	case blkZero:
+		return f.m.store.PutBlock(ctx, j.name, j.id, zeros{}, j.length)
+	case blkRemote:
+		buf, err := f.m.getBuf(ctx)
+		if err != nil {
+			return err
+		}
+		defer f.m.putBuf(buf)
+		p := buf[:j.length]
+		if err := readBase(ctx, f.m.store, p, j.start, j.baseName, j.baseETag, j.baseLimit); err != nil {
+			return err
+		}
+		return f.m.store.PutBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
+	}
+	return fmt.Errorf("stage: block of %q at %d was dropped from the cache and cannot be uploaded again: %w", j.name, j.start, ErrEvicted)
+}
+
+// readBase fills p with the base blob's bytes at off, zeros past limit.
+func readBase(ctx context.Context, store Store, p []byte, off int64, name, etag string, limit int64) error {
+	n := max(0, min(int64(len(p)), limit-off))
+	clear(p[n:])
+	if n == 0 {
+		return nil
+	}
+	body, _, err := store.Download(ctx, name, off, n, blob.Conditions{IfMatch: etag})
+	if err != nil {
+		if errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrNotFound) {
+			return fmt.Errorf("stage: %q was changed or removed by another writer since it was opened; its unchanged part cannot be read any more: %w", name, err)
+		}
+		return fmt.Errorf("stage: reading %q from the service: %w", name, err)
+	}
+	defer body.Close()
+	if _, err := io.ReadFull(body, p[:n]); err != nil {
+		return fmt.Errorf("stage: reading %q from the service: %w", name, err)
+	}
+	return nil
+}
+
+// Commit uploads what changed and commits it under opts (the full metadata
+// set: Put Block List replaces it). Calling it again without changes does
+// nothing and returns the last properties (and the last conflict, if the
+// last commit was one).
+//
+// The commit is conditional (opts.Conditions are ignored): on If-Match the
+// ETag the file was opened on, or If-None-Match: * for a new blob, unless
+// Unconditional was called. When the blob changed meanwhile, the local
+// version is saved as "<name>.conflict-<UTC yyyymmddThhmmssZ>" next to it
+// and Commit returns a *ConflictError, which matches blob.ErrPrecondition.
+//
+// A file of at most one block is committed with one Put Blob and nothing
+// else; larger ones with Put Block for the blocks not uploaded yet (in
+// parallel) and one Put Block List.
+func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properties, error) {
+	f.commitMu.Lock()
+	defer f.commitMu.Unlock()
+	f.m.addBusy(1)
+	defer f.m.addBusy(-1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, errClosed
+	}
+	if !f.dirty {
+		if f.last == nil && f.lastErr == nil {
+			return f.baseProps, nil
+		}
+		return f.last, f.lastErr
+	}
+	if opts.ContentType != f.ctype || !sameMeta(opts.Metadata, f.meta) {
+		f.ctype, f.meta = opts.ContentType, opts.Metadata
+		if err := f.writeJournal(); err != nil {
+			return nil, err
+		}
+	}
+	opts.Conditions = f.conditions()
+	seq, name := f.seq, f.name
+	props, err := f.upload(ctx, name, opts)
+	if err != nil && (errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrExists)) && !f.unconditional {
+		return nil, f.saveConflict(ctx, name, opts, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if props.Name == "" {
+		props.Name = name
+	}
+	props.Size = f.size
+	props.ContentType, props.Metadata = opts.ContentType, opts.Metadata
+	f.last, f.lastErr = props, nil
+	f.baseProps = props
+	f.baseName, f.baseETag, f.target = name, props.ETag, props.ETag
+	if f.seq == seq {
+		f.dirty = false
+	}
+	f.journalLogged()
+	return props, nil
+}
+
+func (f *File) conditions() blob.Conditions {
+	switch {
+	case f.unconditional:
+		return blob.Conditions{}
+	case f.target != "":
+		return blob.Conditions{IfMatch: f.target}
+	}
+	return blob.Conditions{IfNoneMatch: "*"}
+}
+
+// upload sends the whole current content to name under opts. Called with
+// f.mu held; it is released while waiting for the network.
+func (f *File) upload(ctx context.Context, name string, opts blob.PutOptions) (*blob.Properties, error) {
+	if f.size <= f.bs && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
+		return f.putWhole(ctx, name, opts)
+	}
+	if f.upName != "" && f.upName != name {
+		for i := range f.blocks {
+			if f.blocks[i].state == blkEvicted {
+				return nil, fmt.Errorf("stage: %q was renamed to %q after parts of it were uploaded and dropped from the cache; they cannot be moved: %w", f.upName, name, ErrEvicted)
+			}
+		}
+	}
+	ids, err := f.uploadBlocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Unlock()
+	props, err := f.m.store.PutBlockList(ctx, name, ids, opts)
+	f.mu.Lock()
+	return props, err
+}
+
+// putWhole commits a small file with one Put Blob.
+func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) (*blob.Properties, error) {
+	buf, err := f.m.getBuf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer f.m.putBuf(buf)
+	p := buf[:f.size]
+	if len(f.blocks) > 0 {
+		switch f.blocks[0].state {
+		case blkLocal, blkZero:
+			if _, err := f.data.ReadAt(p, 0); err != nil {
+				return nil, fmt.Errorf("stage: reading the cache file of %q: %w", name, err)
+			}
+		case blkRemote:
+			if err := readBase(ctx, f.m.store, p, 0, f.baseName, f.baseETag, f.baseLimit); err != nil {
+				return nil, err
+			}
+		}
+	}
+	f.mu.Unlock()
+	props, err := f.m.store.Upload(ctx, name, p, opts)
+	f.mu.Lock()
+	if err == nil {
+		// Put Blob dropped every uncommitted block of the blob.
+		for i := range f.blocks {
+			f.blocks[i].upVer = 0
+		}
+	}
+	return props, err
+}
+
+// uploadBlocks gets every block into the service under the file's name
+// and returns the block list. Called with f.mu held.
+func (f *File) uploadBlocks(ctx context.Context) ([]string, error) {
+	f.upErr = nil
+	for {
+		if f.closed {
+			return nil, errClosed
+		}
+		if f.upErr != nil {
+			err := f.upErr
+			f.upErr = nil
+			return nil, fmt.Errorf("stage: uploading %q: %w", f.name, err)
+		}
+		done := true
+		for i := range f.blocks {
+			if !f.uploaded(i) {
+				done = false
+				f.schedule(i)
+			}
+		}
+		if done {
+			break
+		}
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+			f.mu.Lock()
+		case <-ctx.Done():
+			f.mu.Lock()
+			return nil, ctx.Err()
+		}
+	}
+	ids := make([]string, len(f.blocks))
+	for i := range ids {
+		ids[i] = blockID(f.id, i)
+	}
+	return ids, nil
+}
+
+// saveConflict uploads the local version next to name, where the other
+// writer's version stays, or failing that keeps it in lost+found.
+// Called with f.mu held.
+func (f *File) saveConflict(ctx context.Context, name string, opts blob.PutOptions, cause error) error {
+	saveAs := ConflictName(name, time.Now())
+	opts.Conditions = blob.Conditions{IfNoneMatch: "*"}
+	err := f.copyTo(ctx, saveAs, opts)
+	ce := &ConflictError{Name: name, SavedAs: saveAs, Err: cause}
+	if err != nil {
+		path, lerr := f.keepLocally()
+		if lerr != nil {
+			return fmt.Errorf("stage: %q changed in the service since it was opened; saving this version as %q failed (%v) and so did keeping it in %s (%v): %w",
+				name, saveAs, err, f.m.LostFound(), lerr, cause)
+		}
+		f.m.log.WithError(err).WithField("blob", name).Warn("cannot upload the conflicting version; kept it locally")
+		ce.SavedAs, ce.Local = path, true
+	}
+	f.m.log.WithFields(map[string]any{"blob": name, "saved_as": ce.SavedAs}).Warn("blob changed by another writer since open; kept this version aside")
+	f.last, f.lastErr = nil, ce
+	f.dirty = false
+	f.journalLogged()
+	return ce
+}
+
+// ConflictName is where Commit saves a version that could not replace
+// name because another writer changed it: "<name>.conflict-<UTC
+// yyyymmddThhmmssZ>".
+func ConflictName(name string, t time.Time) string {
+	return name + ".conflict-" + t.UTC().Format("20060102T150405Z")
+}
+
+// copyTo uploads the whole content to another blob (a Put Blob, or all
+// blocks again: block lists do not move between blobs). Called with f.mu
+// held; keeps it for simplicity, conflicts are rare.
+func (f *File) copyTo(ctx context.Context, name string, opts blob.PutOptions) error {
+	if f.size <= f.bs && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
+		_, err := f.putWhole(ctx, name, opts)
+		return err
+	}
+	ids := make([]string, len(f.blocks))
+	jobs := make([]upJob, len(f.blocks))
+	for i := range f.blocks {
+		ids[i] = blockID(f.id, i)
+		jobs[i] = upJob{
+			state: f.blocks[i].state, name: name, id: ids[i],
+			start: int64(i) * f.bs, length: blen(i, f.size, f.bs),
+			baseName: f.baseName, baseETag: f.baseETag, baseLimit: f.baseLimit,
+		}
+	}
+	f.mu.Unlock()
+	defer f.mu.Lock()
+	if err := parallel(ctx, len(jobs), f.m.opts.Concurrency, func(ctx context.Context, i int) error {
+		return f.putBlock(ctx, f.data, jobs[i])
+	}); err != nil {
+		return err
+	}
+	_, err := f.m.store.PutBlockList(ctx, name, ids, opts)
+	return err
+}
+
+// keepLocally hard-links the cache file and its journal into lost+found.
+func (f *File) keepLocally() (string, error) {
+	lf := f.m.LostFound()
+	if err := os.MkdirAll(lf, 0o700); err != nil {
+		return "", err
+	}
+	base := strings.ReplaceAll(f.name, "/", "_") + "." + f.id
+	path := filepath.Join(lf, base)
+	if err := os.Link(dataPath(f.m.root, f.id), path); err != nil {
+		return "", err
+	}
+	if err := writeJournal(path+".json", f.journal()); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// parallel runs fn(0..n-1) with at most conc at once; the first error
+// cancels the rest.
+func parallel(ctx context.Context, n, conc int, fn func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return first
+}
+
+func sameMeta(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
