@@ -44,10 +44,12 @@ type Options struct {
 	Pool *Pool
 }
 
-// near is how far from the previous read's end a read may start and still
-// count as sequential: the kernel issues readahead in parallel, so
-// sequential reads arrive slightly out of order.
-const near = 1 << 20
+// nearReads is how many read sizes away from the previous read's end a
+// read may start and still count as sequential: the kernel issues
+// readahead in parallel, so sequential reads arrive slightly out of order.
+// Scaling with the read size keeps small random reads from looking
+// sequential by chance.
+const nearReads = 4
 
 // Reader reads one version of one blob.
 type Reader struct {
@@ -142,6 +144,7 @@ func (r *Reader) plan(off, want int64) bool {
 		return false
 	}
 	fresh := r.reads == 0 && off == 0
+	near := min(nearReads*want, 1<<20)
 	switch {
 	case fresh:
 		r.streak = 1
