@@ -158,8 +158,10 @@ func (w *world) blobfs(env []string, args ...string) (stdout, stderr string, cod
 // end of the test whatever happens.
 func (w *world) mount(mp string, extra ...string) {
 	w.t.Helper()
-	if err := os.MkdirAll(mp, 0o755); err != nil {
-		w.t.Fatal(err)
+	if st, _ := mountpoint.Inspect(mp); st == mountpoint.Missing {
+		if err := os.MkdirAll(mp, 0o755); err != nil {
+			w.t.Fatal(err)
+		}
 	}
 	w.cleanupMount(mp)
 	_, stderr, code := w.blobfs(w.env(), w.mountArgs(mp, extra...)...)

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/blobfs/blobfs/cmd/blobfs/internal/config"
@@ -13,6 +16,15 @@ import (
 // (underscores may stand for hyphens), a bare key is a true boolean, and
 // the options mount(8) and systemd use for themselves are ignored.
 func helperMain(args []string, e env) int {
+	// mount(8) may run helpers with a minimal PATH; the daemon needs
+	// fusermount3 to unmount.
+	path := os.Getenv("PATH")
+	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		if !slices.Contains(filepath.SplitList(path), d) {
+			path += string(filepath.ListSeparator) + d
+		}
+	}
+	os.Setenv("PATH", strings.TrimPrefix(path, string(filepath.ListSeparator)))
 	mountArgs, err := helperArgs(args)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mount.fuse.blobfs: %v\n", err)

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blobfs/blobfs/auth/authtest"
+	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/blob/blobtest"
+	"github.com/blobfs/blobfs/cmd/blobfs/internal/control"
+	"github.com/blobfs/blobfs/cmd/blobfs/internal/mountpoint"
+)
+
+// In daemon mode, blobfs mount returns non-zero with the background
+// process's own reason, and nothing is left mounted.
+func TestDaemonReportsFailure(t *testing.T) {
+	needFUSE(t)
+	az := blobtest.StartT(t, blobtest.Options{})
+	tests := []struct {
+		name  string
+		opts  worldOptions
+		extra []string
+		mp    func(w *world) string
+		want  string
+	}{
+		{name: "container missing", opts: worldOptions{skipContainer: true, container: "nope"},
+			want: `container "nope" does not exist`},
+		{name: "listKeys denied", opts: worldOptions{emu: authtest.Options{System: authtest.Identity{DenyListKeys: true}}},
+			want: "Storage Account Key Operator Service Role"},
+		{name: "mountpoint missing", mp: func(w *world) string { return filepath.Join(w.dir, "no", "such") },
+			want: "does not exist: create it"},
+		{name: "mountpoint is a file", mp: func(w *world) string {
+			p := filepath.Join(w.dir, "file")
+			os.WriteFile(p, nil, 0o644)
+			return p
+		}, want: "is not a directory"},
+		{name: "metrics port taken", extra: []string{"--metrics-addr", "PORT"}, want: "--metrics-addr"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.az = az
+			w := newWorld(t, tt.opts)
+			mp := filepath.Join(w.dir, "mnt")
+			os.MkdirAll(mp, 0o755)
+			if tt.mp != nil {
+				mp = tt.mp(w)
+			}
+			w.cleanupMount(mp)
+			extra := tt.extra
+			if len(extra) > 0 && extra[1] == "PORT" {
+				// Taken by Azurite itself.
+				extra = []string{"--metrics-addr", w.az.Addr()}
+			}
+			_, stderr, code := w.blobfs(w.env(), w.mountArgs(mp, append(extra, "--auth-wait", "2s")...)...)
+			if code == 0 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want non-zero mentioning %q", code, stderr, tt.want)
+			}
+			if _, mounted := mountpoint.MountType(mp); mounted {
+				t.Errorf("%s is mounted after a failed mount", mp)
+			}
+		})
+	}
+}
+
+// A blobfs killed with SIGKILL leaves "Transport endpoint is not
+// connected"; the next blobfs mount detaches it and mounts, saying so.
+func TestStaleMountpointRecovery(t *testing.T) {
+	needFUSE(t)
+	w := newWorld(t, worldOptions{})
+	mp := filepath.Join(w.dir, "mnt")
+	os.MkdirAll(mp, 0o755)
+	if _, err := w.ct.Upload(context.Background(), "kept.txt", []byte("still here"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.cleanupMount(mp)
+	fg := exec.Command(binPath, w.mountArgs(mp, "--foreground")...)
+	fg.Env = w.env()
+	if err := fg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fg.Process.Kill()
+	waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+	if err := fg.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	fg.Wait()
+	_, err := os.Stat(filepath.Join(mp, "kept.txt"))
+	if !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("after SIGKILL: stat = %v, want ENOTCONN", err)
+	}
+	w.mount(mp)
+	if b, err := os.ReadFile(filepath.Join(mp, "kept.txt")); err != nil || string(b) != "still here" {
+		t.Errorf("after recovery: %q, %v", b, err)
+	}
+	if !strings.Contains(w.log(), "stale FUSE mount") {
+		t.Errorf("no log line about the stale mount:\n%s", w.log())
+	}
+}
+
+// SIGTERM in the middle of a large copy: the blob is never a truncated
+// copy. Either the service holds everything that was written, or the blob
+// is absent and the written data is kept in the cache directory.
+func TestSIGTERMDuringLargeCopy(t *testing.T) {
+	needFUSE(t)
+	w := newWorld(t, worldOptions{})
+	mp := filepath.Join(w.dir, "mnt")
+	os.MkdirAll(mp, 0o755)
+	w.cleanupMount(mp)
+	fg := exec.Command(binPath, w.mountArgs(mp, "--foreground", "--unmount-timeout", "2m")...)
+	fg.Env = w.env()
+	if err := fg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fg.Process.Kill()
+	waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+
+	const chunk, total, signalAt = 1 << 20, 96 << 20, 32 << 20
+	f, err := os.Create(filepath.Join(mp, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written bytes.Buffer
+	buf := make([]byte, chunk)
+	exited := make(chan error, 1)
+	for written.Len() < total {
+		rand.Read(buf)
+		if _, err := f.Write(buf); err != nil {
+			t.Logf("write after %d MiB: %v", written.Len()>>20, err)
+			break
+		}
+		written.Write(buf)
+		if written.Len() == signalAt {
+			if err := fg.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			go func() { exited <- fg.Wait() }()
+		}
+	}
+	closeErr := f.Close()
+	t.Logf("wrote %d MiB, close: %v", written.Len()>>20, closeErr)
+	select {
+	case err := <-exited:
+		t.Logf("blobfs exited: %v", err)
+	case <-time.After(3 * time.Minute):
+		t.Fatal("blobfs did not exit within 3 minutes of SIGTERM")
+	}
+
+	got, err := w.restGet("big.bin")
+	switch {
+	case err == nil:
+		if !bytes.Equal(got, written.Bytes()) {
+			t.Fatalf("blob big.bin is %d MiB but %d MiB were written: a truncated or wrong blob", len(got)>>20, written.Len()>>20)
+		}
+	case errors.Is(err, blob.ErrNotFound):
+		var staged int64
+		filepath.Walk(filepath.Join(w.dir, "cache"), func(_ string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode().IsRegular() {
+				staged += fi.Size()
+			}
+			return nil
+		})
+		if staged < int64(written.Len()) {
+			t.Fatalf("blob absent and only %d of %d bytes staged in the cache", staged, written.Len())
+		}
+	default:
+		t.Fatal(err)
+	}
+}
+
+// mount(8) with -o options goes through /sbin/mount.fuse.blobfs, and
+// umount unmounts; the daemon then exits by itself.
+func TestMountHelperWithMount8(t *testing.T) {
+	needFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("installing the mount helper into /sbin needs root")
+	}
+	helper := "/sbin/mount.fuse.blobfs"
+	if _, err := os.Lstat(helper); err == nil {
+		t.Skipf("%s exists already; not replacing an installed helper", helper)
+	}
+	if err := os.Symlink(binPath, helper); err != nil {
+		t.Skipf("cannot install %s: %v", helper, err)
+	}
+	t.Cleanup(func() {
+		if target, _ := os.Readlink(helper); target == binPath {
+			os.Remove(helper)
+		}
+	})
+	w := newWorld(t, worldOptions{})
+	mp := filepath.Join(w.dir, "mnt")
+	os.MkdirAll(mp, 0o755)
+	w.cleanupMount(mp)
+	opts := strings.Join([]string{
+		"blob_endpoint=" + w.az.Endpoint(), "imds_endpoint=" + w.emu.IMDSURL(), "arm_endpoint=" + w.emu.ARMURL(),
+		"run_dir=" + w.runDir, "cache_dir=" + filepath.Join(w.dir, "cache"), "log_file=" + filepath.Join(w.dir, "blobfs.log"),
+		"allow_other", "_netdev", "nofail", "x-systemd.automount", "entry_ttl=0", "unmount-timeout=1m",
+	}, ",")
+	out, err := exec.Command("mount", "-t", "fuse.blobfs", w.az.Account()+"/"+w.container, mp, "-o", opts).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mount -t fuse.blobfs: %v\n%s\nlog:\n%s", err, out, w.log())
+	}
+	typ, ok := mountpoint.MountType(mp)
+	if !ok || typ != "fuse.blobfs" {
+		t.Fatalf("mount type %q, %v; want fuse.blobfs", typ, ok)
+	}
+	if err := os.WriteFile(filepath.Join(mp, "via-fstab.txt"), []byte("mounted by mount(8)"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	control.Call(context.Background(), w.runDir, mp, "stats", func(m control.Message) {
+		if m.Status != nil {
+			pid = m.Status.PID
+		}
+	})
+	if out, err := exec.Command("umount", mp).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v\n%s", err, out)
+	}
+	if _, ok := mountpoint.MountType(mp); ok {
+		t.Fatal("still mounted after umount")
+	}
+	if b, err := w.restGet("via-fstab.txt"); err != nil || string(b) != "mounted by mount(8)" {
+		t.Errorf("blob after umount: %q, %v", b, err)
+	}
+	waitFor(t, "the daemon to exit after umount", 90*time.Second, func() bool {
+		return pid == 0 || syscall.Kill(pid, 0) != nil
+	})
+}
