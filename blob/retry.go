@@ -68,7 +68,7 @@ func (p RetryPolicy) next(attempt int, err error, idempotent bool, elapsed time.
 	if wait > p.MaxWait || wait <= 0 {
 		wait = p.MaxWait
 	}
-	wait = time.Duration(float64(wait) * (0.75 + 0.5*rand.Float64()))
+	wait = min(time.Duration(float64(wait)*(0.75+0.5*rand.Float64())), p.MaxWait)
 	var ra *retryAfterError
 	if errors.As(err, &ra) && ra.after > wait {
 		wait = min(ra.after, p.MaxWait)

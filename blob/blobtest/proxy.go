@@ -71,6 +71,7 @@ type Proxy struct {
 	once   sync.Once
 
 	mu         sync.Mutex
+	observe    func(op string, r *http.Request)
 	faults     Faults
 	budgetUsed int // faults injected under the current Faults, for Max
 	rng        *rand.Rand
@@ -158,6 +159,15 @@ func (p *Proxy) SetFaults(f Faults) {
 	if f.Seed != 0 {
 		p.rng = rand.New(rand.NewPCG(f.Seed, 1))
 	}
+}
+
+// Observe calls fn with every request as it arrives, before any fault;
+// r.RequestURI is the request target exactly as it came over the wire. fn
+// must not read the body. nil stops observing.
+func (p *Proxy) Observe(fn func(op string, r *http.Request)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.observe = fn
 }
 
 // Outage, while on, refuses every request by resetting its connection.
@@ -310,11 +320,14 @@ func Operation(r *http.Request) string {
 }
 
 // pick decides the fault for a request of operation op, and counts it.
-func (p *Proxy) pick(op string) (Fault, Faults) {
+func (p *Proxy) pick(op string, r *http.Request) (Fault, Faults) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.counts[op]++
 	f := p.faults
+	if p.observe != nil {
+		p.observe(op, r)
+	}
 	switch {
 	case p.outage:
 		p.injected[faultOutage]++
@@ -356,7 +369,7 @@ func (p *Proxy) addBytes(op string, in, out int64) {
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	op := Operation(r)
-	fault, cfg := p.pick(op)
+	fault, cfg := p.pick(op, r)
 	stall := cfg.Stall
 	if stall <= 0 {
 		stall = 30 * time.Second
