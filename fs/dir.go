@@ -24,9 +24,12 @@ type dirNode struct {
 	// marker is the blob that keeps the directory when it is empty and
 	// holds its attributes: "dir/" (ours), or blobfuse2's "dir" with
 	// hdi_isfolder=true. nil when there is none.
-	marker    *blob.Properties
-	markerAt  time.Time // when marker was last learnt; zero: not known
-	attrs     fileAttrs
+	marker   *blob.Properties
+	markerAt time.Time // when marker was last learnt; zero: not known
+	attrs    fileAttrs
+	// absent remembers names found missing, or removed here, for the
+	// negative TTL, so that lookups of them cost no call.
+	absent    map[string]time.Time
 	isRoot    bool
 	listingOK bool // set on the root, whose existence needs no marker
 }
@@ -119,6 +122,11 @@ func (d *dirNode) listing(ctx context.Context) (*listing, error) {
 func (d *dirNode) noteChild(name string, e *entry) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if e == nil {
+		d.noteAbsentLocked(name)
+	} else {
+		delete(d.absent, name)
+	}
 	if d.list == nil {
 		return
 	}
@@ -129,14 +137,45 @@ func (d *dirNode) noteChild(name string, e *entry) {
 	}
 }
 
+func (d *dirNode) noteAbsentLocked(name string) {
+	if d.m.negTTL <= 0 {
+		return
+	}
+	if d.absent == nil {
+		d.absent = map[string]time.Time{}
+	}
+	now := time.Now()
+	if len(d.absent) > 1000 {
+		for n, at := range d.absent {
+			if now.Sub(at) >= d.m.negTTL {
+				delete(d.absent, n)
+			}
+		}
+	}
+	d.absent[name] = now
+}
+
+func (d *dirNode) knownAbsent(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	at, ok := d.absent[name]
+	return ok && time.Since(at) < d.m.negTTL
+}
+
 // Lookup answers from the cached listing when it is fresh (also for absent
 // names: no call), else with one probing List call.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if ch := d.GetChild(name); ch != nil {
-		if f, ok := ch.Operations().(*fileNode); ok && f.isPending() {
-			f.fill(&out.Attr)
-			return ch, 0
+	if ch := d.GetChild(name); ch != nil && d.m.fresh(ch) {
+		// Made, renamed or looked at here within the entry TTL.
+		d.m.stats.lookupHits.Add(1)
+		if errno := fillNode(ctx, ch, d.childPath(name), &out.Attr); errno != 0 {
+			return nil, errno
 		}
+		return ch, 0
+	}
+	if d.knownAbsent(name) {
+		d.m.stats.lookupHits.Add(1)
+		return nil, syscall.ENOENT
 	}
 	var e *entry
 	at := time.Now()
@@ -153,6 +192,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		}
 	}
 	if e == nil {
+		d.mu.Lock()
+		d.noteAbsentLocked(name)
+		d.mu.Unlock()
 		return nil, syscall.ENOENT
 	}
 	ch := d.child(ctx, name, e, at)
@@ -160,6 +202,34 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, errno
 	}
 	return ch, 0
+}
+
+// fresh tells a node whose existence this mount learnt within the entry
+// TTL, or that exists only here (a file not uploaded yet).
+func (m *mount) fresh(ch *gofs.Inode) bool {
+	var at time.Time
+	switch n := ch.Operations().(type) {
+	case *fileNode:
+		n.mu.Lock()
+		pending, unlinked := n.props == nil, n.unlinked
+		at = n.propsAt
+		n.mu.Unlock()
+		if unlinked {
+			return false
+		}
+		if pending {
+			return true
+		}
+	case *symlinkNode:
+		n.mu.Lock()
+		at = n.at
+		n.mu.Unlock()
+	case *dirNode:
+		n.mu.Lock()
+		at = n.markerAt
+		n.mu.Unlock()
+	}
+	return time.Since(at) < m.entryTTL
 }
 
 // fillNode writes the attributes of any of our nodes.

@@ -121,19 +121,17 @@ func (m *mount) moveBlob(ctx context.Context, src, dst string, want *blob.Proper
 		return nil, err
 	}
 	// Copy returns once the service reports the copy "success" (polling
-	// while it is pending), which is the verification; only an answer
-	// without a status needs a look at the copy.
-	if got.CopyStatus != "success" {
-		if got, err = m.head(ctx, dst); err != nil {
-			return nil, fmt.Errorf("checking the copy of %q at %q: %w", src, dst, err)
-		}
-		if want != nil && (got.Size != want.Size || (len(want.ContentMD5) > 0 && len(got.ContentMD5) > 0 && !bytes.Equal(got.ContentMD5, want.ContentMD5))) {
-			return nil, fmt.Errorf("the copy of %q at %q has %d bytes, the source %d: the source was kept", src, dst, got.Size, want.Size)
-		}
-	} else if want != nil {
-		np := *want
-		np.Name, np.ETag, np.LastModified, np.CopyStatus = dst, got.ETag, got.LastModified, ""
-		got = &np
+	// while it is pending) with the copy's properties: check them before
+	// the source goes.
+	if got.CopyStatus != "" && got.CopyStatus != "success" {
+		return nil, fmt.Errorf("the copy of %q at %q is %s: the source was kept", src, dst, got.CopyStatus)
+	}
+	if want != nil && (got.Size != want.Size || (len(want.ContentMD5) > 0 && len(got.ContentMD5) > 0 && !bytes.Equal(got.ContentMD5, want.ContentMD5))) {
+		return nil, fmt.Errorf("the copy of %q at %q has %d bytes, the source %d: the source was kept", src, dst, got.Size, want.Size)
+	}
+	got.Name = dst
+	if got.Metadata == nil && want != nil {
+		got.Metadata = want.Metadata
 	}
 	err = m.store.Delete(ctx, src, srcCond)
 	if err != nil && !errors.Is(err, blob.ErrNotFound) {
@@ -229,10 +227,8 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 			defer func() { <-sem }()
 			m.stats.copies.Add(1)
 			got, err := m.store.Copy(ctx, to, b.Name, nil, blob.Conditions{IfMatch: b.ETag}, blob.Conditions{})
-			if err == nil && got.CopyStatus != "success" {
-				if got, err = m.store.GetProperties(ctx, to); err == nil && got.Size != b.Size {
-					err = fmt.Errorf("the copy of %q at %q is incomplete", b.Name, to)
-				}
+			if err == nil && got.Size != b.Size {
+				err = fmt.Errorf("the copy of %q at %q has %d bytes, the source %d", b.Name, to, got.Size, b.Size)
 			}
 			mu.Lock()
 			defer mu.Unlock()
