@@ -114,7 +114,12 @@ func printStats(w io.Writer, st *control.Status) error {
 	}
 	fmt.Fprintf(w, "Bytes: %s up, %s down\n",
 		humanBytes(int64(ss.Sum("blobfs_rest_sent_bytes_total"))), humanBytes(int64(ss.Sum("blobfs_rest_received_bytes_total"))))
-	fmt.Fprintf(w, "Cache: %.0f hits, %.0f misses\n", ss.Sum("blobfs_cache_hits_total"), ss.Sum("blobfs_cache_misses_total"))
+	fmt.Fprintf(w, "Through the mount: %s read, %s written\n",
+		humanBytes(int64(ss.Sum("blobfs_fuse_read_bytes_total"))), humanBytes(int64(ss.Sum("blobfs_fuse_written_bytes_total"))))
+	fmt.Fprintf(w, "Cache: lookups %.0f hits / %.0f misses, listings %.0f hits / %.0f misses; staging %s of %s\n",
+		ss.Sum("blobfs_cache_hits_total", "cache", "lookup"), ss.Sum("blobfs_cache_misses_total", "cache", "lookup"),
+		ss.Sum("blobfs_cache_hits_total", "cache", "listing"), ss.Sum("blobfs_cache_misses_total", "cache", "listing"),
+		humanBytes(int64(ss.Sum("blobfs_cache_used_bytes"))), humanBytes(int64(ss.Sum("blobfs_cache_limit_bytes"))))
 	var refreshes []string
 	for _, s := range ss {
 		if s.Name == "blobfs_credential_refreshes_total" {

@@ -7,11 +7,17 @@ import (
 )
 
 // mountStats reads the filesystem's numbers for metrics and blobfs stats.
-//
-// TEMPORARY shim: fs.Mounted has no Stats() yet. Expected shape, from the
-// brief: pending uploads with progress (name, size, uploaded bytes) and
-// cache hits/misses. Until it lands this reports nothing pending.
 func mountStats(m *fs.Mounted) ([]control.Upload, metrics.FSStats) {
-	_ = m
-	return nil, metrics.FSStats{}
+	st := m.Stats()
+	ups := make([]control.Upload, 0, len(st.Pending))
+	for _, p := range st.Pending {
+		ups = append(ups, control.Upload{Name: p.Name, Size: p.Size, Uploaded: p.Uploaded})
+	}
+	return ups, metrics.FSStats{
+		LookupHits: st.LookupCacheHits, LookupMisses: st.LookupCacheMisses,
+		ListHits: st.ListCacheHits, ListMisses: st.ListCacheMisses,
+		PendingFiles: int64(st.PendingFiles), PendingBytes: st.PendingBytes,
+		CachedBytes: st.CachedBytes, CacheLimit: st.CacheLimit,
+		ReadBytes: st.BytesRead, WrittenBytes: st.BytesWritten,
+	}
 }

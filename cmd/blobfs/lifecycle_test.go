@@ -202,7 +202,7 @@ func TestMountHelperWithMount8(t *testing.T) {
 	opts := strings.Join([]string{
 		"blob_endpoint=" + w.az.Endpoint(), "imds_endpoint=" + w.emu.IMDSURL(), "arm_endpoint=" + w.emu.ARMURL(),
 		"run_dir=" + w.runDir, "cache_dir=" + filepath.Join(w.dir, "cache"), "log_file=" + filepath.Join(w.dir, "blobfs.log"),
-		"allow_other", "_netdev", "nofail", "x-systemd.automount", "entry_ttl=0", "unmount-timeout=1m",
+		"allow_other", "_netdev", "nofail", "x-systemd.automount", "entry_ttl=0", "unmount-timeout=20s",
 	}, ",")
 	out, err := exec.Command("mount", "-t", "fuse.blobfs", w.az.Account()+"/"+w.container, mp, "-o", opts).CombinedOutput()
 	if err != nil {

@@ -22,9 +22,12 @@ type Set struct {
 
 // FSStats are the filesystem's numbers, read at scrape time.
 type FSStats struct {
-	CacheHits, CacheMisses int64
-	PendingFiles           int64
-	PendingBytes           int64
+	LookupHits, LookupMisses int64 // names answered from a cached listing, or by a call
+	ListHits, ListMisses     int64 // directory reads answered from the cache, or by listing
+	PendingFiles             int64
+	PendingBytes             int64
+	CachedBytes, CacheLimit  int64 // staging directory use and bound
+	ReadBytes, WrittenBytes  int64 // through the mount
 }
 
 var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
@@ -45,10 +48,20 @@ func New(version string, fsStats func() FSStats) *Set {
 	bi := r.NewCounter("blobfs_build_info", "Always 1; the version label says which blobfs runs.", "version")
 	bi.Add(1, version)
 	if fsStats != nil {
-		r.NewCounterFunc("blobfs_cache_hits_total", "Reads served from the local cache.", func() float64 { return float64(fsStats().CacheHits) })
-		r.NewCounterFunc("blobfs_cache_misses_total", "Reads that had to download.", func() float64 { return float64(fsStats().CacheMisses) })
+		r.NewCounterFuncVec("blobfs_cache_hits_total", "Lookups and directory reads answered from the cache, by cache.", "cache", func() map[string]float64 {
+			st := fsStats()
+			return map[string]float64{"lookup": float64(st.LookupHits), "listing": float64(st.ListHits)}
+		})
+		r.NewCounterFuncVec("blobfs_cache_misses_total", "Lookups and directory reads that had to ask the service, by cache.", "cache", func() map[string]float64 {
+			st := fsStats()
+			return map[string]float64{"lookup": float64(st.LookupMisses), "listing": float64(st.ListMisses)}
+		})
 		r.NewGaugeFunc("blobfs_upload_pending_files", "Files written but not yet uploaded.", func() float64 { return float64(fsStats().PendingFiles) })
-		r.NewGaugeFunc("blobfs_upload_pending_bytes", "Bytes written but not yet uploaded.", func() float64 { return float64(fsStats().PendingBytes) })
+		r.NewGaugeFunc("blobfs_upload_pending_bytes", "Size of the files written but not yet uploaded.", func() float64 { return float64(fsStats().PendingBytes) })
+		r.NewGaugeFunc("blobfs_cache_used_bytes", "Bytes held in the staging directory.", func() float64 { return float64(fsStats().CachedBytes) })
+		r.NewGaugeFunc("blobfs_cache_limit_bytes", "Most bytes the staging directory may hold (--cache-size).", func() float64 { return float64(fsStats().CacheLimit) })
+		r.NewCounterFunc("blobfs_fuse_read_bytes_total", "Bytes read through the mount.", func() float64 { return float64(fsStats().ReadBytes) })
+		r.NewCounterFunc("blobfs_fuse_written_bytes_total", "Bytes written through the mount.", func() float64 { return float64(fsStats().WrittenBytes) })
 	}
 	return s
 }

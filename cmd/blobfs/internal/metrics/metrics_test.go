@@ -9,7 +9,9 @@ import (
 )
 
 func TestExpositionRoundTrip(t *testing.T) {
-	s := New("v1.2.3", func() FSStats { return FSStats{CacheHits: 5, CacheMisses: 2, PendingFiles: 1, PendingBytes: 4096} })
+	s := New("v1.2.3", func() FSStats {
+		return FSStats{LookupHits: 5, LookupMisses: 2, ListHits: 7, PendingFiles: 1, PendingBytes: 4096, WrittenBytes: 99}
+	})
 	s.ObserveCall("PutBlock", 201, 30*time.Millisecond, 8<<20, 0, false)
 	s.ObserveCall("PutBlock", 503, 2*time.Second, 8<<20, 0, false)
 	s.ObserveCall("PutBlock", 201, 40*time.Millisecond, 8<<20, 0, true)
@@ -50,8 +52,10 @@ func TestExpositionRoundTrip(t *testing.T) {
 		{"blobfs_rest_request_duration_seconds_bucket", []string{"op", "GetBlob", "le", "+Inf"}, 1},
 		{"blobfs_rest_request_duration_seconds_sum", []string{"op", "GetBlob"}, 100},
 		{"blobfs_credential_refreshes_total", []string{"kind", "arm-keys"}, 1},
-		{"blobfs_cache_hits_total", nil, 5},
-		{"blobfs_cache_misses_total", nil, 2},
+		{"blobfs_cache_hits_total", []string{"cache", "lookup"}, 5},
+		{"blobfs_cache_hits_total", []string{"cache", "listing"}, 7},
+		{"blobfs_cache_misses_total", []string{"cache", "lookup"}, 2},
+		{"blobfs_fuse_written_bytes_total", nil, 99},
 		{"blobfs_upload_pending_files", nil, 1},
 		{"blobfs_upload_pending_bytes", nil, 4096},
 		{"blobfs_build_info", []string{"version", "v1.2.3"}, 1},

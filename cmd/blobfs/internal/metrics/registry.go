@@ -184,6 +184,26 @@ func (g *GaugeFunc) write(w io.Writer) {
 	fmt.Fprintf(w, "%s %s\n", g.name, formatFloat(g.fn()))
 }
 
+// funcVec is a counter or gauge with one label whose values fn gives at
+// scrape time.
+type funcVec struct {
+	name, help, typ, label string
+	fn                     func() map[string]float64
+}
+
+// NewCounterFuncVec registers a counter kept elsewhere, by one label.
+func (r *Registry) NewCounterFuncVec(name, help, label string, fn func() map[string]float64) {
+	r.add(&funcVec{name: name, help: help, typ: "counter", label: label, fn: fn})
+}
+
+func (f *funcVec) write(w io.Writer) {
+	header(w, f.name, f.help, f.typ)
+	vals := f.fn()
+	for _, k := range sortedKeys(vals) {
+		fmt.Fprintf(w, "%s%s %s\n", f.name, labels([]string{f.label}, []string{k}), formatFloat(vals[k]))
+	}
+}
+
 // HistogramVec is a histogram with labels and fixed buckets.
 type HistogramVec struct {
 	name, help string
