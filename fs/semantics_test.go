@@ -1,0 +1,383 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/fs"
+)
+
+// names lists the container's blob names.
+func (e *env) names(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	marker := ""
+	for {
+		page, err := e.ct.List(context.Background(), blob.ListOptions{Marker: marker})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page.Blobs {
+			out = append(out, b.Name)
+		}
+		if page.NextMarker == "" {
+			return out
+		}
+		marker = page.NextMarker
+	}
+}
+
+func TestNamesRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	dir, _ := e.mount(t, fs.Options{})
+	names := []string{"with space", "per%cent", "hash#tag", "what?", "plus+sign", "ünïcødé", "日本語/ファイル", "a&b=c;d", "x%2Fy"}
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		os.MkdirAll(filepath.Dir(p), 0755)
+		if err := os.WriteFile(p, []byte("via mount "+n), 0644); err != nil {
+			t.Fatalf("%q: %v", n, err)
+		}
+		e.put(t, "ext/"+n, "via service "+n, nil)
+	}
+	for _, n := range names {
+		if got, _, ok := e.get(t, n); !ok || got != "via mount "+n {
+			t.Errorf("blob %q = %q (exists %v)", n, got, ok)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "ext", n)); err != nil || string(b) != "via service "+n {
+			t.Errorf("file ext/%q = %q, %v", n, b, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "trailing."), nil, 0644); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("name with a trailing dot: %v, want EINVAL", err)
+	}
+}
+
+func TestDirectories(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "implicit/f", "x", nil)
+	e.put(t, "bf", "", map[string]string{"hdi_isfolder": "true"})
+	e.put(t, "slash/", "", nil)
+	e.put(t, "both", "a blob named like a directory", nil)
+	e.put(t, "both/inner", "inner", nil)
+	dir, _ := e.mount(t, fs.Options{})
+
+	for _, d := range []string{"implicit", "bf", "slash", "both"} {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s is not a directory: %v", d, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "both/inner")); err != nil || string(b) != "inner" {
+		t.Errorf("both/inner = %q, %v", b, err)
+	}
+
+	// mkdir writes our marker style; the empty directory persists.
+	if err := os.Mkdir(filepath.Join(dir, "made"), 0750); err != nil {
+		t.Fatal(err)
+	}
+	_, p, ok := e.get(t, "made/")
+	if !ok || p.Metadata["hdi_isfolder"] != "true" || p.Metadata["mode"] != "0750" {
+		t.Fatalf("marker of mkdir: exists %v, %+v", ok, p)
+	}
+
+	// rmdir of a non-empty directory.
+	if err := os.Remove(filepath.Join(dir, "implicit")); !errors.Is(err, syscall.ENOTEMPTY) {
+		t.Errorf("rmdir non-empty: %v, want ENOTEMPTY", err)
+	}
+	// The last file of a marker-less directory goes while a user is in it.
+	if err := os.Remove(filepath.Join(dir, "implicit/f")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "implicit")); err != nil || !fi.IsDir() {
+		t.Fatalf("emptied directory vanished: %v", err)
+	}
+	if _, _, ok := e.get(t, "implicit/"); !ok {
+		t.Error("emptied directory got no marker")
+	}
+	for _, d := range []string{"implicit", "bf", "slash", "made"} {
+		if err := os.Remove(filepath.Join(dir, d)); err != nil {
+			t.Errorf("rmdir %s: %v", d, err)
+		}
+	}
+	left := e.names(t)
+	want := []string{"both", "both/inner"}
+	if !slices.Equal(left, want) {
+		t.Errorf("after rmdirs the container holds %q, want %q", left, want)
+	}
+}
+
+func TestWrites(t *testing.T) {
+	e := newEnv(t)
+	dir, _ := e.mount(t, fs.Options{})
+	p := filepath.Join(dir, "f")
+
+	// touch: an empty blob.
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, ok := e.get(t, "f"); !ok || got != "" {
+		t.Fatalf("touch: %q %v", got, ok)
+	}
+
+	steps := []struct {
+		name string
+		do   func(f *os.File) error
+		want []byte
+	}{
+		{"write at offsets out of order", func(f *os.File) error {
+			if _, err := f.WriteAt([]byte("world"), 6); err != nil {
+				return err
+			}
+			_, err := f.WriteAt([]byte("hello "), 0)
+			return err
+		}, []byte("hello world")},
+		{"sparse write past the end", func(f *os.File) error {
+			_, err := f.WriteAt([]byte("!"), 20)
+			return err
+		}, append([]byte("hello world"), append(make([]byte, 9), '!')...)},
+		{"truncate down", func(f *os.File) error { return f.Truncate(5) }, []byte("hello")},
+		{"truncate up", func(f *os.File) error { return f.Truncate(8) }, []byte("hello\x00\x00\x00")},
+	}
+	for _, s := range steps {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.do(f); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		// Reading while open for write returns what was written.
+		got := make([]byte, len(s.want)+10)
+		n, err := f.ReadAt(got, 0)
+		if (err != nil && err != io.EOF) || !bytes.Equal(got[:n], s.want) {
+			t.Fatalf("%s: read while open %q, %v; want %q", s.name, got[:n], err, s.want)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("%s: close: %v", s.name, err)
+		}
+		if got, _, _ := e.get(t, "f"); got != string(s.want) {
+			t.Fatalf("%s: blob %q, want %q", s.name, got, s.want)
+		}
+	}
+
+	// O_APPEND and O_TRUNC.
+	os.WriteFile(p, []byte("abc"), 0644)
+	a, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Write([]byte("def"))
+	a.Write([]byte("ghi"))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := e.get(t, "f"); got != "abcdefghi" {
+		t.Fatalf("append: %q", got)
+	}
+	// truncate(2) of a closed file.
+	if err := os.Truncate(p, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := e.get(t, "f"); got != "ab" {
+		t.Fatalf("truncate(2): %q", got)
+	}
+}
+
+// failing makes commits fail as an authorization failure would.
+type failing struct {
+	fs.Store
+}
+
+var errDenied = &blob.StorageError{Op: "PutBlob", Status: 403, Code: "AuthorizationPermissionMismatch"}
+
+func (failing) Upload(ctx context.Context, name string, data []byte, opts blob.PutOptions) (*blob.Properties, error) {
+	return nil, errDenied
+}
+
+func (failing) PutBlockList(ctx context.Context, name string, ids []string, opts blob.PutOptions) (*blob.Properties, error) {
+	return nil, errDenied
+}
+
+func TestFailedUploadIsAnError(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	mt, err := fs.MountStore(context.Background(), dir, failing{e.mct}, fs.Options{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mt.Unmount(context.Background()) })
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("data"))
+	if err := f.Sync(); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("fsync: %v, want EACCES", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.EACCES) {
+		t.Errorf("close: %v, want EACCES", err)
+	}
+}
+
+func TestRename(t *testing.T) {
+	e := newEnv(t)
+	for i, n := range []string{"d/a", "d/sub/b", "d/sub/deeper/c"} {
+		e.put(t, n, string(rune('a'+i)), map[string]string{"keep": "me"})
+	}
+	dir, _ := e.mount(t, fs.Options{})
+
+	// A directory moves with everything below it.
+	if err := os.Rename(filepath.Join(dir, "d"), filepath.Join(dir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	names := e.names(t)
+	want := []string{"moved/", "moved/a", "moved/sub/b", "moved/sub/deeper/c"}
+	if !slices.Equal(names, want) && !slices.Equal(names, want[1:]) {
+		t.Fatalf("after directory rename: %q", names)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "moved/sub/deeper/c")); string(b) != "c" {
+		t.Fatalf("moved content %q", b)
+	}
+	if _, p, _ := e.get(t, "moved/a"); p.Metadata["keep"] != "me" {
+		t.Fatalf("metadata lost in the move: %v", p.Metadata)
+	}
+
+	// A file still open for writing moves; later writes land at the new name.
+	f, err := os.Create(filepath.Join(dir, "open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("one "))
+	f.Sync()
+	if err := os.Rename(filepath.Join(dir, "open"), filepath.Join(dir, "moved/a")); err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("two"))
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := e.get(t, "moved/a"); got != "one two" {
+		t.Fatalf("renamed open file: %q", got)
+	}
+	if _, _, ok := e.get(t, "open"); ok {
+		t.Fatal("source of the rename still exists")
+	}
+}
+
+func TestSymlinks(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "theirs", "target/of/theirs", map[string]string{"is_symlink": "true"})
+	dir, _ := e.mount(t, fs.Options{})
+	if err := os.Symlink("../some target", filepath.Join(dir, "mine")); err != nil {
+		t.Fatal(err)
+	}
+	got, p, _ := e.get(t, "mine")
+	if got != "../some target" || p.Metadata["is_symlink"] != "true" {
+		t.Fatalf("symlink blob %q %v", got, p.Metadata)
+	}
+	for name, want := range map[string]string{"mine": "../some target", "theirs": "target/of/theirs"} {
+		if l, err := os.Readlink(filepath.Join(dir, name)); err != nil || l != want {
+			t.Errorf("readlink %s = %q, %v", name, l, err)
+		}
+	}
+}
+
+func TestUnsupported(t *testing.T) {
+	e := newEnv(t)
+	dir, _ := e.mount(t, fs.Options{})
+	os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0644)
+	cases := []struct {
+		name string
+		err  error
+		want syscall.Errno
+	}{
+		{"link", os.Link(filepath.Join(dir, "f"), filepath.Join(dir, "hard")), syscall.EPERM},
+		{"mkfifo", syscall.Mkfifo(filepath.Join(dir, "fifo"), 0644), syscall.EPERM},
+		{"mknod char", syscall.Mknod(filepath.Join(dir, "dev"), syscall.S_IFCHR|0644, 0x0101), syscall.EPERM},
+	}
+	for _, c := range cases {
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, c.err, c.want)
+		}
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil || st.Blocks == 0 || st.Bavail == 0 || st.Bsize == 0 {
+		t.Errorf("statfs: %+v %v", st, err)
+	}
+}
+
+func TestUnlinkOpenFile(t *testing.T) {
+	e := newEnv(t)
+	content := bytes.Repeat([]byte("0123456789"), 100000)
+	e.put(t, "r", string(content), nil)
+	dir, _ := e.mount(t, fs.Options{})
+	r, err := os.Open(filepath.Join(dir, "r"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := os.Create(filepath.Join(dir, "w"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("written"))
+	for _, n := range []string{"r", "w"} {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("reading the unlinked file: %d bytes, %v", len(got), err)
+	}
+	if _, err := w.Write([]byte(" more")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if names := e.names(t); len(names) != 0 {
+		t.Fatalf("unlinked files in the container: %q", names)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 0 {
+		t.Fatalf("unlinked files listed: %v", ents)
+	}
+}
+
+// With caching off, another client's change is seen at once; a changed
+// ETag at open drops the kernel's cached pages even when the size is equal.
+func TestFreshness(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "f", "version-1", nil)
+	dir, _ := e.mount(t, fs.Options{AttrTTL: -1, EntryTTL: -1, NegativeTTL: -1})
+	p := filepath.Join(dir, "f")
+	if b, _ := os.ReadFile(p); string(b) != "version-1" {
+		t.Fatalf("first read %q", b)
+	}
+	e.put(t, "f", "version-2", nil)
+	if b, _ := os.ReadFile(p); string(b) != "version-2" {
+		t.Fatalf("after another client's change: %q", b)
+	}
+	e.put(t, "g", "new", nil)
+	if b, err := os.ReadFile(filepath.Join(dir, "g")); err != nil || string(b) != "new" {
+		t.Fatalf("new blob: %q %v", b, err)
+	}
+	if err := e.ct.Delete(context.Background(), "g", blob.Conditions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "g")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("deleted blob: %v", err)
+	}
+}
