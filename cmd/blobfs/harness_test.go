@@ -171,6 +171,31 @@ func (w *world) mount(mp string, extra ...string) {
 	if typ, ok := mountpoint.MountType(mp); !ok || !strings.HasPrefix(typ, "fuse") {
 		w.t.Fatalf("blobfs mount returned 0 but %s is not a FUSE mount (%q)", mp, typ)
 	}
+	// Whatever the test does, the daemon must not outlive it.
+	if pid := w.pid(mp); pid > 0 {
+		w.t.Cleanup(func() {
+			if syscall.Kill(pid, 0) != nil {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = control.Call(ctx, w.runDir, mp, "unmount", nil)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		})
+	}
+}
+
+// pid asks the daemon serving mp for its pid.
+func (w *world) pid(mp string) int {
+	var pid int
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = control.Call(ctx, w.runDir, mp, "stats", func(m control.Message) {
+		if m.Status != nil {
+			pid = m.Status.PID
+		}
+	})
+	return pid
 }
 
 func (w *world) cleanupMount(mp string) {

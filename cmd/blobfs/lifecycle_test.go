@@ -233,4 +233,36 @@ func TestMountHelperWithMount8(t *testing.T) {
 	waitFor(t, "the daemon to exit after umount", 90*time.Second, func() bool {
 		return pid == 0 || syscall.Kill(pid, 0) != nil
 	})
+	if !strings.Contains(w.log(), "unmounted cleanly") {
+		t.Errorf("the daemon did not finish cleanly after umount:\n%s", w.log())
+	}
+}
+
+// unmount --lazy detaches at once; the daemon finishes and exits cleanly.
+func TestUnmountLazy(t *testing.T) {
+	needFUSE(t)
+	w := newWorld(t, worldOptions{})
+	mp := filepath.Join(w.dir, "mnt")
+	w.mount(mp)
+	if err := os.WriteFile(filepath.Join(mp, "lazy.txt"), []byte("lazy"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := w.pid(mp)
+	if out, stderr, code := w.blobfs(w.env(), "unmount", "--lazy", mp); code != 0 {
+		t.Fatalf("unmount --lazy: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, ok := mountpoint.MountType(mp); ok {
+		t.Fatal("still mounted after unmount --lazy")
+	}
+	waitFor(t, "the daemon to exit", 90*time.Second, func() bool { return syscall.Kill(pid, 0) != nil })
+	if b, err := w.restGet("lazy.txt"); err != nil || string(b) != "lazy" {
+		t.Errorf("blob: %q, %v", b, err)
+	}
+	if !strings.Contains(w.log(), "unmounted cleanly") {
+		t.Errorf("the daemon did not finish cleanly:\n%s", w.log())
+	}
+	// Nothing is mounted any more: unmount says so.
+	if _, stderr, code := w.blobfs(w.env(), "unmount", mp); code == 0 || !strings.Contains(stderr, "nothing is mounted") {
+		t.Errorf("unmount of an unmounted dir: exit %d, %q", code, stderr)
+	}
 }
