@@ -153,6 +153,20 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 			return nil, fmt.Errorf("opening the staging directory %s: %w", cacheDir, err)
 		}
 		m.stage = sm
+		// Finish what a crashed daemon left staged before anything new.
+		rec, err := sm.Recover(ctx)
+		for _, r := range rec {
+			l := log.WithFields(logrus.Fields{"blob": r.Name, "size": r.Size, "saved_as": r.SavedAs})
+			if r.Err != nil {
+				l.Warnf("recovering a staged upload from a previous run: %v", r.Err)
+			} else {
+				l.Info("recovered a staged upload from a previous run")
+			}
+		}
+		if err != nil {
+			sm.Close()
+			return nil, fmt.Errorf("recovering staged uploads in %s: %w", cacheDir, err)
+		}
 	}
 
 	mountpoint, err := filepath.Abs(mountpoint)
@@ -213,7 +227,14 @@ func (mt *Mounted) Unmount(ctx context.Context) error {
 		if err := mt.unmount(ctx); err != nil {
 			errs = append(errs, err)
 		}
-		mt.server.Wait()
+		// After a lazy unmount the server runs until the last open file
+		// closes: do not wait for that past ctx.
+		done := make(chan struct{})
+		go func() { mt.server.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
 		if mt.m.stage != nil {
 			if err := mt.m.stage.Close(); err != nil {
 				errs = append(errs, err)
