@@ -176,3 +176,11 @@ func pattern(n int, seed byte) []byte {
 	}
 	return b
 }
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
