@@ -442,3 +442,44 @@ func TestSigningEdgeCasesAgainstService(t *testing.T) {
 		t.Errorf("listing: %v %+v", err, page)
 	}
 }
+
+func TestRename(t *testing.T) {
+	ctx := testContext(t)
+	e := newEnv(t, "rename", envOptions{})
+	ct := e.ct
+	data := []byte("moving")
+	if _, err := ct.Upload(ctx, "a/src", data, blob.PutOptions{Metadata: map[string]string{"mode": "0600"}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ct.Rename(ctx, "b/dst", "a/src", nil, blob.Conditions{}, blob.Conditions{IfNoneMatch: "*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Size != int64(len(data)) || p.Metadata["mode"] != "0600" {
+		t.Errorf("renamed properties %+v", p)
+	}
+	if _, err := ct.GetProperties(ctx, "a/src"); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("source after rename: %v", err)
+	}
+	rc, _, err := ct.Download(ctx, "b/dst", 0, -1, blob.Conditions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Errorf("renamed content %q", got)
+	}
+	if _, err := ct.Rename(ctx, "c", "a/src", nil, blob.Conditions{}, blob.Conditions{}); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("rename of a missing source: %v", err)
+	}
+	if _, err := ct.Upload(ctx, "x", data, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.Rename(ctx, "b/dst", "x", nil, blob.Conditions{}, blob.Conditions{IfNoneMatch: "*"}); !errors.Is(err, blob.ErrExists) && !errors.Is(err, blob.ErrPrecondition) {
+		t.Errorf("no-replace rename onto an existing name: %v", err)
+	}
+	if _, err := ct.GetProperties(ctx, "x"); err != nil {
+		t.Errorf("a refused rename removed the source: %v", err)
+	}
+}
