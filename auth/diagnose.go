@@ -67,6 +67,7 @@ func (d *diagnosis) fail(name string, err error) error {
 	if errors.As(err, &e) {
 		h.Detail, h.Fix = e.Detail, e.Fix
 	}
+	d.log.WithFields(logrus.Fields{"hop": name}).WithError(err).Debug("auth: failed")
 	d.report(h)
 	return err
 }
