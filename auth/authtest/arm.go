@@ -14,9 +14,13 @@ func armError(w http.ResponseWriter, status int, code, msg string) int {
 	return status
 }
 
-var armAPIVersions = map[string]bool{
-	"2016-12-01": true, "2019-06-01": true, "2021-09-01": true, "2022-09-01": true,
-	"2023-01-01": true, "2023-05-01": true, "2024-01-01": true, "2025-01-01": true, "2025-06-01": true,
+func armAPIVersion(v string) bool {
+	switch v {
+	case "2016-12-01", "2019-06-01", "2021-09-01", "2022-09-01", "2023-01-01",
+		"2023-05-01", "2024-01-01", "2025-01-01", "2025-06-01":
+		return true
+	}
+	return false
 }
 
 // armRoute is a parsed ARM path; segment names are case-insensitive in ARM.
@@ -87,7 +91,7 @@ func (s *Server) answerARM(w http.ResponseWriter, r *http.Request, route armRout
 	case len(v) == 0:
 		return armError(w, http.StatusBadRequest, "MissingApiVersionParameter",
 			"The api-version query parameter (?api-version=) is required for all requests."), id.ClientID
-	case len(v) > 1 || !armAPIVersions[v[0]]:
+	case len(v) > 1 || !armAPIVersion(v[0]):
 		return armError(w, http.StatusBadRequest, "InvalidApiVersionParameter",
 			fmt.Sprintf("The api-version '%s' is invalid.", strings.Join(v, ","))), id.ClientID
 	}

@@ -105,14 +105,20 @@ func (s *Server) answerIMDS(w http.ResponseWriter, r *http.Request, kind string)
 	return imdsError(w, http.StatusNotFound, "not_found", "no such IMDS path"), ""
 }
 
-var tokenAPIVersions = map[string]bool{"2018-02-01": true, "2019-08-01": true, "2019-11-01": true}
+func tokenAPIVersion(v string) bool {
+	switch v {
+	case "2018-02-01", "2019-08-01", "2019-11-01":
+		return true
+	}
+	return false
+}
 
 func (s *Server) imdsToken(w http.ResponseWriter, q url.Values) (int, string) {
 	v := q.Get("api-version")
 	if v == "" {
 		return imdsError(w, http.StatusBadRequest, "invalid_request", "Required query variable 'api-version' is missing"), ""
 	}
-	if !tokenAPIVersions[v] {
+	if !tokenAPIVersion(v) {
 		return imdsError(w, http.StatusBadRequest, "invalid_request", "Invalid api-version "+v), ""
 	}
 	resource := q.Get("resource")
@@ -206,18 +212,20 @@ func (s *Server) mintFor(id *Identity, resource string) (string, time.Time, time
 	return tok, time.Unix(c.Exp, 0), s.ttl
 }
 
-var instanceAPIVersions = []string{"2021-02-01", "2021-03-01", "2021-05-01", "2023-07-01"}
+func instanceAPIVersions() []string {
+	return []string{"2021-02-01", "2021-03-01", "2021-05-01", "2023-07-01"}
+}
 
 func (s *Server) instance(w http.ResponseWriter, q url.Values) int {
 	v := q.Get("api-version")
 	ok := false
-	for _, known := range instanceAPIVersions {
+	for _, known := range instanceAPIVersions() {
 		ok = ok || v == known
 	}
 	if !ok {
 		writeJSON(w, http.StatusBadRequest, map[string]any{
 			"error":           "Bad request. api-version was not specified in the request, or is not supported.",
-			"newest-versions": instanceAPIVersions,
+			"newest-versions": instanceAPIVersions(),
 		})
 		return http.StatusBadRequest
 	}
