@@ -47,8 +47,9 @@ func (p *Pool) tryGet() []byte {
 	}
 }
 
-// get lends a buffer, waiting for one when all are lent.
-func (p *Pool) get(ctx context.Context) ([]byte, error) {
+// Get lends a buffer of BlockSize bytes, waiting for one when all are
+// lent. Give it back with Put.
+func (p *Pool) Get(ctx context.Context) ([]byte, error) {
 	select {
 	case p.slots <- struct{}{}:
 		return p.take(), nil
@@ -67,6 +68,9 @@ func (p *Pool) take() []byte {
 	}
 	return make([]byte, p.blockSize)
 }
+
+// Put returns a buffer lent by Get.
+func (p *Pool) Put(b []byte) { p.put(b) }
 
 func (p *Pool) put(b []byte) {
 	p.mu.Lock()
