@@ -3,14 +3,23 @@ package stage
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/blobfs/blobfs/blob"
 )
 
 // ErrNoSpace means the cache cannot hold the data even after every upload
-// has finished and every clean block has been dropped: the fs layer answers
-// ENOSPC. Raise --cache-size or write less at once.
-var ErrNoSpace = errors.New("the staging cache is full of data not yet uploaded (raise --cache-size)")
+// has finished and every clean block has been dropped. It wraps
+// syscall.ENOSPC, so errors.As finds the errno the fs layer answers.
+// Raise --cache-size or write less at once.
+var ErrNoSpace error = noSpace{}
+
+type noSpace struct{}
+
+func (noSpace) Error() string {
+	return "the staging cache is full of data not yet uploaded (raise --cache-size)"
+}
+func (noSpace) Unwrap() error { return syscall.ENOSPC }
 
 // ErrEvicted is a read (or partial rewrite) of a block that was uploaded and
 // then dropped from the cache to make room while the file was still open.

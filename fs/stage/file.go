@@ -453,7 +453,13 @@ func (f *File) Rename(name string) {
 
 // Close releases the staged data once committed; uncommitted data stays
 // in the cache directory for the next mount's Recover.
-func (f *File) Close() error {
+func (f *File) Close() error { return f.close(false) }
+
+// Discard drops the staged data without committing it: for a file removed
+// while open, whose content nobody can reach any more.
+func (f *File) Discard() error { return f.close(true) }
+
+func (f *File) close(discard bool) error {
 	f.commitMu.Lock()
 	defer f.commitMu.Unlock()
 	f.mu.Lock()
@@ -478,7 +484,7 @@ func (f *File) Close() error {
 	delete(f.m.files, f)
 	f.m.mu.Unlock()
 	err := f.data.Close()
-	if dirty {
+	if dirty && !discard {
 		f.m.log.WithField("blob", name).Warn("closed with changes not committed; kept in the cache directory for recovery at the next mount")
 		return err
 	}

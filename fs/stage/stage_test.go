@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/blobfs/blobfs/blob"
@@ -240,4 +242,35 @@ func TestCacheDirIsPrivate(t *testing.T) {
 	}
 	f.Commit(ctx, blob.PutOptions{})
 	f.Close()
+}
+
+func TestDiscardLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	m := newManager(t, ct, stage.Options{})
+	f, err := m.Open(ctx, "gone", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("never to be seen"), 0)
+	if err := f.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(m.Dir()); len(ents) != 1 { // the lock file only
+		t.Errorf("cache dir after Discard: %v", ents)
+	}
+	if rec, err := m.Recover(ctx); err != nil || len(rec) != 0 {
+		t.Errorf("Recover = %v, %v", rec, err)
+	}
+	if _, err := ct.GetProperties(ctx, "gone"); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("blob exists after Discard: %v", err)
+	}
+}
+
+func TestNoSpaceIsENOSPC(t *testing.T) {
+	var e syscall.Errno
+	err := fmt.Errorf("writing: %w", stage.ErrNoSpace)
+	if !errors.As(err, &e) || e != syscall.ENOSPC || !errors.Is(err, stage.ErrNoSpace) {
+		t.Errorf("errors.As = %v", e)
+	}
 }
