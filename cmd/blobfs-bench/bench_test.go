@@ -12,6 +12,15 @@ import (
 	"github.com/blobfs/blobfs/blob/blobtest"
 )
 
+// TestMain lets the test binary be the harness's direct worker too: the
+// harness re-executes itself for the direct side.
+func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) == "1" {
+		os.Exit(workerMain(os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
 // TestQuickRun runs the whole harness once at tiny sizes through a real
 // mount: every workload must produce a row, verify its data, and be
 // charged the calls it must have made.

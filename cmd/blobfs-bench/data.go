@@ -27,12 +27,10 @@ func seqWrite() *workload {
 		bytes: func(c config) int64 { return c.Size },
 		direct: func(ctx context.Context, r *round) error {
 			_, err := r.w.ct.UploadFrom(ctx, seqDirect, r.seq, r.cfg.Size, blob.TransferOptions{})
-			if err == nil {
-				r.have[seqDirect] = true
-			}
 			return err
 		},
-		prepare: func(ctx context.Context, r *round) error { return os.MkdirAll(r.mnt("seq"), 0o755) },
+		directMakes: []string{seqDirect},
+		prepare:     func(ctx context.Context, r *round) error { return os.MkdirAll(r.mnt("seq"), 0o755) },
 		blobfs: func(ctx context.Context, r *round) error {
 			return writeFile(r.mnt(seqFS), r.seq)
 		},

@@ -26,6 +26,9 @@ import (
 )
 
 func main() {
+	if os.Getenv(workerEnv) == "1" {
+		os.Exit(workerMain(os.Stdin, os.Stdout))
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -121,12 +124,8 @@ func runRound(ctx context.Context, cfg config, bin, dir string, n int, selected 
 		return got, err
 	}
 	defer w.close()
-	r := &round{
-		cfg: cfg, n: n, bin: bin, w: w, logf: logf,
-		seq:   newPattern(uint64(n)+1, cfg.Size),
-		small: newPattern(uint64(n)+1000, int64(cfg.Small)*cfg.SmallSize),
-		have:  map[string]bool{},
-	}
+	r := newRound(cfg, n)
+	r.bin, r.w, r.logf = bin, w, logf
 	defer func() {
 		if uerr := r.unmount(); uerr != nil && err == nil {
 			err = uerr

@@ -24,6 +24,7 @@ type row struct {
 	Received   map[string]int64 `json:"received_bytes"`
 	Direct     map[string]int   `json:"direct_calls,omitempty"`
 	CPU        float64          `json:"daemon_cpu_s"`
+	DirectCPU  float64          `json:"direct_cpu_s,omitempty"`
 	PeakRSSMiB float64          `json:"daemon_peak_rss_mib"`
 	Checks     []check          `json:"targets"`
 	Met        bool             `json:"met"`
@@ -45,7 +46,7 @@ func aggregate(cfg config, wl *workload, samples []sample) *row {
 	if len(samples) == 0 {
 		return r
 	}
-	var direct, blobfs, ratios, cpu, rss []float64
+	var direct, blobfs, ratios, cpu, dcpu, rss []float64
 	var calls, dcalls []map[string]int
 	var sent, recv []map[string]int64
 	for _, s := range samples {
@@ -58,6 +59,7 @@ func aggregate(cfg config, wl *workload, samples []sample) *row {
 		if s.Direct != nil {
 			direct = append(direct, s.Direct.Seconds)
 			dcalls = append(dcalls, s.Direct.Calls)
+			dcpu = append(dcpu, s.DirectCPU)
 			if s.Direct.Seconds > 0 {
 				ratios = append(ratios, s.Blobfs.Seconds/s.Direct.Seconds)
 			}
@@ -70,6 +72,7 @@ func aggregate(cfg config, wl *workload, samples []sample) *row {
 	r.Calls, r.Sent, r.Received = medianCounts(calls), medianCounts(sent), medianCounts(recv)
 	if len(direct) > 0 {
 		r.DirectS, r.Ratio, r.Direct = median(direct), median(ratios), medianCounts(dcalls)
+		r.DirectCPU = median(dcpu)
 	}
 	if wl.bytes != nil && r.BlobfsS > 0 {
 		r.MBps = float64(wl.bytes(cfg)) / r.BlobfsS / 1e6
@@ -124,7 +127,7 @@ func (rep *report) markdown(w io.Writer) {
 	c := rep.Config
 	fmt.Fprintf(w, "## blobfs-bench: medians of %d round(s)\n\n", c.Rounds)
 	fmt.Fprintf(w, "blobfs %s; Azurite 3.35.0 in memory, fresh each round, behind a counting proxy that both sides use; "+
-		"auth-mode msi-key through the IMDS/ARM emulator; blobfs defaults; direct = blob package (8 × 8 MiB parallel blocks/ranges). "+
+		"auth-mode msi-key through the IMDS/ARM emulator; blobfs defaults; direct = blob package (8 × 8 MiB parallel blocks/ranges) in a process of its own. "+
 		"Load average at start / end: %s.\n\n", rep.Version, strings.Join(rep.Load, " / "))
 	fmt.Fprintln(w, "| workload | direct s | blobfs s | MB/s | ratio | calls (by op) | daemon CPU s | peak RSS MiB | target | met? |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---:|---:|---|---|")
@@ -148,10 +151,10 @@ func (rep *report) markdown(w io.Writer) {
 			fmt.Fprintf(w, "| %s | completes correctly | %d error(s), see below | **no** |\n", r.Key, len(r.Errors))
 		}
 	}
-	fmt.Fprintln(w, "\n### Direct client in the same run\n\n| workload | direct s | calls (by op) |\n|---|---:|---|")
+	fmt.Fprintln(w, "\n### Direct client in the same run\n\n| workload | direct s | calls (by op) | worker CPU s |\n|---|---:|---|---:|")
 	for _, r := range rep.Rows {
 		if r.Direct != nil {
-			fmt.Fprintf(w, "| %s | %s | %s |\n", r.Key, secs(r.DirectS), formatCalls(r.Direct))
+			fmt.Fprintf(w, "| %s | %s | %s | %.2f |\n", r.Key, secs(r.DirectS), formatCalls(r.Direct), r.DirectCPU)
 		}
 	}
 	var errs []string

@@ -24,6 +24,18 @@ type round struct {
 	have  map[string]bool // fixtures already uploaded this round
 }
 
+// newRound sets up round n's content; the harness and its direct workers
+// make the same.
+func newRound(cfg config, n int) *round {
+	return &round{
+		cfg: cfg, n: n,
+		seq:   newPattern(uint64(n)+1, cfg.Size),
+		small: newPattern(uint64(n)+1000, int64(cfg.Small)*cfg.SmallSize),
+		have:  map[string]bool{},
+		logf:  func(string, ...any) {},
+	}
+}
+
 func (r *round) mnt(parts ...string) string {
 	return filepath.Join(append([]string{r.w.mountpoint()}, parts...)...)
 }
@@ -95,12 +107,18 @@ func (r *round) measure(ctx context.Context, wl *workload) (sample, error) {
 	if wl.direct != nil {
 		r.quiesce(ctx)
 		r.w.proxy.ResetCounts()
-		t0 := time.Now()
-		err := wl.direct(ctx, r)
-		side := r.snapshot(time.Since(t0))
-		s.Direct = &side
+		res, err := runDirect(ctx, r, wl)
 		if err != nil {
-			s.Errors = append(s.Errors, "direct: "+err.Error())
+			return s, fmt.Errorf("%s: %w", wl.key, err)
+		}
+		side := r.snapshot(time.Duration(res.Seconds * float64(time.Second)))
+		s.Direct, s.DirectCPU = &side, res.CPU
+		if res.Err != "" {
+			s.Errors = append(s.Errors, "direct: "+res.Err)
+		} else {
+			for _, name := range wl.directMakes {
+				r.have[name] = true
+			}
 		}
 	}
 	if wl.cold || r.d == nil {

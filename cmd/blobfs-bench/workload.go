@@ -16,8 +16,13 @@ type workload struct {
 	bytes func(config) int64
 	// setup uploads fixtures, untimed and uncounted.
 	setup func(context.Context, *round) error
-	// direct is the baseline with the blob package; nil for none.
+	// direct is the baseline with the blob package; nil for none. It runs
+	// in a worker process (see worker.go), where only the round's config,
+	// number, content and direct client are set.
 	direct func(context.Context, *round) error
+	// directMakes are the fixtures the direct side leaves for later
+	// workloads.
+	directMakes []string
 	// prepare runs on the mount before the counters are zeroed: the
 	// kernel's first lookup of the workload's directory, which is not what
 	// is measured.
@@ -39,11 +44,13 @@ type side struct {
 
 // sample is one round of one workload.
 type sample struct {
-	Direct  *side
-	Blobfs  side
-	CPU     float64 // daemon user+system seconds during the blobfs side
-	PeakRSS int64   // daemon VmHWM during the blobfs side, bytes
-	Errors  []string
+	Direct *side
+	Blobfs side
+	CPU    float64 // daemon user+system seconds during the blobfs side
+	// DirectCPU is the direct worker's user+system seconds.
+	DirectCPU float64
+	PeakRSS   int64 // daemon VmHWM during the blobfs side, bytes
+	Errors    []string
 }
 
 // check is one target and how the run fared against it.
