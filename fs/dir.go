@@ -554,8 +554,9 @@ func (d *dirNode) keepIfEmpty(ctx context.Context) {
 	d.mu.Lock()
 	known := !d.markerAt.IsZero()
 	hasMarker := d.marker != nil
+	nonEmpty := d.list.fresh(d.m.entryTTL) && len(d.list.entries) > 0
 	d.mu.Unlock()
-	if known && hasMarker {
+	if (known && hasMarker) || nonEmpty {
 		return
 	}
 	prefix := d.prefix()

@@ -49,6 +49,13 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		// Someone writes (or wrote and has not closed): what was written
 		// is the content, whether it is uploaded or not.
 		n, err = st.ReadAt(ctx, dest, off)
+		f.mu.Lock()
+		gone := err != nil && f.staged != st
+		f.mu.Unlock()
+		if gone {
+			// The last writer closed meanwhile: the content is committed.
+			n, err = h.readBlob(ctx, name, dest, off)
+		}
 	} else {
 		n, err = h.readBlob(ctx, name, dest, off)
 	}
