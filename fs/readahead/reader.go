@@ -40,7 +40,7 @@ type Options struct {
 	Concurrency int   // ranged GETs in flight per reader at most
 	// Pool lends the readahead buffers; share one per mount so that memory
 	// stays bounded whatever the number of open files. nil gives the reader
-	// a pool of its own of Concurrency+1 blocks.
+	// a pool of its own of Concurrency+2 blocks.
 	Pool *Pool
 }
 
@@ -64,12 +64,13 @@ type Reader struct {
 	ctx    context.Context // fetches; cancelled by Close
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	chunks  map[int64]*chunk
-	lastEnd int64
-	streak  int // sequential reads in a row
-	reads   int
-	closed  bool
+	mu       sync.Mutex
+	chunks   map[int64]*chunk
+	lastEnd  int64
+	streak   int // sequential reads in a row
+	inflight int
+	reads    int
+	closed   bool
 }
 
 // chunk is one aligned block, fetched or being fetched.
@@ -95,7 +96,7 @@ func New(store Store, name string, size int64, etag string, opts Options) *Reade
 		if bs <= 0 {
 			bs = DefaultBlockSize
 		}
-		pool = NewPool(bs, int64(opts.Concurrency+1)*bs)
+		pool = NewPool(bs, int64(opts.Concurrency+2)*bs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Reader{
@@ -172,7 +173,7 @@ func (r *Reader) plan(off, want int64) bool {
 	// Blocks well behind the reader are done with; keep one for reads
 	// that arrive late.
 	for i, c := range r.chunks {
-		if i < first-1 || i > last+int64(r.conc) {
+		if i < first-1 || i > last+int64(r.conc)+1 {
 			r.drop(c)
 		}
 	}
@@ -181,8 +182,10 @@ func (r *Reader) plan(off, want int64) bool {
 			return false // no memory: read directly
 		}
 	}
-	ahead := int64(min(r.conc-1, r.streak-1))
-	for i := last + 1; i <= last+ahead && i*r.bs < r.size; i++ {
+	// Keep Concurrency GETs in flight ahead of the reader, as a direct
+	// parallel download would, once the streak has grown that far.
+	ahead := int64(min(r.conc, r.streak-1))
+	for i := last + 1; i <= last+ahead && i*r.bs < r.size && r.inflight < r.conc; i++ {
 		if r.chunks[i] == nil && !r.start(i) {
 			break
 		}
@@ -198,6 +201,7 @@ func (r *Reader) start(i int64) bool {
 	}
 	c := &chunk{idx: i, buf: buf, done: make(chan struct{})}
 	r.chunks[i] = c
+	r.inflight++
 	go r.fetch(c)
 	return true
 }
@@ -210,6 +214,7 @@ func (r *Reader) fetch(c *chunk) {
 	defer r.mu.Unlock()
 	c.n, c.err = int(n), err
 	close(c.done)
+	r.inflight--
 	if err != nil && r.chunks[c.idx] == c {
 		delete(r.chunks, c.idx) // a later read tries again
 		c.gone = true

@@ -56,8 +56,9 @@ const (
 type Options struct {
 	Dir string // created 0700; files inside are 0600
 	// MaxBytes bounds the data held in the cache (--cache-size); 0 means
-	// no bound. Writers wait for uploads to free room; the bound should be
-	// at least a few blocks per file written at once.
+	// no bound, and less than 3 blocks is raised to 3. Writers wait for
+	// uploads to free room; the bound should be a few blocks per file
+	// written at once.
 	MaxBytes    int64
 	BlockSize   int64 // default 8 MiB; fixed per staged file
 	Concurrency int   // parallel Put Block calls per file; default 8
@@ -104,6 +105,12 @@ func NewManager(store Store, opts Options) (*Manager, error) {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
 		opts.Log = l
+	}
+	// A writer needs room for its file's last block and the (at most two)
+	// blocks one write touches; less would be ENOSPC for every write.
+	if least := 3 * opts.BlockSize; opts.MaxBytes > 0 && opts.MaxBytes < least {
+		opts.Log.Warnf("cache size %d is below 3 blocks; using %d", opts.MaxBytes, least)
+		opts.MaxBytes = least
 	}
 	root := opts.Dir
 	for _, part := range []string{opts.Account, opts.Container} {

@@ -276,6 +276,9 @@ func (f *File) uploadBlocks(ctx context.Context) ([]string, error) {
 		if f.closed {
 			return nil, errClosed
 		}
+		if err := f.m.ctx.Err(); err != nil {
+			return nil, fmt.Errorf("stage: uploading %q: the staging area is closed: %w", f.name, err)
+		}
 		if f.upErr != nil {
 			err := f.upErr
 			f.upErr = nil
