@@ -22,6 +22,7 @@ type config struct {
 	RSSSize    int64
 	Only       map[string]bool // workload keys; empty: all
 	Blobfs     string          // a prebuilt binary; empty: build one
+	MountFlags []string        // extra blobfs mount flags, for experiments
 	JSON       string          // also write the results there
 	DropCaches bool            // echo 3 > /proc/sys/vm/drop_caches before cold reads
 	Keep       bool            // keep the scratch directory (logs) after the run
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	rss := sizeFlag(fs, "rss-size", c.RSSSize, "file copied in and out while peak RSS is watched")
 	only := fs.String("only", "", "comma-separated workloads to run (default all)")
 	fs.StringVar(&c.Blobfs, "blobfs", "", "blobfs binary to mount with (default: go build ./cmd/blobfs)")
+	mountFlags := fs.String("mount-flags", "", "extra blobfs mount flags, space-separated (e.g. \"--block-size 16MiB\"); the table is then not of the defaults")
 	fs.StringVar(&c.JSON, "json", "", "also write the results as JSON to this file")
 	fs.BoolVar(&c.DropCaches, "drop-caches", false, "drop the kernel's page cache before cold reads (root; affects the whole machine)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the scratch directory with blobfs's logs")
@@ -121,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Rounds, c.Size, c.Small, c.SmallSize = *rounds, *size, *small, *smallSize
 	c.List, c.RenameSize, c.Random, c.RSSSize = *list, *renameSize, *random, *rss
+	c.MountFlags = strings.Fields(*mountFlags)
 	if *only != "" {
 		c.Only = map[string]bool{}
 		known := map[string]bool{}

@@ -25,7 +25,7 @@ type daemon struct {
 
 // mountBlobfs mounts the world's container at its mountpoint with the
 // binary at bin and blobfs's defaults for everything that tunes it.
-func mountBlobfs(ctx context.Context, bin string, w *world, n int) (*daemon, error) {
+func mountBlobfs(ctx context.Context, bin string, w *world, n int, extra []string) (*daemon, error) {
 	mp := w.mountpoint()
 	d := &daemon{mp: mp, log: filepath.Join(w.dir, fmt.Sprintf("blobfs-%d.log", n)), exited: make(chan struct{})}
 	d.cmd = exec.Command(bin, "mount", mp,
@@ -34,6 +34,7 @@ func mountBlobfs(ctx context.Context, bin string, w *world, n int) (*daemon, err
 		"--cache-dir", filepath.Join(w.dir, "cache"),
 		"--log-file", d.log,
 	)
+	d.cmd.Args = append(d.cmd.Args, extra...)
 	d.cmd.Env = w.env()
 	// Its own process group, so that a Ctrl-C meant for the harness does
 	// not reach blobfs before the harness has unmounted it.

@@ -43,7 +43,7 @@ func (r *round) mnt(parts ...string) string {
 // mount starts a blobfs daemon on the round's world.
 func (r *round) mount(ctx context.Context) error {
 	r.mounts++
-	d, err := mountBlobfs(ctx, r.bin, r.w, r.mounts)
+	d, err := mountBlobfs(ctx, r.bin, r.w, r.mounts, r.cfg.MountFlags)
 	if err != nil {
 		return err
 	}
