@@ -90,6 +90,11 @@
 //
 // statfs reports 1 PiB, all free, so df and installers are content.
 //
+// go-fuse's POSIX suite (posixtest.All, 32 tests on Linux) runs against a
+// mount on Azurite in posix_test.go: 26 pass; the 6 that cannot (hard
+// links twice, xattrs twice, O_TMPFILE, per-open-file fcntl locks) are in
+// its posixSkip map with the reason.
+//
 // # Freshness
 //
 // Attributes, names and absent names are cached by the kernel and the mount

@@ -195,6 +195,9 @@ func (f *fileNode) commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Our own copy: stage hands the same properties to repeated commits.
+	np := *p
+	p = &np
 	p.Name, p.Metadata = name, md
 	if p.Size == 0 && dirty {
 		p.Size = st.Size()
