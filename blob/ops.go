@@ -346,9 +346,14 @@ func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]st
 	srcURL := *ct.c.endpoint
 	srcURL.RawPath = ct.c.endpoint.EscapedPath() + "/" + url.PathEscape(ct.name) + "/" + escapePath(src)
 	srcURL.Path, _ = url.PathUnescape(srcURL.RawPath)
+	if sas, ok := ct.c.cred.(*SAS); ok {
+		// The request's SAS does not authorize the source URL on Azure:
+		// the source carries it too. It travels only in this header.
+		srcURL.RawQuery = sas.token
+	}
 	source := srcURL.String()
 	if len(source) > MaxCopySourceLength {
-		return nil, &NameError{Name: src, Reason: fmt.Sprintf("too long to copy: its URL is %d bytes, the service takes at most %d", len(source), MaxCopySourceLength), Kind: ErrNameTooLong}
+		return nil, &NameError{Name: src, Reason: fmt.Sprintf("too long to copy: its URL (with any SAS) is %d bytes, the service takes at most %d", len(source), MaxCopySourceLength), Kind: ErrNameTooLong}
 	}
 	r.header.Set("x-ms-copy-source", source)
 	if srcCond.IfMatch != "" {

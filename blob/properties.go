@@ -32,7 +32,7 @@ func propertiesFromHeader(name string, h http.Header) *Properties {
 		ContentType: h.Get("Content-Type"),
 		CopyStatus:  h.Get("x-ms-copy-status"),
 		CopyID:      h.Get("x-ms-copy-id"),
-		CopySource:  h.Get("x-ms-copy-source"),
+		CopySource:  withoutQuery(h.Get("x-ms-copy-source")),
 	}
 	p.LastModified, _ = http.ParseTime(h.Get("Last-Modified"))
 	if cr := h.Get("Content-Range"); cr != "" {
@@ -65,4 +65,13 @@ func setMetadata(h http.Header, md map[string]string) {
 	for k, v := range md {
 		h.Set("x-ms-meta-"+strings.ToLower(k), v)
 	}
+}
+
+// withoutQuery drops a URL's query, where a SAS would be, so that
+// Properties never carry a secret into a log.
+func withoutQuery(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i]
+	}
+	return u
 }
