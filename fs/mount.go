@@ -95,6 +95,7 @@ type Mounted struct {
 	root   *dirNode
 	server *fuse.Server
 	dir    string
+	served chan struct{} // closed when the kernel has let go of the mount
 
 	unmountOnce sync.Once
 	unmountErr  error
@@ -213,7 +214,9 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		}
 		return nil, fmt.Errorf("mounting %s: %w (is /dev/fuse there and fusermount3 installed?)", mountpoint, err)
 	}
-	return &Mounted{m: m, root: root, server: server, dir: mountpoint}, nil
+	mt := &Mounted{m: m, root: root, server: server, dir: mountpoint, served: make(chan struct{})}
+	go func() { server.Wait(); close(mt.served) }()
+	return mt, nil
 }
 
 // Unmount flushes pending uploads and unmounts. Files still open are
@@ -229,10 +232,8 @@ func (mt *Mounted) Unmount(ctx context.Context) error {
 		}
 		// After a lazy unmount the server runs until the last open file
 		// closes: do not wait for that past ctx.
-		done := make(chan struct{})
-		go func() { mt.server.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-mt.served:
 		case <-ctx.Done():
 		}
 		if mt.m.stage != nil {
@@ -249,11 +250,20 @@ func (mt *Mounted) Unmount(ctx context.Context) error {
 // detaching it lazily when ctx runs out, so nothing is left behind.
 func (mt *Mounted) unmount(ctx context.Context) error {
 	for {
+		select {
+		case <-mt.served:
+			// Already unmounted from outside (umount, fusermount -u,
+			// blobfs unmount --lazy): nothing left to ask the kernel.
+			return nil
+		default:
+		}
 		err := mt.server.Unmount()
 		if err == nil {
 			return nil
 		}
 		select {
+		case <-mt.served:
+			return nil
 		case <-ctx.Done():
 			if lazy := syscall.Unmount(mt.dir, syscall.MNT_DETACH); lazy != nil {
 				out, lerr := exec.Command("fusermount3", "-u", "-z", mt.dir).CombinedOutput()
@@ -268,7 +278,7 @@ func (mt *Mounted) unmount(ctx context.Context) error {
 }
 
 // Wait blocks until the filesystem is unmounted.
-func (mt *Mounted) Wait() { mt.server.Wait() }
+func (mt *Mounted) Wait() { <-mt.served }
 
 // Dir is the mountpoint.
 func (mt *Mounted) Dir() string { return mt.dir }

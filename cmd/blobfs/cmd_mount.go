@@ -156,10 +156,6 @@ type mountDaemon struct {
 	httpSrv  *http.Server
 	authMode string
 
-	// externallyUnmounted is set when the kernel let go first (umount,
-	// fusermount -u, unmount --lazy): only the uploads are left to finish.
-	externallyUnmounted atomic.Bool
-
 	shutdownOnce sync.Once
 	done         chan struct{}
 	shutdownErr  error
@@ -374,7 +370,6 @@ func (d *mountDaemon) run() int {
 			return d.exitCode(d.shutdown(nil))
 		case <-gone:
 			d.log.Info("unmounted from outside; finishing pending uploads")
-			d.externallyUnmounted.Store(true)
 			return d.exitCode(d.shutdown(nil))
 		case <-d.done:
 			return d.exitCode(d.shutdownErr)
@@ -407,15 +402,9 @@ func (d *mountDaemon) shutdown(progress func(control.Status)) error {
 			go func() { errc <- d.mounted.Load().Unmount(ctx) }()
 			tick := time.NewTicker(time.Second)
 			defer tick.Stop()
-			idle := 0 // ticks with the mount gone and nothing pending
 			for {
 				select {
 				case err := <-errc:
-					if err != nil && idle >= 2 {
-						// Our cancel below: the kernel had unmounted and
-						// every upload was done.
-						err = nil
-					}
 					d.shutdownErr = err
 					if d.ctrl != nil {
 						d.ctrl.Close()
@@ -427,17 +416,6 @@ func (d *mountDaemon) shutdown(progress func(control.Status)) error {
 					return
 				case <-tick.C:
 					st := d.Status()
-					// TEMPORARY workaround: fs.Mounted.Unmount keeps trying to
-					// unmount a mount the kernel already dropped until its
-					// context ends. Once the mount is gone and nothing is
-					// pending for two ticks, end it.
-					if _, mounted := mountpoint.MountType(d.mp); d.externallyUnmounted.Load() && !mounted && len(st.Uploads) == 0 {
-						if idle++; idle >= 2 {
-							cancel()
-						}
-					} else {
-						idle = 0
-					}
 					if len(st.Uploads) > 0 {
 						d.log.WithField("pending", len(st.Uploads)).Info("waiting for uploads")
 					}
