@@ -162,9 +162,15 @@ func buildBlobfs(ctx context.Context, dir string) (string, error) {
 	if err != nil || strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
 		return "", fmt.Errorf("run blobfs-bench inside the blobfs module, or give -blobfs PATH (go env GOMOD: %v)", err)
 	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	// Stamped as the Makefile does, so that the table says what was measured.
+	version := "dev"
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--tags", "--always", "--dirty").Output(); err == nil {
+		version = strings.TrimSpace(string(out))
+	}
 	bin := filepath.Join(dir, "blobfs")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/blobfs/blobfs/cmd/blobfs")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", "-X main.version="+version, "-o", bin, "github.com/blobfs/blobfs/cmd/blobfs")
+	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building blobfs: %v\n%s", err, out)
 	}

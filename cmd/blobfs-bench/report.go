@@ -126,7 +126,7 @@ func medianCounts[T int | int64](ms []map[string]T) map[string]T {
 func (rep *report) markdown(w io.Writer) {
 	c := rep.Config
 	fmt.Fprintf(w, "## blobfs-bench: medians of %d round(s)\n\n", c.Rounds)
-	fmt.Fprintf(w, "blobfs %s; Azurite 3.35.0 in memory, fresh each round, behind a counting proxy that both sides use; "+
+	fmt.Fprintf(w, "%s; Azurite 3.35.0 in memory, fresh each round, behind a counting proxy that both sides use; "+
 		"auth-mode msi-key through the IMDS/ARM emulator; blobfs defaults; direct = blob package (8 × 8 MiB parallel blocks/ranges) in a process of its own. "+
 		"Load average at start / end: %s.\n\n", rep.Version, strings.Join(rep.Load, " / "))
 	if len(c.MountFlags) > 0 {
