@@ -3,7 +3,6 @@ package auth
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/blobfs/blobfs/blob"
 )
@@ -28,8 +27,8 @@ func Explain(cfg Config, err error) error {
 		return &Error{Step: step, Kind: kind, Detail: detail, Fix: fix, Err: err}
 	}
 	code := se.Code
-	if code == "AuthorizationFailure" && strings.HasPrefix(se.Message, "Server failed to authenticate the request") {
-		// Azurite's answer to a bad signature; Azure says AuthenticationFailed.
+	if se.SignatureRefused() {
+		// Azurite answers a bad signature with AuthorizationFailure.
 		code = "AuthenticationFailed"
 	}
 	switch code {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,31 +38,13 @@ func (s *statusLog) count(status int) int {
 	return s.counts[status]
 }
 
-// azuriteAuthCodes undoes a difference between Azurite 3.35 and Azure:
-// Azurite answers a SharedKey signature made with a wrong key with 403
-// AuthorizationFailure, where Azure answers 403 AuthenticationFailed (same
-// message, "Server failed to authenticate the request…"). The blob client
-// refreshes its credential only on the latter, as it should on Azure, so
-// the rotation tests present Azurite's answer as Azure's.
-type azuriteAuthCodes struct{ next http.RoundTripper }
-
-func (a azuriteAuthCodes) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := a.next.RoundTrip(req)
-	if err == nil && resp.StatusCode == http.StatusForbidden &&
-		resp.Header.Get("x-ms-error-code") == "AuthorizationFailure" &&
-		strings.HasPrefix(req.Header.Get("Authorization"), "SharedKey ") {
-		resp.Header.Set("x-ms-error-code", "AuthenticationFailed")
-	}
-	return resp, err
-}
-
 // newContainer makes a container on az whose client logs into h's
 // debug-level log, searched for secrets at the end of the test.
 func newContainer(t *testing.T, h *harness, az *blobtest.Azurite, cred blob.Credential, obs blob.Observer) *blob.Container {
 	t.Helper()
 	tr := blob.DefaultTransport()
 	tr.TLSClientConfig = az.TLSConfig()
-	opts := blob.Options{Observer: obs, Transport: azuriteAuthCodes{tr}, Log: h.log}
+	opts := blob.Options{Observer: obs, Transport: tr, Log: h.log}
 	c, err := blob.NewClient(az.Endpoint(), cred, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -196,12 +196,12 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			return resp, nil
 		}
 		var se *StorageError
-		if errors.As(err, &se) && se.Code == "AuthenticationFailed" && !refreshed {
+		if errors.As(err, &se) && se.SignatureRefused() && !refreshed {
 			// A key that used to work may have been rotated: fetch it again once.
 			refreshed = true
 			if rf, ok := c.cred.(Refresher); ok {
 				if changed, rerr := rf.Refresh(ctx); rerr == nil && changed {
-					c.log.WithField("op", r.op).Info("credential refreshed after AuthenticationFailed; retrying")
+					c.log.WithField("op", r.op).Info("credential refreshed after the service refused it; retrying")
 					attempt--
 					continue
 				} else if rerr != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // Kinds of failure callers branch on. Every error this package returns
@@ -96,6 +97,22 @@ func (e *StorageError) hint() string {
 // Is matches the error kinds above.
 func (e *StorageError) Is(target error) bool {
 	return kindOf(e.Status, e.Code) == target
+}
+
+// SignatureRefused reports whether the service refused the credential
+// itself (a rotated key, an expired token) rather than what it allows:
+// only then can fetching the credential again help. Azure says
+// AuthenticationFailed (401 InvalidAuthenticationInfo for an expired
+// token); Azurite says AuthorizationFailure with Azure's authentication
+// message, so the message decides there.
+func (e *StorageError) SignatureRefused() bool {
+	switch e.Code {
+	case "AuthenticationFailed", "InvalidAuthenticationInfo":
+		return true
+	case "AuthorizationFailure":
+		return strings.HasPrefix(e.Message, "Server failed to authenticate the request")
+	}
+	return false
 }
 
 // Temporary reports whether retrying the same request may succeed.

@@ -336,6 +336,39 @@ const MaxCopySourceLength = 2048
 // dstCond is repeated only after a HEAD of dst shows it was not applied,
 // and is taken as done when dst shows this source as its copy source.
 func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions) (*Properties, error) {
+	p, err := ct.copy(ctx, dst, src, md, srcCond, dstCond)
+	if err != nil {
+		return nil, err
+	}
+	if p.Size == 0 && p.ContentType == "" {
+		// The Copy answer carries no size or content headers: read them.
+		return ct.GetProperties(ctx, dst)
+	}
+	return p, nil
+}
+
+// CopyFrom copies the version of a blob described by src (pinned to its
+// ETag) to dst, and returns src's properties under dst's name, ETag and
+// Last-Modified, with md as metadata when md is not nil. A copy that the
+// service reports as successful of exactly that version has exactly its
+// content, so no HEAD is needed: a rename costs one Copy and one Delete.
+func (ct *Container) CopyFrom(ctx context.Context, dst string, src *Properties, md map[string]string, dstCond Conditions) (*Properties, error) {
+	got, err := ct.copy(ctx, dst, src.Name, md, Conditions{IfMatch: src.ETag}, dstCond)
+	if err != nil {
+		return nil, err
+	}
+	p := *src
+	p.Name, p.ETag, p.LastModified = dst, got.ETag, got.LastModified
+	p.CopyStatus, p.CopyID, p.CopySource = got.CopyStatus, got.CopyID, got.CopySource
+	if md != nil {
+		p.Metadata = md
+	}
+	return &p, nil
+}
+
+// copy starts a copy and waits until the service reports it finished. The
+// properties are those of the answer (or of the last poll while pending).
+func (ct *Container) copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions) (*Properties, error) {
 	if err := checkName(src); err != nil {
 		return nil, err
 	}
@@ -385,10 +418,6 @@ func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]st
 	}
 	if p.CopyStatus != "" && p.CopyStatus != "success" {
 		return nil, fmt.Errorf("CopyBlob %q to %q: the service reports the copy %s", src, dst, p.CopyStatus)
-	}
-	if p.Size == 0 && p.ContentType == "" {
-		// The Copy answer carries no size or content headers: read them.
-		return ct.GetProperties(ctx, dst)
 	}
 	return p, nil
 }

@@ -55,10 +55,7 @@ func TestCallCounts(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "big"), filepath.Join(dir, "d/big")); err != nil {
 		t.Fatal(err)
 	}
-	got = e.calls.take()
-	if got["CopyBlob"] != 1 || got["DeleteBlob"] != 1 || got["GetBlob"] != 0 || got["PutBlob"] != 0 || got["PutBlock"] != 0 {
-		t.Errorf("rename: calls %v, want one CopyBlob and one DeleteBlob", got)
-	}
+	sameCalls(t, "rename", e.calls.take(), map[string]int{"CopyBlob": 1, "DeleteBlob": 1})
 }
 
 func TestListingCalls(t *testing.T) {

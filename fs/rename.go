@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -112,27 +111,28 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 // deletes src (if it still is the version copied).
 func (m *mount) moveBlob(ctx context.Context, src, dst string, want *blob.Properties) (*blob.Properties, error) {
 	var srcCond blob.Conditions
-	if want != nil {
-		srcCond.IfMatch = want.ETag
-	}
+	var got *blob.Properties
+	var err error
 	m.stats.copies.Add(1)
-	got, err := m.store.Copy(ctx, dst, src, nil, srcCond, blob.Conditions{})
+	if want != nil {
+		// Pinned to the version we know: a copy the service reports
+		// successful is then that content, checked without a HEAD.
+		srcCond.IfMatch = want.ETag
+		w := *want
+		w.Name = src
+		got, err = m.store.CopyFrom(ctx, dst, &w, nil, blob.Conditions{})
+	} else {
+		got, err = m.store.Copy(ctx, dst, src, nil, srcCond, blob.Conditions{})
+	}
 	if err != nil {
 		return nil, err
 	}
 	// Copy returns once the service reports the copy "success" (polling
-	// while it is pending) with the copy's properties: check them before
-	// the source goes.
+	// while it is pending): only then may the source go.
 	if got.CopyStatus != "" && got.CopyStatus != "success" {
 		return nil, fmt.Errorf("the copy of %q at %q is %s: the source was kept", src, dst, got.CopyStatus)
 	}
-	if want != nil && (got.Size != want.Size || (len(want.ContentMD5) > 0 && len(got.ContentMD5) > 0 && !bytes.Equal(got.ContentMD5, want.ContentMD5))) {
-		return nil, fmt.Errorf("the copy of %q at %q has %d bytes, the source %d: the source was kept", src, dst, got.Size, want.Size)
-	}
 	got.Name = dst
-	if got.Metadata == nil && want != nil {
-		got.Metadata = want.Metadata
-	}
 	err = m.store.Delete(ctx, src, srcCond)
 	if err != nil && !errors.Is(err, blob.ErrNotFound) {
 		return nil, fmt.Errorf("%q was copied to %q but could not be deleted: %w", src, dst, err)
@@ -226,9 +226,9 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 			defer wg.Done()
 			defer func() { <-sem }()
 			m.stats.copies.Add(1)
-			got, err := m.store.Copy(ctx, to, b.Name, nil, blob.Conditions{IfMatch: b.ETag}, blob.Conditions{})
-			if err == nil && got.Size != b.Size {
-				err = fmt.Errorf("the copy of %q at %q has %d bytes, the source %d", b.Name, to, got.Size, b.Size)
+			got, err := m.store.CopyFrom(ctx, to, b, nil, blob.Conditions{})
+			if err == nil && got.CopyStatus != "" && got.CopyStatus != "success" {
+				err = fmt.Errorf("the copy of %q at %q is %s", b.Name, to, got.CopyStatus)
 			}
 			mu.Lock()
 			defer mu.Unlock()
