@@ -120,7 +120,9 @@
 //	too large                  EFBIG
 //	invalid name               EINVAL
 //	name too long              ENAMETOOLONG
+//	leased, snapshots, copy pending  EBUSY
 //	staging cache full         ENOSPC
 //	cancelled                  EINTR
-//	throttled after retries, integrity, timeouts, transport  EIO
+//	service unavailable past the retry budget (outage, stall), throttled
+//	after retries, integrity, anything else  EIO
 package fs

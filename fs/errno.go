@@ -26,8 +26,13 @@ var errnoTable = []struct {
 	{blob.ErrTooLarge, syscall.EFBIG},
 	{blob.ErrInvalidName, syscall.EINVAL},
 	{blob.ErrNameTooLong, syscall.ENAMETOOLONG},
+	// A lease, snapshots or a pending copy hold the blob.
+	{blob.ErrBusy, syscall.EBUSY},
+	// The service stayed unreachable, stalled or failing past the client's
+	// retry budget; the mount carries on once it answers again.
+	{blob.ErrUnavailable, syscall.EIO},
 	// Throttling that outlived the client's retries, integrity failures,
-	// deadlines and transport errors all end as EIO.
+	// deadlines and anything unrecognised end as EIO too.
 }
 
 // errnoOf maps err to an errno without logging.
