@@ -54,13 +54,3 @@ func (zeros) ReadAt(p []byte, _ int64) (int, error) {
 	clear(p)
 	return len(p), nil
 }
-
-// section is an io.ReaderAt of part of another, starting at off.
-type section struct {
-	r interface {
-		ReadAt([]byte, int64) (int, error)
-	}
-	off int64
-}
-
-func (s section) ReadAt(p []byte, off int64) (int, error) { return s.r.ReadAt(p, s.off+off) }

@@ -429,6 +429,21 @@ func (f *File) truncateLocked(size int64) error {
 	return nil
 }
 
+// Sync makes what was written so far survive a power loss too, not only a
+// crash of the daemon (which the page cache already survives): fsync(2) of
+// the cache file. The fs layer calls it for fsync when it does not commit.
+func (f *File) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return errClosed
+	}
+	if err := f.data.Sync(); err != nil {
+		return fmt.Errorf("stage: syncing the cache file of %q: %w", f.name, err)
+	}
+	return nil
+}
+
 // Rename makes later commits go to name (a file renamed while open).
 // Unchanged parts are still read from the blob it was opened on, and the
 // commit requires name to be free, unless SetBase says otherwise.

@@ -14,6 +14,11 @@
 // the cache is full, uploaded blocks are punched out of their files (LRU),
 // so a file larger than the cache streams through it.
 //
+// Durability: a write is in the cache file (page cache) when WriteAt
+// returns, and the journal (fsynced) says how to finish it, so a SIGKILL or
+// crash of the daemon loses nothing acknowledged; File.Sync extends that to
+// power loss. A successful Commit means the service has the data.
+//
 // Memory does not grow with file sizes: data moves between the cache files
 // and the network through the page cache; the package's own memory is a
 // few dozen bytes per block of each open file, plus at most Concurrency

@@ -104,7 +104,19 @@ type upJob struct {
 func (f *File) putBlock(ctx context.Context, data io.ReaderAt, j upJob) error {
 	switch j.state {
 	case blkLocal:
-		return f.m.store.PutBlock(ctx, j.name, j.id, section{data, j.start}, j.length)
+		// One large read into memory: Put Block reads its body twice
+		// (hash, send), and from memory that costs half the CPU of twice
+		// from the page cache in small reads.
+		buf, err := f.m.getBuf(ctx)
+		if err != nil {
+			return err
+		}
+		defer f.m.putBuf(buf)
+		p := buf[:j.length]
+		if _, err := data.ReadAt(p, j.start); err != nil {
+			return fmt.Errorf("stage: reading the cache file of %q: %w", j.name, err)
+		}
+		return f.m.store.PutBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
 	case blkZero:
 		return f.m.store.PutBlock(ctx, j.name, j.id, zeros{}, j.length)
 	case blkRemote:
