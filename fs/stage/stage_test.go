@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -272,5 +273,69 @@ func TestNoSpaceIsENOSPC(t *testing.T) {
 	err := fmt.Errorf("writing: %w", stage.ErrNoSpace)
 	if !errors.As(err, &e) || e != syscall.ENOSPC || !errors.Is(err, stage.ErrNoSpace) {
 		t.Errorf("errors.As = %v", e)
+	}
+}
+
+// TestConcurrentWriters has several goroutines write interleaved chunks of
+// one file (as FUSE does with parallel writes) while others read back and
+// a small cache forces eviction.
+func TestConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs = 32 << 10
+	m := newManager(t, ct, stage.Options{BlockSize: bs, Concurrency: 3, MaxBytes: 12 * bs})
+	f, err := m.Open(ctx, "par", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk, writers, rounds = 8 << 10, 4, 24
+	data := pattern(chunk*writers*rounds, 11)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				off := (r*writers + w) * chunk
+				if _, err := f.WriteAt(ctx, data[off:off+chunk], int64(off)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, chunk)
+		for r := range rounds * writers {
+			off := int64(r * chunk)
+			n, err := f.ReadAt(ctx, buf, off)
+			if errors.Is(err, stage.ErrEvicted) || errors.Is(err, io.EOF) {
+				continue
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			// Either not written yet (zeros) or written.
+			if !bytes.Equal(buf[:n], data[off:off+int64(n)]) && !bytes.Equal(buf[:n], make([]byte, n)) {
+				errs <- fmt.Errorf("read at %d saw a torn chunk", off)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got, _ := download(t, ct, "par"); !bytes.Equal(got, data) {
+		t.Errorf("content differs")
 	}
 }
