@@ -431,7 +431,7 @@ func (f *File) truncateLocked(size int64) error {
 
 // Sync makes what was written so far survive a power loss too, not only a
 // crash of the daemon (which the page cache already survives): fsync(2) of
-// the cache file. The fs layer calls it for fsync when it does not commit.
+// the cache file, its journal and the directory. The fs layer calls it for fsync when it does not commit.
 func (f *File) Sync() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -441,7 +441,7 @@ func (f *File) Sync() error {
 	if err := f.data.Sync(); err != nil {
 		return fmt.Errorf("stage: syncing the cache file of %q: %w", f.name, err)
 	}
-	return nil
+	return f.writeJournalSync(true)
 }
 
 // Rename makes later commits go to name (a file renamed while open).
@@ -541,9 +541,11 @@ func (f *File) journal() *journal {
 	return j
 }
 
-func (f *File) writeJournal() error {
+func (f *File) writeJournal() error { return f.writeJournalSync(false) }
+
+func (f *File) writeJournalSync(sync bool) error {
 	j := f.journal()
-	if err := writeJournal(journalPath(f.m.root, f.id), j); err != nil {
+	if err := writeJournal(journalPath(f.m.root, f.id), j, sync); err != nil {
 		return err
 	}
 	f.jDirty = j.Dirty

@@ -11,9 +11,13 @@ import (
 
 // journal is the sidecar of one staged file: with the data file beside it,
 // it is enough to finish the upload after a crash. It is rewritten whole
-// (temp file, fsync, rename) whenever something recovery depends on
-// changes; the data file's size is the file's size, so writes that only
-// append or overwrite local blocks never touch it.
+// (temp file, rename) whenever something recovery depends on changes; the
+// data file's size is the file's size, so writes that only append or
+// overwrite local blocks never touch it.
+//
+// Routine rewrites are not fsynced: the data file is not either, and both
+// survive a crash of the daemon in the page cache, while the rename keeps
+// the journal whole. File.Sync fsyncs both, for power loss.
 type journal struct {
 	Version    int    `json:"version"`
 	ID         string `json:"id"`   // also the prefix of this file's block IDs
@@ -41,7 +45,7 @@ type journal struct {
 
 const journalVersion = 1
 
-func writeJournal(path string, j *journal) error {
+func writeJournal(path string, j *journal, sync bool) error {
 	j.Version = journalVersion
 	j.Updated = time.Now().UTC()
 	b, err := json.Marshal(j)
@@ -57,17 +61,22 @@ func writeJournal(path string, j *journal) error {
 		f.Close()
 		return fmt.Errorf("staging journal %s: %w", tmp, err)
 	}
-	// fsync before rename: a crash must leave the old or the new journal,
-	// never an empty one.
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("staging journal %s: %w", tmp, err)
+	// With sync, fsync before rename: a power loss must leave the old or
+	// the new journal, never an empty one.
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("staging journal %s: %w", tmp, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("staging journal: %w", err)
+	}
+	if sync {
+		return syncDir(filepath.Dir(path))
 	}
 	return nil
 }

@@ -15,8 +15,8 @@
 // so a file larger than the cache streams through it.
 //
 // Durability: a write is in the cache file (page cache) when WriteAt
-// returns, and the journal (fsynced) says how to finish it, so a SIGKILL or
-// crash of the daemon loses nothing acknowledged; File.Sync extends that to
+// returns, and the journal says how to finish it, so a SIGKILL or crash of
+// the daemon loses nothing acknowledged; File.Sync (fsync) extends that to
 // power loss. A successful Commit means the service has the data.
 //
 // Memory does not grow with file sizes: data moves between the cache files

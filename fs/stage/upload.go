@@ -394,7 +394,7 @@ func (f *File) keepLocally() (string, error) {
 	if err := os.Link(dataPath(f.m.root, f.id), path); err != nil {
 		return "", err
 	}
-	if err := writeJournal(path+".json", f.journal()); err != nil {
+	if err := writeJournal(path+".json", f.journal(), true); err != nil {
 		return "", err
 	}
 	return path, nil
