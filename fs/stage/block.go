@@ -30,6 +30,60 @@ type block struct {
 	queued   bool
 	jLocal   bool  // the journal lists it as local, not the base's
 	lastUse  int64 // LRU clock at the last write, for eviction
+	// spans are the parts written (or fetched) since it became local, in
+	// offsets within the block: a block with gaps may still be filled by
+	// writes the kernel sent out of order, so it is neither streamed nor,
+	// if anything else will do, evicted. frag: too many gaps to track.
+	spans []span
+	frag  bool
+}
+
+type span struct{ a, e int64 }
+
+// maxSpans bounds the gaps tracked per block: random tiny writes must not
+// make the bookkeeping grow without end.
+const maxSpans = 32
+
+// cover records that [a, e) of the block was written.
+func (b *block) cover(a, e int64) {
+	if b.frag {
+		return
+	}
+	if len(b.spans) == 1 && a <= b.spans[0].e && e >= b.spans[0].a {
+		b.spans[0] = span{min(a, b.spans[0].a), max(e, b.spans[0].e)} // the sequential case
+		return
+	}
+	out := make([]span, 0, len(b.spans)+1)
+	placed := false
+	for _, s := range b.spans {
+		switch {
+		case s.e < a:
+			out = append(out, s)
+		case e < s.a:
+			if !placed {
+				out = append(out, span{a, e})
+				placed = true
+			}
+			out = append(out, s)
+		default:
+			a, e = min(a, s.a), max(e, s.e)
+		}
+	}
+	if !placed {
+		out = append(out, span{a, e})
+	}
+	if len(out) > maxSpans {
+		b.frag, out = true, nil
+	}
+	b.spans = out
+}
+
+// whole marks the block as entirely present.
+func (b *block) whole(bs int64) { b.spans, b.frag = []span{{0, bs}}, false }
+
+// complete says every byte of the block's n bytes was written or fetched.
+func (b *block) complete(n int64) bool {
+	return !b.frag && len(b.spans) == 1 && b.spans[0].a == 0 && b.spans[0].e >= n
 }
 
 func nblocks(size, bs int64) int { return int((size + bs - 1) / bs) }

@@ -249,9 +249,12 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last
 		b := &f.blocks[i]
 		if b.state != blkLocal {
 			b.state = blkLocal
+			b.spans, b.frag = nil, false
 			f.accounted += blen(i, f.size, f.bs)
 		}
-		if int64(i)*f.bs < f.baseLimit && !b.jLocal {
+		start := int64(i) * f.bs
+		b.cover(max(off, start)-start, min(end, start+f.bs)-start)
+		if start < f.baseLimit && !b.jLocal {
 			b.jLocal = true
 			journal = true
 		}
@@ -274,11 +277,12 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last
 }
 
 // streamFull starts uploading the full blocks from..to that the writer has
-// moved past: the sequential writer's blocks go out while it writes on.
+// moved past and that have no gaps left: the sequential writer's blocks go
+// out while it writes on.
 func (f *File) streamFull(from, to int) {
 	for i := max(from, 0); i <= to && i < len(f.blocks)-1; i++ {
 		b := &f.blocks[i]
-		if b.state == blkLocal && !b.inflight && !b.queued && !f.uploaded(i) {
+		if b.state == blkLocal && !b.inflight && !b.queued && !f.uploaded(i) && b.complete(f.bs) {
 			f.schedule(i)
 		}
 	}
@@ -303,6 +307,7 @@ func (f *File) fetch(ctx context.Context, i int) error {
 		}
 	}
 	f.blocks[i].state = blkLocal
+	f.blocks[i].whole(f.bs)
 	f.accounted += blen(i, f.size, f.bs)
 	return nil
 }

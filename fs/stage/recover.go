@@ -154,6 +154,7 @@ func (m *Manager) reopen(j *journal) (*File, error) {
 			b.state = blkRemote
 		default:
 			b.state, b.jLocal = blkLocal, true
+			b.whole(f.bs)
 			f.accounted += blen(i, f.size, f.bs)
 		}
 	}

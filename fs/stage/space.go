@@ -64,8 +64,14 @@ type candidate struct {
 // makeRoom frees at least need bytes if it can, by evicting clean blocks,
 // and starts uploads of dirty ones. pending says uploads are under way, so
 // waiting is worthwhile.
+//
+// Blocks with gaps come last, both for upload and eviction: a write the
+// kernel sent out of order may still land in one, and it could not be
+// merged into an evicted block. They are touched only when nothing else
+// can free room and nothing is under way.
 func (m *Manager) makeRoom(need int64) (freed int64, pending bool) {
-	var clean []candidate
+	var clean, gappyClean []candidate
+	var dirty, gappyDirty []candidate
 	for _, f := range m.openFiles() {
 		f.mu.Lock()
 		if f.closed {
@@ -80,16 +86,20 @@ func (m *Manager) makeRoom(need int64) (freed int64, pending bool) {
 			if b.state != blkLocal {
 				continue
 			}
+			c := candidate{f, i, b.lastUse}
+			full := b.complete(f.bs)
 			switch {
 			case b.inflight || b.queued:
 				pending = true
+			case f.uploaded(i) && canEvict && full:
+				clean = append(clean, c)
+			case f.uploaded(i) && canEvict:
+				gappyClean = append(gappyClean, c)
 			case f.uploaded(i):
-				if canEvict {
-					clean = append(clean, candidate{f, i, b.lastUse})
-				}
+			case full:
+				dirty = append(dirty, c)
 			default:
-				f.schedule(i)
-				pending = true
+				gappyDirty = append(gappyDirty, c)
 			}
 		}
 		if f.workers > 0 {
@@ -97,10 +107,39 @@ func (m *Manager) makeRoom(need int64) (freed int64, pending bool) {
 		}
 		f.mu.Unlock()
 	}
-	sort.Slice(clean, func(a, b int) bool { return clean[a].lastUse < clean[b].lastUse })
-	var victims = map[*File][]int{}
+	if freed = evictLRU(clean, need); freed > 0 {
+		return freed, pending
+	}
+	if scheduleAll(dirty) {
+		return 0, true
+	}
+	if pending {
+		return 0, true
+	}
+	if scheduleAll(gappyDirty) {
+		return 0, true
+	}
+	return evictLRU(gappyClean, need), false
+}
+
+func scheduleAll(cs []candidate) bool {
+	for _, c := range cs {
+		c.f.mu.Lock()
+		if !c.f.closed && c.i < len(c.f.blocks) {
+			c.f.schedule(c.i)
+		}
+		c.f.mu.Unlock()
+	}
+	return len(cs) > 0
+}
+
+// evictLRU evicts the least recently written of cs until need bytes are
+// free.
+func evictLRU(cs []candidate, need int64) (freed int64) {
+	sort.Slice(cs, func(a, b int) bool { return cs[a].lastUse < cs[b].lastUse })
+	victims := map[*File][]int{}
 	var total int64
-	for _, c := range clean {
+	for _, c := range cs {
 		if total >= need {
 			break
 		}
@@ -110,7 +149,7 @@ func (m *Manager) makeRoom(need int64) (freed int64, pending bool) {
 	for f, is := range victims {
 		freed += f.evict(is)
 	}
-	return freed, pending
+	return freed
 }
 
 // evict drops clean blocks from the cache file, once the journal says

@@ -291,20 +291,26 @@ func TestConcurrentWriters(t *testing.T) {
 	const chunk, writers, rounds = 8 << 10, 4, 24
 	data := pattern(chunk*writers*rounds, 11)
 	var wg sync.WaitGroup
-	errs := make(chan error, writers+1)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range rounds {
-				off := (r*writers + w) * chunk
-				if _, err := f.WriteAt(ctx, data[off:off+chunk], int64(off)); err != nil {
-					errs <- err
-					return
-				}
+	errs := make(chan error, writers*rounds+1)
+	// Like the kernel: a few writes in flight at once, in any order.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for r := range rounds {
+			var round sync.WaitGroup
+			for w := range writers {
+				round.Add(1)
+				go func() {
+					defer round.Done()
+					off := (r*writers + w) * chunk
+					if _, err := f.WriteAt(ctx, data[off:off+chunk], int64(off)); err != nil {
+						errs <- err
+					}
+				}()
 			}
-		}()
-	}
+			round.Wait()
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -78,7 +78,7 @@ func (f *File) worker() {
 		switch {
 		case b.ver != ver || job.name != f.name:
 			// Changed meanwhile: whatever happened is moot.
-			if b.state == blkLocal && i < len(f.blocks)-1 && blen(i, f.size, f.bs) == f.bs {
+			if b.state == blkLocal && i < len(f.blocks)-1 && b.complete(f.bs) {
 				f.schedule(i)
 			}
 		case err != nil:
@@ -87,6 +87,7 @@ func (f *File) worker() {
 			b.upVer = ver
 		}
 		f.notifyLocked()
+		f.m.notify() // a clean block may be what a writer waits for
 	}
 }
 
