@@ -53,8 +53,12 @@ func (m *Manager) Recover(ctx context.Context) ([]Recovered, error) {
 			return out, ctx.Err()
 		}
 	}
-	// Data files whose journal never got written hold nothing acknowledged.
+	// Data files whose journal never got written hold nothing acknowledged,
+	// and half-written journal rewrites were superseded by the rename.
 	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json.tmp") {
+			os.Remove(filepath.Join(m.root, e.Name()))
+		}
 		if id, ok := strings.CutSuffix(e.Name(), ".data"); ok && !open[id] {
 			if _, err := os.Stat(journalPath(m.root, id)); errors.Is(err, os.ErrNotExist) {
 				os.Remove(dataPath(m.root, id))
