@@ -103,3 +103,13 @@ func (a *Azurite) TLSConfig() *tls.Config {
 	}
 	return &tls.Config{RootCAs: a.tls.pool, MinVersion: tls.VersionTLS12}
 }
+
+// CertPEM is the PEM certificate of an Azurite started with Options.OAuth
+// (nil otherwise), for processes that cannot be handed a pool: a blobfs
+// binary trusts it through SSL_CERT_FILE.
+func (a *Azurite) CertPEM() []byte {
+	if a.tls == nil {
+		return nil
+	}
+	return append([]byte(nil), a.tls.certPEM...)
+}
