@@ -36,6 +36,10 @@ type block struct {
 	// if anything else will do, evicted. frag: too many gaps to track.
 	spans []span
 	frag  bool
+	// reuse is the base blob's committed block holding exactly this
+	// block's content while it is remote: the commit lists it instead of
+	// downloading and uploading it again.
+	reuse string
 }
 
 type span struct{ a, e int64 }

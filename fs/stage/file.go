@@ -43,6 +43,7 @@ type File struct {
 	last          *blob.Properties
 	lastErr       error
 	upName        string // the name evicted blocks were uploaded under
+	listed        bool   // the base's committed blocks were looked at
 
 	workers int
 	queue   []int
@@ -73,6 +74,13 @@ func (f *File) SetBase(p *blob.Properties) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.setBase(p)
+	// Committed blocks of the old base are not the new one's.
+	f.listed = false
+	for i := range f.blocks {
+		if b := &f.blocks[i]; b.reuse != "" {
+			b.reuse, b.upVer = "", 0
+		}
+	}
 	f.journalLogged()
 }
 

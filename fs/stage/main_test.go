@@ -184,3 +184,8 @@ func mustTime(s string) time.Time {
 	}
 	return t
 }
+
+func (c *counting) GetBlockList(ctx context.Context, name string) ([]blob.Block, string, error) {
+	c.count("GetBlockList")
+	return c.Container.GetBlockList(ctx, name)
+}

@@ -51,6 +51,15 @@ type Store interface {
 	PutBlockList(ctx context.Context, name string, ids []string, opts blob.PutOptions) (*blob.Properties, error)
 }
 
+// BlockLister is implemented by Stores that can list a blob's committed
+// blocks (*blob.Container does). With it, the commit of a large blob that
+// was appended to or edited in place lists the base's unchanged blocks
+// instead of downloading and uploading them again, when they line up with
+// this package's blocks (blobs it wrote itself, with the same block size).
+type BlockLister interface {
+	GetBlockList(ctx context.Context, name string) ([]blob.Block, string, error)
+}
+
 // Defaults for Options' zero values.
 const (
 	DefaultBlockSize   = 8 << 20

@@ -345,3 +345,74 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("content differs")
 	}
 }
+
+// TestAppendReusesCommittedBlocks appends to a large blob this package
+// wrote: the commit lists the unchanged blocks instead of moving them.
+func TestAppendReusesCommittedBlocks(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	cs := newCounting(ct)
+	const bs = 64 << 10
+	m := newManager(t, cs, stage.Options{BlockSize: bs})
+	data := pattern(10*bs+500, 12)
+	f, err := m.Open(ctx, "log", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, data, 0)
+	p, err := f.Commit(ctx, blob.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for round := range 3 {
+		cs.reset()
+		if f, err = m.Open(ctx, "log", p, false); err != nil {
+			t.Fatal(err)
+		}
+		more := pattern(1000, byte(round))
+		if _, err := f.WriteAt(ctx, more, int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, more...)
+		if p, err = f.Commit(ctx, blob.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		// The old last block is fetched to append to, then uploaded.
+		want := map[string]int{"Download": 1, "GetBlockList": 1, "PutBlock": 1, "PutBlockList": 1}
+		if got := cs.snapshot(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("round %d: calls %v, want %v", round, got, want)
+		}
+		if got, _ := download(t, ct, "log"); !bytes.Equal(got, data) {
+			t.Fatalf("round %d: content differs", round)
+		}
+	}
+	// Blocks written elsewhere (8 blocks of another size) are moved as usual.
+	other := pattern(5*bs, 13)
+	ids := []string{}
+	for i := range 5 {
+		id := blob.BlockID(i)
+		if err := ct.PutBlock(ctx, "foreign", id, bytes.NewReader(other[i*bs:(i+1)*bs]), bs); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	fp, err := ct.PutBlockList(ctx, "foreign", ids, blob.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp.Name, fp.Size = "foreign", int64(len(other))
+	if f, err = m.Open(ctx, "foreign", fp, false); err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, []byte("x"), 3)
+	other[3] = 'x'
+	if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got, _ := download(t, ct, "foreign"); !bytes.Equal(got, other) {
+		t.Errorf("foreign blob: content differs")
+	}
+}

@@ -84,7 +84,7 @@ func (f *File) worker() {
 		case err != nil:
 			f.upErr = err
 		default:
-			b.upVer = ver
+			b.upVer, b.reuse = ver, ""
 		}
 		f.notifyLocked()
 		f.m.notify() // a clean block may be what a writer waits for
@@ -273,9 +273,10 @@ func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) 
 	props, err := f.m.store.Upload(ctx, name, p, opts)
 	f.mu.Lock()
 	if err == nil {
-		// Put Blob dropped every uncommitted block of the blob.
+		// Put Blob dropped every uncommitted block of the blob, and its
+		// committed ones.
 		for i := range f.blocks {
-			f.blocks[i].upVer = 0
+			f.blocks[i].upVer, f.blocks[i].reuse = 0, ""
 		}
 	}
 	return props, err
@@ -285,6 +286,10 @@ func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) 
 // and returns the block list. Called with f.mu held.
 func (f *File) uploadBlocks(ctx context.Context) ([]string, error) {
 	f.upErr = nil
+	if !f.listed && f.baseETag != "" && f.baseName == f.name {
+		f.listed = true
+		f.reuseCommitted(ctx)
+	}
 	for {
 		if f.closed {
 			return nil, errClosed
@@ -319,9 +324,50 @@ func (f *File) uploadBlocks(ctx context.Context) ([]string, error) {
 	}
 	ids := make([]string, len(f.blocks))
 	for i := range ids {
-		ids[i] = blockID(f.id, i)
+		if b := &f.blocks[i]; b.state == blkRemote && b.reuse != "" && b.upVer == b.ver {
+			ids[i] = b.reuse
+		} else {
+			ids[i] = blockID(f.id, i)
+		}
 	}
 	return ids, nil
+}
+
+// reuseCommitted marks the remote blocks that are, unchanged, committed
+// blocks of the base blob as uploaded under those blocks' IDs. Called with
+// f.mu held; it is released while asking the service.
+func (f *File) reuseCommitted(ctx context.Context) {
+	lister, ok := f.m.store.(BlockLister)
+	if !ok {
+		return
+	}
+	remote := false
+	for i := range f.blocks {
+		remote = remote || f.blocks[i].state == blkRemote
+	}
+	if !remote {
+		return
+	}
+	name, etag := f.baseName, f.baseETag
+	f.mu.Unlock()
+	blocks, got, err := lister.GetBlockList(ctx, name)
+	f.mu.Lock()
+	if err != nil || got != etag || f.baseETag != etag || f.baseName != name {
+		return // changed meanwhile, or no list: upload as usual
+	}
+	idLen := len(blockID(f.id, 0))
+	for k, b := range blocks {
+		if len(b.ID) != idLen || b.Size > f.bs || (k < len(blocks)-1 && b.Size != f.bs) {
+			return // laid out otherwise than our blocks
+		}
+	}
+	for i := 0; i < len(blocks) && i < len(f.blocks); i++ {
+		b := &f.blocks[i]
+		start := int64(i) * f.bs
+		if b.state == blkRemote && !b.inflight && blen(i, f.size, f.bs) == blocks[i].Size && start+blocks[i].Size <= f.baseLimit {
+			b.reuse, b.upVer = blocks[i].ID, b.ver
+		}
+	}
 }
 
 // saveConflict uploads the local version next to name, where the other
