@@ -24,6 +24,14 @@ func benchSize() int64 {
 	return 1 << 30
 }
 
+// peakRSS is the process's peak resident set in MiB (both sides of the
+// comparison and the test harness included).
+func peakRSS() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -142,6 +150,7 @@ func BenchmarkSequentialRead(b *testing.B) {
 	b.ReportMetric(direct.Seconds()/ra.Seconds(), "x-direct")
 	b.ReportMetric(cpuRA.Seconds()/gib, "cpu-s/GiB")
 	b.ReportMetric(cpuDirect.Seconds()/gib, "direct-cpu-s/GiB")
+	b.ReportMetric(peakRSS(), "peak-RSS-MiB")
 }
 
 // BenchmarkWindow is the readahead hot path once data is in: 128 KiB
