@@ -111,22 +111,26 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 }
 
 // Flush runs at every close(): the upload happens here, and its error is
-// close()'s.
+// close()'s. It ignores FUSE interrupts: any signal to the closing thread
+// sends one (Go's runtime sends SIGURG all the time), a program cannot
+// retry a close, and an abandoned upload would wait in the cache until the
+// next mount. The client's retry budget still bounds the wait.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	if err := h.f.commit(ctx); err != nil {
+	if err := h.f.commit(context.WithoutCancel(ctx)); err != nil {
 		return toErrno(h.f.m.log, "close", h.f.Path(nil), err)
 	}
 	return 0
 }
 
+// Fsync ignores interrupts for the same reason as Flush.
 func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	if err := h.f.commit(ctx); err != nil {
+	if err := h.f.commit(context.WithoutCancel(ctx)); err != nil {
 		return toErrno(h.f.m.log, "fsync", h.f.Path(nil), err)
 	}
 	return 0
