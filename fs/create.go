@@ -14,6 +14,7 @@ import (
 // Create makes a file that exists only here until its first close, when
 // it is uploaded (a small file in one Put Blob); nothing is sent before.
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.m.readOnly || d.m.stage == nil {
 		return nil, nil, 0, syscall.EROFS
 	}

@@ -374,6 +374,7 @@ func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) sy
 // directory has none yet (the root has nowhere to keep them: they last
 // until unmount).
 func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return syscall.EROFS
 	}
@@ -462,6 +463,7 @@ func applySetattr(a *fileAttrs, in *fuse.SetAttrIn, m *mount, cur *fuse.Attr) bo
 }
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return nil, syscall.EROFS
 	}
@@ -488,6 +490,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 // Rmdir refuses a directory that still has anything under it, which one
 // 2-result listing tells (the marker itself may be the first result).
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return syscall.EROFS
 	}
@@ -579,6 +582,7 @@ func (d *dirNode) keepIfEmpty(ctx context.Context) {
 }
 
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return syscall.EROFS
 	}
@@ -606,6 +610,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return nil, syscall.EROFS
 	}

@@ -257,6 +257,7 @@ func (f *fileNode) releaseStagedLocked() {
 }
 
 func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if f.m.readOnly {
 		return syscall.EROFS
 	}

@@ -119,7 +119,7 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	if err := h.f.commit(context.WithoutCancel(ctx)); err != nil {
+	if err := h.f.commit(uninterruptible(ctx)); err != nil {
 		return toErrno(h.f.m.log, "close", h.f.Path(nil), err)
 	}
 	return 0
@@ -130,7 +130,7 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	if err := h.f.commit(context.WithoutCancel(ctx)); err != nil {
+	if err := h.f.commit(uninterruptible(ctx)); err != nil {
 		return toErrno(h.f.m.log, "fsync", h.f.Path(nil), err)
 	}
 	return 0

@@ -135,7 +135,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		attrTTL:  ttl(opts.AttrTTL, DefaultAttrTTL),
 		entryTTL: ttl(opts.EntryTTL, DefaultEntryTTL),
 		negTTL:   ttl(opts.NegativeTTL, DefaultNegativeTTL),
-		ra:       readahead.Options{BlockSize: opts.BlockSize, Concurrency: opts.Concurrency},
+		ra:       readaheadOptions(opts),
 	}
 	if !opts.ReadOnly {
 		cacheDir := opts.CacheDir
@@ -217,6 +217,24 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 	mt := &Mounted{m: m, root: root, server: server, dir: mountpoint, served: make(chan struct{})}
 	go func() { server.Wait(); close(mt.served) }()
 	return mt, nil
+}
+
+// readaheadOptions shares one buffer pool among all readers of the mount,
+// so readahead memory is bounded however many files are open: one full
+// window (Concurrency blocks) plus a few blocks for other readers.
+func readaheadOptions(opts Options) readahead.Options {
+	bs, conc := opts.BlockSize, opts.Concurrency
+	if bs <= 0 {
+		bs = readahead.DefaultBlockSize
+	}
+	if conc <= 0 {
+		conc = readahead.DefaultConcurrency
+	}
+	return readahead.Options{
+		BlockSize:   bs,
+		Concurrency: conc,
+		Pool:        readahead.NewPool(bs, int64(conc+4)*bs),
+	}
 }
 
 // Unmount flushes pending uploads and unmounts. Files still open are

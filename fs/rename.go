@@ -23,6 +23,7 @@ const renameParallelism = 8
 // storage; a failed directory rename undoes its copies and reports EIO
 // rather than leaving a silent half-move.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return syscall.EROFS
 	}

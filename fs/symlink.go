@@ -95,6 +95,7 @@ func (s *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // Setattr keeps times and mode in the link blob's metadata (lutimes, as
 // rsync -a and tar use on links).
 func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if s.m.readOnly {
 		return syscall.EROFS
 	}
