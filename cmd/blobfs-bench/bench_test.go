@@ -131,8 +131,14 @@ func TestQuickRun(t *testing.T) {
 	if err := rep.writeJSON(cfg.JSON); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(cfg.JSON); err != nil || !bytes.Contains(b, []byte(`"key": "rss"`)) {
-		t.Errorf("-json file: %v %.200s", err, b)
+	back, err := loadReport(cfg.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range back.Rows {
+		if r.Key != rep.Rows[i].Key || r.BlobfsS != rep.Rows[i].BlobfsS || r.Met != rep.Rows[i].Met {
+			t.Errorf("-render recomputed %s as %+v, the run had %+v", r.Key, r, rep.Rows[i])
+		}
 	}
 	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil && bytes.Contains(mi, []byte("/blobfs-bench-")) {
 		t.Errorf("a mount was left behind:\n%s", mi)

@@ -24,6 +24,7 @@ type config struct {
 	Blobfs     string          // a prebuilt binary; empty: build one
 	MountFlags []string        // extra blobfs mount flags, for experiments
 	JSON       string          // also write the results there
+	Render     string          // print the table of a saved -json run instead of running
 	DropCaches bool            // echo 3 > /proc/sys/vm/drop_caches before cold reads
 	Keep       bool            // keep the scratch directory (logs) after the run
 	Verbose    bool
@@ -84,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Blobfs, "blobfs", "", "blobfs binary to mount with (default: go build ./cmd/blobfs)")
 	mountFlags := fs.String("mount-flags", "", "extra blobfs mount flags, space-separated (e.g. \"--block-size 16MiB\"); the table is then not of the defaults")
 	fs.StringVar(&c.JSON, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&c.Render, "render", "", "print the table of a run saved with -json, recomputed from its samples, instead of running")
 	fs.BoolVar(&c.DropCaches, "drop-caches", false, "drop the kernel's page cache before cold reads (root; affects the whole machine)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the scratch directory with blobfs's logs")
 	fs.BoolVar(&c.Verbose, "v", false, "log each step to stderr")

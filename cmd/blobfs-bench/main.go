@@ -37,6 +37,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "blobfs-bench: %v\n", err)
 		os.Exit(2)
 	}
+	if cfg.Render != "" {
+		rep, err := loadReport(cfg.Render)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "blobfs-bench: -render: %v\n", err)
+			os.Exit(1)
+		}
+		rep.markdown(os.Stdout)
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)

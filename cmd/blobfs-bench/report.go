@@ -13,7 +13,7 @@ import (
 type row struct {
 	Key    string `json:"key"`
 	Title  string `json:"title"`
-	Rounds int    `json:"rounds"` // rounds that measured it
+	Rounds int    `json:"rounds"` // rounds in the medians: those without errors
 
 	DirectS    float64          `json:"direct_s,omitempty"` // 0: no baseline
 	BlobfsS    float64          `json:"blobfs_s"`
@@ -42,14 +42,33 @@ type report struct {
 }
 
 func aggregate(cfg config, wl *workload, samples []sample) *row {
-	r := &row{Key: wl.key, Title: wl.title(cfg), Rounds: len(samples), Samples: samples}
-	if len(samples) == 0 {
+	r := &row{Key: wl.key, Title: wl.title(cfg), Samples: samples}
+	// A round that went wrong stopped early or did something else: its
+	// numbers are reported as errors, not mixed into the medians (unless
+	// no round went right).
+	var clean []sample
+	for _, s := range samples {
+		for _, e := range s.Errors {
+			r.Errors = append(r.Errors, e)
+		}
+		if len(s.Errors) == 0 {
+			clean = append(clean, s)
+		}
+	}
+	if len(clean) == 0 {
+		clean = samples
+	}
+	r.Rounds = len(clean)
+	if len(clean) == 0 {
 		return r
+	}
+	if len(clean) < len(samples) {
+		r.Title += fmt.Sprintf(" (%d of %d rounds)", len(clean), len(samples))
 	}
 	var direct, blobfs, ratios, cpu, dcpu, rss []float64
 	var calls, dcalls []map[string]int
 	var sent, recv []map[string]int64
-	for _, s := range samples {
+	for _, s := range clean {
 		blobfs = append(blobfs, s.Blobfs.Seconds)
 		calls = append(calls, s.Blobfs.Calls)
 		sent = append(sent, s.Blobfs.Sent)
@@ -63,9 +82,6 @@ func aggregate(cfg config, wl *workload, samples []sample) *row {
 			if s.Direct.Seconds > 0 {
 				ratios = append(ratios, s.Blobfs.Seconds/s.Direct.Seconds)
 			}
-		}
-		for _, e := range s.Errors {
-			r.Errors = append(r.Errors, e)
 		}
 	}
 	r.BlobfsS, r.CPU, r.PeakRSSMiB = median(blobfs), median(cpu), median(rss)
@@ -180,6 +196,31 @@ func (rep *report) writeJSON(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// loadReport reads a run saved with -json and recomputes its rows from the
+// samples, so that a change to the medians or targets applies to old runs.
+func loadReport(path string) (*report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	byKey := map[string]*workload{}
+	for _, wl := range workloads() {
+		byKey[wl.key] = wl
+	}
+	for i, r := range rep.Rows {
+		wl := byKey[r.Key]
+		if wl == nil {
+			return nil, fmt.Errorf("%s: unknown workload %q", path, r.Key)
+		}
+		rep.Rows[i] = aggregate(rep.Config, wl, r.Samples)
+	}
+	return &rep, nil
 }
 
 func formatCalls(m map[string]int) string {
