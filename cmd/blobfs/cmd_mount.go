@@ -218,7 +218,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		closeListener(metricsLn)
 		return err
 	}
-	client, err := blob.NewClient(s.BlobEndpoint, cred, blob.Options{Log: d.log, Observer: d.metrics})
+	client, err := blob.NewClient(s.BlobEndpoint, cred, blob.Options{Log: d.log, Observer: d.metrics, Retry: retryPolicy(s)})
 	if err != nil {
 		closeListener(metricsLn)
 		return fmt.Errorf("--blob-endpoint: %w", err)

@@ -116,6 +116,9 @@ func (l *Loaded) Resolve() error {
 	if s.Concurrency < 1 {
 		bad("--concurrency must be at least 1")
 	}
+	if s.RetryBudget <= 0 || s.RetryAttemptTimeout <= 0 {
+		bad("--retry-budget and --retry-attempt-timeout must be positive durations, e.g. 2m and 30s")
+	}
 	if s.BlockSize < 64<<10 || s.BlockSize > 4000<<20 {
 		bad("--block-size %v: use between 64KiB and 4000MiB", s.BlockSize)
 	}

@@ -61,6 +61,10 @@ type Settings struct {
 	BlockSize   Size   `key:"block-size" env:"BLOBFS_BLOCK_SIZE" default:"8MiB" group:"Cache" help:"size of the blocks uploaded and downloaded"`
 	Concurrency int    `key:"concurrency" env:"BLOBFS_CONCURRENCY" default:"8" group:"Cache" help:"parallel block transfers per file"`
 
+	// Retries of the blob service
+	RetryBudget         Duration `key:"retry-budget" env:"BLOBFS_RETRY_BUDGET" default:"2m" group:"Cache" help:"longest time one REST call may spend retrying while the service is unreachable, failing or throttling; an outage shorter than this is invisible, a longer one fails the call with EIO"`
+	RetryAttemptTimeout Duration `key:"retry-attempt-timeout" env:"BLOBFS_RETRY_ATTEMPT_TIMEOUT" default:"30s" group:"Cache" help:"longest silence tolerated within one attempt (sending, waiting for the answer, reading it) before the attempt is abandoned and retried"`
+
 	// Running
 	Foreground     bool     `key:"foreground" env:"BLOBFS_FOREGROUND" group:"Running" help:"stay attached instead of returning once the mount is ready (systemd Type=simple/notify, debugging)"`
 	Config         string   `key:"config" env:"BLOBFS_CONFIG" cmds:"mount,check" file:"no" group:"Running" help:"YAML file with any of these settings, by their flag names; unknown keys are errors"`
