@@ -27,6 +27,12 @@ func (noSpace) Unwrap() error { return syscall.ENOSPC }
 // read back before the file is committed.
 var ErrEvicted = errors.New("this part of the file was uploaded and dropped from the cache to make room; it is readable again once the file is closed")
 
+// ErrNotClosed is what Recover reports for a staged file whose program
+// had not closed (or fsynced) it when the daemon stopped: it may be a
+// prefix of what the program meant to write, so it is not made the blob
+// but kept in lost+found.
+var ErrNotClosed = errors.New("the program writing it had not closed it when blobfs stopped, so it may be incomplete; it was not uploaded")
+
 // ConflictError is a Commit refused because the blob changed in the service
 // since the file was opened. The local version was not lost: it is in the
 // blob SavedAs (uploaded next to the original) or, when even that failed,

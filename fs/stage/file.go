@@ -37,6 +37,8 @@ type File struct {
 
 	dirty         bool // changed since the last commit (or open)
 	jDirty        bool // what the journal says
+	closing       bool // a commit was asked for and nothing changed since
+	jClosing      bool // what the journal says
 	unconditional bool
 	ctype         string
 	meta          map[string]string
@@ -193,10 +195,13 @@ func (f *File) grow(newSize int64) {
 
 // markDirty records in the journal, before the first change after a
 // commit is acknowledged, that the file now differs from the service.
+// It also clears closing: content that changes after a close() or
+// fsync() asked for a commit is again work in progress.
 func (f *File) markDirty() error {
 	f.seq++
 	f.dirty = true
-	if f.jDirty {
+	f.closing = false
+	if f.jDirty && !f.jClosing {
 		return nil
 	}
 	return f.writeJournal()
@@ -457,6 +462,10 @@ func (f *File) Sync() error {
 	return f.writeJournalSync(true)
 }
 
+// CachePath is the cache file holding the staged data, for messages that
+// tell the user where uncommitted data is kept.
+func (f *File) CachePath() string { return dataPath(f.m.root, f.id) }
+
 // Rename makes later commits go to name (a file renamed while open).
 // Unchanged parts are still read from the blob it was opened on, and the
 // commit requires name to be free, unless SetBase says otherwise.
@@ -535,7 +544,7 @@ func (f *File) journal() *journal {
 	j := &journal{
 		ID: f.id, Name: f.name, UploadName: f.upName,
 		BaseName: f.baseName, BaseETag: f.baseETag, BaseLimit: f.baseLimit,
-		BlockSize: f.bs, Dirty: f.dirty, Unconditional: f.unconditional,
+		BlockSize: f.bs, Dirty: f.dirty, Closing: f.closing && f.dirty, Unconditional: f.unconditional,
 		ContentType: f.ctype, Metadata: f.meta, Target: f.target,
 	}
 	if f.baseProps != nil {
@@ -561,7 +570,7 @@ func (f *File) writeJournalSync(sync bool) error {
 	if err := writeJournal(journalPath(f.m.root, f.id), j, sync); err != nil {
 		return err
 	}
-	f.jDirty = j.Dirty
+	f.jDirty, f.jClosing = j.Dirty, j.Closing
 	return nil
 }
 

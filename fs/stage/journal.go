@@ -35,8 +35,13 @@ type journal struct {
 	Local [][2]int `json:"local,omitempty"`
 	// Evicted blocks were uploaded under UploadName and punched out of the
 	// data file.
-	Evicted       [][2]int          `json:"evicted,omitempty"`
-	Dirty         bool              `json:"dirty"` // changed since the last commit
+	Evicted [][2]int `json:"evicted,omitempty"`
+	Dirty   bool     `json:"dirty"` // changed since the last commit
+	// Closing says the program asked for this content to be the blob: a
+	// close() or fsync() started a commit of it, and nothing changed
+	// since. Recover commits only such files; one still being written
+	// when the daemon died may be a prefix of what the program meant.
+	Closing       bool              `json:"closing,omitempty"`
 	Unconditional bool              `json:"unconditional,omitempty"`
 	ContentType   string            `json:"content_type,omitempty"`
 	Metadata      map[string]string `json:"metadata,omitempty"`

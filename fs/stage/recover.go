@@ -17,7 +17,8 @@ type Recovered struct {
 	Size int64
 	// SavedAs is where the data went: Name when it was committed, a
 	// conflict name when the blob had changed meanwhile, or a local path
-	// (under lost+found) when it could not be uploaded at all.
+	// (under lost+found) when it could not be uploaded at all or its
+	// program had not closed it (Err is then ErrNotClosed).
 	SavedAs string
 	// Err is set when the data is still staged (a transient failure: the
 	// next Recover tries again) or went to lost+found.
@@ -26,11 +27,14 @@ type Recovered struct {
 
 // Recover finishes the uploads a crashed daemon left behind in the cache
 // directory. Call it once at mount, before Open: it commits every staged
-// file with changes, conditionally on the blob being what the file was
-// based on; if it changed meanwhile, the staged version is saved under
-// ConflictName, and if even the base's unchanged parts are gone, the cache
-// file goes to lost+found. Committed data is removed from the cache only
-// after the service confirmed it.
+// file with changes whose program had closed or fsynced it (a commit was
+// under way), conditionally on the blob being what the file was based on;
+// if it changed meanwhile, the staged version is saved under ConflictName,
+// and if even the base's unchanged parts are gone, the cache file goes to
+// lost+found. A file still being written when the daemon stopped is not
+// committed (it may be incomplete): it goes to lost+found, reported with
+// ErrNotClosed. Committed data is removed from the cache only after the
+// service confirmed it; nothing else is removed.
 func (m *Manager) Recover(ctx context.Context) ([]Recovered, error) {
 	entries, err := os.ReadDir(m.root)
 	if err != nil {
@@ -86,6 +90,26 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 		return Recovered{}, false
 	}
 	r := Recovered{Name: j.Name}
+	if !j.Closing {
+		// The writer was still writing when the daemon died (or was
+		// stopped): committing would publish what may be a prefix.
+		if st, err := os.Stat(dataPath(m.root, id)); err == nil {
+			r.Size = st.Size()
+		}
+		r.Err = ErrNotClosed
+		path, err := m.moveToLostFound(id, j.Name)
+		if err != nil {
+			r.SavedAs = dataPath(m.root, id)
+			r.Err = fmt.Errorf("%w; moving it to %s failed, it stays at %s: %v", ErrNotClosed, m.LostFound(), r.SavedAs, err)
+		} else {
+			r.SavedAs = path
+		}
+		if len(j.Evicted) > 0 {
+			r.Err = fmt.Errorf("%w; blocks %v were only in the service, as uncommitted blocks of %q, and are holes in the kept copy", r.Err, j.Evicted, j.UploadName)
+		}
+		log.WithFields(map[string]any{"blob": j.Name, "size": r.Size, "kept_at": r.SavedAs}).Warnf("not uploading a staged file: %v; its data (and journal, .json) is kept at %s", r.Err, r.SavedAs)
+		return r, true
+	}
 	f, err := m.reopen(j)
 	if err != nil {
 		r.Err = err
@@ -135,8 +159,9 @@ func (m *Manager) reopen(j *journal) (*File, error) {
 		name: j.Name, upName: j.UploadName,
 		baseName: j.BaseName, baseETag: j.BaseETag, target: j.Target,
 		baseLimit: min(j.BaseLimit, st.Size()), size: st.Size(),
-		dirty: true, jDirty: true, unconditional: j.Unconditional,
-		ctype: j.ContentType, meta: j.Metadata,
+		dirty: true, jDirty: true, closing: j.Closing, jClosing: j.Closing,
+		unconditional: j.Unconditional,
+		ctype:         j.ContentType, meta: j.Metadata,
 	}
 	f.changed = make(chan struct{})
 	local := map[int]bool{}

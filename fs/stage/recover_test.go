@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,7 +30,12 @@ type crashCase struct {
 	// theirs, when set, replaces the blob after the crash: recovery
 	// must not overwrite it.
 	theirs []byte
-	// where the data must end up: "name", "conflict" or "lost+found"
+	// open: the program was still writing (had not closed the file) when
+	// the daemon died. Otherwise it had closed it and the daemon died in
+	// the middle of the commit.
+	open bool
+	// where the data must end up: "name", "conflict", "lost+found" (the
+	// commit failed) or "unclosed" (kept in lost+found, not committed)
 	want string
 }
 
@@ -60,6 +66,32 @@ var crashCases = []crashCase{
 	{name: "replaced meanwhile", base: pattern(3*crashBS, 2), truncate: true, writes: []crashWrite{{0, 5 * crashBS}}, theirs: []byte("theirs"), want: "conflict"},
 	{name: "created meanwhile", writes: []crashWrite{{0, 100}}, theirs: []byte("theirs"), want: "conflict"},
 	{name: "base gone", base: pattern(6*crashBS, 3), writes: []crashWrite{{crashBS, 10}}, theirs: []byte("theirs"), want: "lost+found"},
+	{name: "new small, never closed", open: true, writes: []crashWrite{{0, 3000}}, want: "unclosed"},
+	{name: "new large, never closed", open: true, writes: []crashWrite{{0, 10*crashBS + 5}, {3 * crashBS, 100}}, want: "unclosed"},
+	{name: "edit in the middle, never closed", open: true, base: pattern(8*crashBS+9, 1), writes: []crashWrite{{2*crashBS + 5, 40}, {8*crashBS + 9, 777}}, want: "unclosed"},
+	{name: "streamed through a tiny cache, never closed", open: true, maxBytes: 4 * crashBS, writes: sequential(30*crashBS+3, 8<<10), want: "unclosed"},
+}
+
+// stallingStore is the crash helper's service: the commit's last call
+// (Put Blob or Put Block List) never returns, so the daemon dies in the
+// middle of a commit, after the journal said the program closed the file.
+type stallingStore struct {
+	*blob.Container
+}
+
+func (s stallingStore) stall() {
+	fmt.Println("READY")
+	time.Sleep(time.Minute) // killed before this ends
+}
+
+func (s stallingStore) Upload(ctx context.Context, name string, data []byte, opts blob.PutOptions) (*blob.Properties, error) {
+	s.stall()
+	return nil, errors.New("not reached")
+}
+
+func (s stallingStore) PutBlockList(ctx context.Context, name string, ids []string, opts blob.PutOptions) (*blob.Properties, error) {
+	s.stall()
+	return nil, errors.New("not reached")
 }
 
 func sequential(size, chunk int) []crashWrite {
@@ -81,7 +113,7 @@ func TestCrashHelper(t *testing.T) {
 	c := crashCases[k]
 	cl := client(t, os.Getenv("CRASH_ENDPOINT"), os.Getenv("CRASH_ACCOUNT"), os.Getenv("CRASH_KEY"))
 	ct := cl.Container(os.Getenv("CRASH_CONTAINER"))
-	m, err := stage.NewManager(ct, stage.Options{Dir: os.Getenv("CRASH_DIR"), Account: "acct", Container: ct.Name(), BlockSize: crashBS, MaxBytes: c.maxBytes, Concurrency: 3})
+	m, err := stage.NewManager(stallingStore{ct}, stage.Options{Dir: os.Getenv("CRASH_DIR"), Account: "acct", Container: ct.Name(), BlockSize: crashBS, MaxBytes: c.maxBytes, Concurrency: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +131,11 @@ func TestCrashHelper(t *testing.T) {
 		if _, err := f.WriteAt(ctx, pattern(w.n, byte(k+50)), w.off); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if !c.open {
+		// close(): the commit stalls, and the daemon dies in it.
+		f.Commit(ctx, blob.PutOptions{})
+		t.Fatal("the commit returned")
 	}
 	fmt.Println("READY")
 	time.Sleep(time.Minute) // killed before this ends
@@ -170,11 +207,24 @@ func TestRecover(t *testing.T) {
 					t.Errorf("saved content differs")
 				}
 			case "lost+found":
-				if r.Err == nil || !strings.HasPrefix(r.SavedAs, m.LostFound()) {
+				if r.Err == nil || errors.Is(r.Err, stage.ErrNotClosed) || !strings.HasPrefix(r.SavedAs, m.LostFound()) {
 					t.Errorf("Recovered = %+v", r)
 				}
 				if _, err := os.Stat(r.SavedAs); err != nil {
 					t.Error(err)
+				}
+			case "unclosed":
+				if !errors.Is(r.Err, stage.ErrNotClosed) || !strings.HasPrefix(r.SavedAs, m.LostFound()+"/") {
+					t.Fatalf("Recovered = %+v", r)
+				}
+				checkKept(t, r.SavedAs, c, want)
+				// Not committed: the blob is what it was before.
+				if c.base == nil {
+					if _, err := ct.GetProperties(ctx, "f"); !errors.Is(err, blob.ErrNotFound) {
+						t.Errorf("blob f: %v, want absent", err)
+					}
+				} else if got, _ := download(t, ct, "f"); !bytes.Equal(got, c.base) {
+					t.Errorf("blob f changed (%d bytes)", len(got))
 				}
 			}
 			if c.theirs != nil {
@@ -186,6 +236,97 @@ func TestRecover(t *testing.T) {
 			if rec, err := m.Recover(ctx); err != nil || len(rec) != 0 {
 				t.Errorf("second Recover = %+v, %v", rec, err)
 			}
+		})
+	}
+}
+
+// checkKept checks a never-closed file kept in lost+found: private, with
+// its journal, its full size, and every byte written (that was still in
+// the cache: a tiny cache drops uploaded blocks) at its place.
+func checkKept(t *testing.T, path string, c crashCase, want []byte) {
+	t.Helper()
+	for _, p := range []string{path, path + ".json"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", p, st.Mode().Perm())
+		}
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("lost+found: %v, %v; want mode 0700", st, err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("kept %d bytes, want %d", len(got), len(want))
+	}
+	if c.maxBytes != 0 {
+		return
+	}
+	for _, w := range c.writes {
+		if !bytes.Equal(got[w.off:w.off+int64(w.n)], want[w.off:w.off+int64(w.n)]) {
+			t.Errorf("kept copy differs from what was written at %d (+%d)", w.off, w.n)
+		}
+	}
+}
+
+// A change after a commit (close or fsync) makes the file work in progress
+// again: a daemon that stops then keeps it aside instead of committing it,
+// and the blob stays what the commit made it.
+func TestRecoverWriteAfterCommit(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name      string
+		commitErr bool // the commit fails (conflict) before the next write
+	}{
+		{name: "after a successful commit"},
+		{name: "after a failed commit", commitErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tc.name, " ", "-")
+			m := newManager(t, ct, stage.Options{Dir: dir, BlockSize: crashBS})
+			f, err := m.Open(ctx, name, nil, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := pattern(2*crashBS+1, 7)
+			if _, err := f.WriteAt(ctx, first, 0); err != nil {
+				t.Fatal(err)
+			}
+			if tc.commitErr {
+				upload(t, ct, name, []byte("theirs"))
+			}
+			if _, err := f.Commit(ctx, blob.PutOptions{}); (err != nil) != tc.commitErr {
+				t.Fatalf("Commit = %v", err)
+			}
+			if _, err := f.WriteAt(ctx, []byte("more"), int64(len(first))); err != nil {
+				t.Fatal(err)
+			}
+			m.Close() // the daemon stops with the file open
+
+			m2 := newManager(t, ct, stage.Options{Dir: dir, BlockSize: crashBS})
+			rec, err := m2.Recover(ctx)
+			if err != nil || len(rec) != 1 || !errors.Is(rec[0].Err, stage.ErrNotClosed) {
+				t.Fatalf("Recover = %+v, %v; want one file kept with ErrNotClosed", rec, err)
+			}
+			want := []byte("theirs")
+			if !tc.commitErr {
+				want = first
+			}
+			if got, _ := download(t, ct, name); !bytes.Equal(got, want) {
+				t.Errorf("blob is %d bytes, want %d", len(got), len(want))
+			}
+			if got, err := os.ReadFile(rec[0].SavedAs); err != nil || !bytes.Equal(got, append(first, "more"...)) {
+				t.Errorf("kept copy: %d bytes, %v", len(got), err)
+			}
+			m2.Close()
 		})
 	}
 }

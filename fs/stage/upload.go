@@ -186,7 +186,11 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 		}
 		return f.last, f.lastErr
 	}
-	if opts.ContentType != f.ctype || !sameMeta(opts.Metadata, f.meta) {
+	// The journal says the program asked for this content before anything
+	// is sent: a crash during the commit then finishes it at the next
+	// mount, while a file nobody closed is kept aside instead.
+	f.closing = true
+	if opts.ContentType != f.ctype || !sameMeta(opts.Metadata, f.meta) || !f.jClosing {
 		f.ctype, f.meta = opts.ContentType, opts.Metadata
 		if err := f.writeJournal(); err != nil {
 			return nil, err
