@@ -40,6 +40,12 @@ func errnoOf(err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
+	// A transport failure wraps the socket's errno (ECONNRESET,
+	// ECONNREFUSED, ETIMEDOUT), which programs do not expect from close or
+	// read: past the retry budget it is the service being unavailable, EIO.
+	if errors.Is(err, blob.ErrUnavailable) {
+		return syscall.EIO
+	}
 	// The staging area reports a full cache as an error wrapping ENOSPC.
 	var e syscall.Errno
 	if errors.As(err, &e) {
