@@ -171,6 +171,15 @@ func (f *fileNode) commit(ctx context.Context) error {
 	metaDirty := f.metaDirty
 	dirty := st.Dirty()
 	f.mu.Unlock()
+	if !dirty && !metaDirty {
+		return nil
+	}
+	// A close after shutdown began may end a program interrupted
+	// half-way (the signal went to it too): its data stays staged.
+	if !f.m.beginCommit() {
+		return errStoppedClose
+	}
+	defer f.m.commits.Done()
 
 	var p *blob.Properties
 	var err error
@@ -222,6 +231,9 @@ func (f *fileNode) noteInParent(name string, p *blob.Properties) {
 
 // openStaged makes sure the content is staged for writing; call with f.mu.
 func (f *fileNode) openStagedLocked(ctx context.Context, truncate bool) error {
+	if f.m.isStopping() {
+		return errStopping
+	}
 	if f.staged != nil {
 		if truncate {
 			f.written = time.Now()
@@ -245,6 +257,11 @@ func (f *fileNode) openStagedLocked(ctx context.Context, truncate bool) error {
 
 // releaseStagedLocked lets go of the staged file once no handle writes.
 func (f *fileNode) releaseStagedLocked() {
+	if f.staged != nil && f.unlinked {
+		// Unreachable content: a shutdown before the last close must not
+		// keep it for recovery.
+		f.staged.Orphan()
+	}
 	if f.staged == nil || f.writers > 0 || (f.unlinked && f.handles > 0) {
 		return
 	}
@@ -310,6 +327,9 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 // truncate changes the size. Without an open writer it stages, truncates
 // and commits at once (a truncate to 0 is one Put Blob).
 func (f *fileNode) truncate(ctx context.Context, name string, size int64) syscall.Errno {
+	if f.m.isStopping() {
+		return toErrno(f.m.log, "truncate", name, errStopping)
+	}
 	f.mu.Lock()
 	if f.staged != nil {
 		st := f.staged

@@ -97,6 +97,11 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	if !h.write || st == nil {
 		return 0, syscall.EBADF
 	}
+	if f.m.isStopping() {
+		// Shutting down: the file will not be committed, so accepting
+		// more would only pretend.
+		return 0, toErrno(f.m.log, "write", name, errStoppedWrite)
+	}
 	if h.append {
 		// The kernel's idea of the end may be stale when another handle
 		// grew the file; O_APPEND means our end.

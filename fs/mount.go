@@ -79,6 +79,12 @@ type mount struct {
 
 	stats counters
 
+	// Shutdown (SIGTERM, unmount): once stopping is set no commit starts,
+	// and commits tracks those that started before.
+	shutMu   sync.Mutex
+	stopping bool
+	commits  sync.WaitGroup
+
 	shadowOnce sync.Map // blob names hidden by a same-named directory, logged once
 }
 
@@ -237,12 +243,16 @@ func readaheadOptions(opts Options) readahead.Options {
 	}
 }
 
-// Unmount flushes pending uploads and unmounts. Files still open are
-// committed first, so a SIGTERM does not lose what programs wrote.
+// Unmount stops accepting changes, waits for the commits of files already
+// closed (or fsynced), and unmounts. A file still open for writing is not
+// committed: the program has not said its content is complete, and a
+// SIGTERM in the middle of a copy must not leave a truncated blob. Its
+// staged data is fsynced and kept in the cache directory (logged with its
+// path); the next mount moves it to lost+found.
 func (mt *Mounted) Unmount(ctx context.Context) error {
 	mt.unmountOnce.Do(func() {
 		var errs []error
-		if err := mt.m.flushAll(ctx, &mt.root.Inode); err != nil {
+		if err := mt.m.stop(ctx, &mt.root.Inode); err != nil {
 			errs = append(errs, err)
 		}
 		if err := mt.unmount(ctx); err != nil {
@@ -300,3 +310,87 @@ func (mt *Mounted) Wait() { <-mt.served }
 
 // Dir is the mountpoint.
 func (mt *Mounted) Dir() string { return mt.dir }
+
+// errStopping refuses a change once shutdown began.
+var errStopping = fmt.Errorf("blobfs is unmounting and accepts no more changes: %w", syscall.EROFS)
+
+// errStoppedClose is a close() or fsync() that came after shutdown began:
+// what was written before is not uploaded (the program may have been
+// interrupted half-way), but kept in the cache directory.
+var errStoppedClose = fmt.Errorf("blobfs was unmounting when the file was closed, so it was not uploaded; its data is kept in the cache directory and the next mount moves it to lost+found: %w", syscall.EIO)
+
+// errStoppedWrite is a write to a file open before shutdown began.
+var errStoppedWrite = fmt.Errorf("blobfs is unmounting and accepts no more writes; what was written before is kept in the cache directory: %w", syscall.EIO)
+
+func (m *mount) isStopping() bool {
+	m.shutMu.Lock()
+	defer m.shutMu.Unlock()
+	return m.stopping
+}
+
+// beginCommit registers a commit, unless shutdown began; endCommit (a
+// commits.Done) must follow a true.
+func (m *mount) beginCommit() bool {
+	m.shutMu.Lock()
+	defer m.shutMu.Unlock()
+	if m.stopping {
+		return false
+	}
+	m.commits.Add(1)
+	return true
+}
+
+// stop is the first half of a shutdown: refuse changes, let the commits
+// under way finish, and keep what open files staged for the next mount.
+func (m *mount) stop(ctx context.Context, root *gofs.Inode) error {
+	m.shutMu.Lock()
+	m.stopping = true
+	m.shutMu.Unlock()
+	if m.stage == nil {
+		return nil
+	}
+	m.stage.Freeze()
+	done := make(chan struct{})
+	go func() { m.commits.Wait(); close(done) }()
+	var errs []error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("commits of closed files still under way when the unmount timeout ran out; they stay staged and the next mount finishes them: %w", ctx.Err()))
+	}
+	for _, f := range fileNodes(root) {
+		f.mu.Lock()
+		st, unlinked, name := f.staged, f.unlinked, f.Path(nil)
+		f.mu.Unlock()
+		switch {
+		case st == nil || unlinked:
+			// Unlinked ones are orphans: the stage drops them.
+		case st.Dirty():
+			if err := st.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: keeping its staged data: %w", name, err))
+				continue
+			}
+			m.log.WithFields(logrus.Fields{"path": name, "cache_file": st.CachePath(), "size": st.Size()}).
+				Warn("still open for writing at unmount: not uploaded (it may be incomplete); its data is kept in the cache file and the next mount moves it to lost+found")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fileNodes lists the files the kernel knows of.
+func fileNodes(root *gofs.Inode) []*fileNode {
+	var files []*fileNode
+	var walk func(n *gofs.Inode)
+	walk = func(n *gofs.Inode) {
+		for _, ch := range n.Children() {
+			switch c := ch.Operations().(type) {
+			case *fileNode:
+				files = append(files, c)
+			case *dirNode:
+				walk(ch)
+			}
+		}
+	}
+	walk(root)
+	return files
+}

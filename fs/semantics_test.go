@@ -10,7 +10,6 @@ import (
 	"slices"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/fs"
@@ -380,26 +379,6 @@ func TestFreshness(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "g")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("deleted blob: %v", err)
-	}
-}
-
-// Unmount commits files still open, as SIGTERM needs.
-func TestUnmountFlushesOpenFiles(t *testing.T) {
-	e := newEnv(t)
-	dir, mt := e.mount(t, fs.Options{})
-	f, err := os.Create(filepath.Join(dir, "open"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.Write([]byte("not closed yet")); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	mt.Unmount(ctx) // busy: it ends in a lazy unmount once ctx expires
-	if got, _, ok := e.get(t, "open"); !ok || got != "not closed yet" {
-		t.Fatalf("after unmount: %q (exists %v)", got, ok)
 	}
 }
 

@@ -33,6 +33,17 @@ var ErrEvicted = errors.New("this part of the file was uploaded and dropped from
 // but kept in lost+found.
 var ErrNotClosed = errors.New("the program writing it had not closed it when blobfs stopped, so it may be incomplete; it was not uploaded")
 
+// ErrFrozen is an Open after Manager.Freeze: the mount is shutting down.
+// It wraps syscall.EROFS, the errno the fs layer answers.
+var ErrFrozen error = frozen{}
+
+type frozen struct{}
+
+func (frozen) Error() string {
+	return "blobfs is unmounting and accepts no new files for writing"
+}
+func (frozen) Unwrap() error { return syscall.EROFS }
+
 // ConflictError is a Commit refused because the blob changed in the service
 // since the file was opened. The local version was not lost: it is in the
 // blob SavedAs (uploaded next to the original) or, when even that failed,

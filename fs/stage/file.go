@@ -52,6 +52,7 @@ type File struct {
 	upErr   error
 	changed chan struct{} // closed and replaced when an upload ends
 	closed  bool
+	orphan  bool // Orphan: nothing to keep at Manager.Close
 }
 
 func (f *File) setBase(p *blob.Properties) {
@@ -486,6 +487,15 @@ func (f *File) Rename(name string) {
 		}
 	}
 	f.journalLogged()
+}
+
+// Orphan says nobody can reach the file's content any more (it was
+// unlinked while open): if the Manager closes before the file does, its
+// staged data is dropped instead of kept for recovery.
+func (f *File) Orphan() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.orphan = true
 }
 
 // Close releases the staged data once committed; uncommitted data stays

@@ -102,6 +102,7 @@ type Manager struct {
 	changed chan struct{} // closed and replaced whenever space or uploads change
 	clock   int64         // LRU clock
 	busy    int           // commits and uploads under way, for Wait
+	frozen  bool          // Freeze: Open refuses
 }
 
 // NewManager opens (and creates) the staging directory.
@@ -201,6 +202,12 @@ func newID() string {
 func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, truncate bool) (*File, error) {
 	if err := blob.ValidateName(name); err != nil {
 		return nil, err
+	}
+	m.mu.Lock()
+	frozen := m.frozen
+	m.mu.Unlock()
+	if frozen {
+		return nil, ErrFrozen
 	}
 	id := newID()
 	data, err := os.OpenFile(dataPath(m.root, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
@@ -345,8 +352,17 @@ func (m *Manager) Wait(ctx context.Context) error {
 	}
 }
 
+// Freeze makes Open fail with ErrFrozen from now on: the mount is
+// shutting down and starts nothing new. Files already open carry on.
+func (m *Manager) Freeze() {
+	m.mu.Lock()
+	m.frozen = true
+	m.mu.Unlock()
+}
+
 // Close stops background uploads and releases the directory. Staged files
-// stay on disk; the next Manager's Recover finishes them.
+// stay on disk (orphans excepted); the next Manager's Recover finishes
+// those whose commit had started and keeps the others in lost+found.
 func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
@@ -354,7 +370,11 @@ func (m *Manager) Close() error {
 		f.mu.Lock()
 		f.data.Close()
 		f.closed = true
+		orphan := f.orphan
 		f.mu.Unlock()
+		if orphan {
+			f.remove()
+		}
 	}
 	return m.lock.Close()
 }
