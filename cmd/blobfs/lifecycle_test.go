@@ -107,8 +107,9 @@ func TestStaleMountpointRecovery(t *testing.T) {
 }
 
 // SIGTERM in the middle of a large copy: the blob is never a truncated
-// copy. Either the service holds everything that was written, or the blob
-// is absent and the written data is kept in the cache directory.
+// copy. The copy had not closed the file, so blobfs does not commit it:
+// writes after the signal fail, the close fails (EIO), the blob is absent,
+// and every byte written is in the cache directory for the next mount.
 func TestSIGTERMDuringLargeCopy(t *testing.T) {
 	needFUSE(t)
 	w := newWorld(t, worldOptions{})
@@ -131,13 +132,16 @@ func TestSIGTERMDuringLargeCopy(t *testing.T) {
 	var written bytes.Buffer
 	buf := make([]byte, chunk)
 	exited := make(chan error, 1)
+	var writeErr error
 	for written.Len() < total {
 		rand.Read(buf)
-		if _, err := f.Write(buf); err != nil {
-			t.Logf("write after %d MiB: %v", written.Len()>>20, err)
+		n, err := f.Write(buf)
+		written.Write(buf[:n])
+		if err != nil {
+			writeErr = err
+			t.Logf("write after %d bytes: %v", written.Len(), err)
 			break
 		}
-		written.Write(buf)
 		if written.Len() == signalAt {
 			if err := fg.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
@@ -146,7 +150,7 @@ func TestSIGTERMDuringLargeCopy(t *testing.T) {
 		}
 	}
 	closeErr := f.Close()
-	t.Logf("wrote %d MiB, close: %v", written.Len()>>20, closeErr)
+	t.Logf("wrote %d bytes, close: %v", written.Len(), closeErr)
 	select {
 	case err := <-exited:
 		t.Logf("blobfs exited: %v", err)
@@ -157,23 +161,46 @@ func TestSIGTERMDuringLargeCopy(t *testing.T) {
 	got, err := w.restGet("big.bin")
 	switch {
 	case err == nil:
-		if !bytes.Equal(got, written.Bytes()) {
-			t.Fatalf("blob big.bin is %d MiB but %d MiB were written: a truncated or wrong blob", len(got)>>20, written.Len()>>20)
+		// Only possible if the whole copy got through before the
+		// signal was handled, and was closed.
+		if !bytes.Equal(got, written.Bytes()) || writeErr != nil || closeErr != nil {
+			t.Fatalf("blob big.bin is %d bytes; %d were written (write error %v, close %v): a truncated or wrong blob", len(got), written.Len(), writeErr, closeErr)
 		}
 	case errors.Is(err, blob.ErrNotFound):
-		var staged int64
-		filepath.Walk(filepath.Join(w.dir, "cache"), func(_ string, fi os.FileInfo, err error) error {
-			if err == nil && fi.Mode().IsRegular() {
-				staged += fi.Size()
-			}
-			return nil
-		})
-		if staged < int64(written.Len()) {
-			t.Fatalf("blob absent and only %d of %d bytes staged in the cache", staged, written.Len())
+		if !errors.Is(writeErr, syscall.EIO) || !errors.Is(closeErr, syscall.EIO) {
+			t.Errorf("blob absent, but write error %v and close error %v: want EIO for both, the program must learn its copy failed", writeErr, closeErr)
+		}
+		if n := stagedCopies(t, filepath.Join(w.dir, "cache"), written.Bytes()); n != 1 {
+			t.Fatalf("blob absent and %d cache files hold the %d bytes written, want 1", n, written.Len())
+		}
+		if log := w.log(); !strings.Contains(log, "still open for writing at unmount") || !strings.Contains(log, "big.bin") {
+			t.Errorf("no log line naming the kept file:\n%s", log)
 		}
 	default:
 		t.Fatal(err)
 	}
+}
+
+// stagedCopies counts the regular files under dir whose content is want.
+func stagedCopies(t *testing.T, dir string, want []byte) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		if st, err := d.Info(); err != nil || st.Size() != int64(len(want)) {
+			return err
+		}
+		if b, err := os.ReadFile(path); err == nil && bytes.Equal(b, want) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // mount(8) with -o options goes through /sbin/mount.fuse.blobfs, and
