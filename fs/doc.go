@@ -66,6 +66,30 @@
 // open handles keep working on a local copy until the last close, and the
 // file is never uploaded again.
 //
+// # Durability
+//
+// A write is in the staging cache (page cache) when write() returns, with
+// a journal saying how to finish it. close() and fsync() commit: when
+// they return success the service holds the data. Until then:
+//
+//   - SIGKILL or crash of the daemon: the next mount of the container
+//     commits the files whose program had called close() or fsync() (the
+//     commit was under way; a blob changed meanwhile is not overwritten,
+//     the version goes to <name>.conflict-<UTC time>). A file still being
+//     written is not made the blob, since it may be a prefix of what the
+//     program meant: it is moved, data and journal, to lost+found in the
+//     cache directory, and the mount logs the path. Nothing staged is
+//     deleted before the service confirmed it.
+//   - SIGTERM, SIGINT or unmount: from then on opens for writing and
+//     creates fail with EROFS and writes with EIO; commits already under
+//     way finish; files still open for writing are not committed but
+//     fsynced in the cache (one log line each, with the cache file), and a
+//     close() that comes after the signal fails with EIO. The next mount
+//     moves them to lost+found. So a SIGTERM during a copy leaves the blob
+//     absent (or as it was), never truncated.
+//
+// The cache directory is 0700 and its files 0600.
+//
 // # Rename
 //
 // A file moves by Copy Blob, checked to have completed ("success"), then

@@ -17,7 +17,11 @@
 // Durability: a write is in the cache file (page cache) when WriteAt
 // returns, and the journal says how to finish it, so a SIGKILL or crash of
 // the daemon loses nothing acknowledged; File.Sync (fsync) extends that to
-// power loss. A successful Commit means the service has the data.
+// power loss. A successful Commit means the service has the data. A
+// Commit marks the journal "closing" before it sends anything (the
+// program asked for this content), and the next change clears the mark:
+// Recover finishes only marked files and keeps the others, which may be
+// prefixes of what their program meant, in lost+found.
 //
 // Memory does not grow with file sizes: data moves between the cache files
 // and the network through the page cache; the package's own memory is a
