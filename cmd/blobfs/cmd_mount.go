@@ -366,7 +366,7 @@ func (d *mountDaemon) run() int {
 				}
 				continue
 			}
-			d.log.WithField("signal", sig.String()).Info("finishing pending uploads and unmounting")
+			d.log.WithField("signal", sig.String()).Info("refusing new writes, finishing the uploads of closed files and unmounting; files still open for writing are kept in the cache, not uploaded")
 			return d.exitCode(d.shutdown(nil))
 		case <-gone:
 			d.log.Info("unmounted from outside; finishing pending uploads")
