@@ -342,7 +342,9 @@ func (d *dirNode) getattr(ctx context.Context, out *fuse.Attr) syscall.Errno {
 func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) syscall.Errno {
 	prefix := name + "/"
 	d.mu.Lock()
-	known := d.isRoot || time.Since(d.markerAt) < d.m.attrTTL
+	// A directory removed while a program still holds it has no name any
+	// more (Path gives ""): there is nothing left to ask the service.
+	known := d.isRoot || name == "" || time.Since(d.markerAt) < d.m.attrTTL
 	d.mu.Unlock()
 	if !known {
 		p, err := d.m.head(ctx, prefix)
