@@ -95,7 +95,7 @@ func cmdCheck(args []string, e env) int {
 		}
 		return c.done()
 	}
-	client, err := blob.NewClient(l.BlobEndpoint, cred, blob.Options{Log: quiet(lg)})
+	client, err := blob.NewClient(l.BlobEndpoint, cred, blob.Options{Log: quiet(lg), Retry: retryPolicy(&l.Settings)})
 	if err != nil {
 		c.fail("blob endpoint", err.Error(), "fix --blob-endpoint")
 		return c.done()
