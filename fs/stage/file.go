@@ -522,7 +522,7 @@ func (f *File) close(discard bool) error {
 		<-ch
 		f.mu.Lock()
 	}
-	dirty, name := f.dirty, f.name
+	dirty, closing, name := f.dirty, f.closing, f.name
 	f.m.settle(0, -f.accounted)
 	f.accounted = 0
 	f.mu.Unlock()
@@ -532,7 +532,12 @@ func (f *File) close(discard bool) error {
 	f.m.mu.Unlock()
 	err := f.data.Close()
 	if dirty && !discard {
-		f.m.log.WithField("blob", name).Warn("closed with changes not committed; kept in the cache directory for recovery at the next mount")
+		l := f.m.log.WithFields(map[string]any{"blob": name, "cache_file": dataPath(f.m.root, f.id)})
+		if closing {
+			l.Warn("closed with changes not committed (the commit failed); kept in the cache directory, the next mount commits it")
+		} else {
+			l.Warn("closed with changes never asked to be committed; kept in the cache directory, the next mount moves it to lost+found")
+		}
 		return err
 	}
 	f.remove()

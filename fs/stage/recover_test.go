@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -328,5 +329,42 @@ func TestRecoverWriteAfterCommit(t *testing.T) {
 			}
 			m2.Close()
 		})
+	}
+}
+
+// At shutdown: Freeze refuses new files (EROFS), an orphan (unlinked
+// while open) is dropped by Close, and an ordinary open file is kept.
+func TestShutdownFreezeAndOrphans(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	dir := t.TempDir()
+	m := newManager(t, ct, stage.Options{Dir: dir})
+	kept, err := m.Open(ctx, "kept", nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := m.Open(ctx, "orphan", nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*stage.File{kept, orphan} {
+		if _, err := f.WriteAt(ctx, []byte("data of "+f.Name()), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orphan.Orphan()
+	m.Freeze()
+	if _, err := m.Open(ctx, "late", nil, true); !errors.Is(err, stage.ErrFrozen) || !errors.Is(err, syscall.EROFS) {
+		t.Errorf("Open after Freeze = %v, want ErrFrozen (EROFS)", err)
+	}
+	m.Close()
+
+	m2 := newManager(t, ct, stage.Options{Dir: dir})
+	rec, err := m2.Recover(ctx)
+	if err != nil || len(rec) != 1 || rec[0].Name != "kept" || !errors.Is(rec[0].Err, stage.ErrNotClosed) {
+		t.Fatalf("Recover = %+v, %v; want only kept, not closed", rec, err)
+	}
+	if b, err := os.ReadFile(rec[0].SavedAs); err != nil || string(b) != "data of kept" {
+		t.Errorf("kept copy: %q, %v", b, err)
 	}
 }
