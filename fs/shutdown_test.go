@@ -34,6 +34,19 @@ func TestUnmountKeepsOpenFiles(t *testing.T) {
 	if _, err := f.Write(written); err != nil {
 		t.Fatal(err)
 	}
+	// Deleted while open: nothing of it may be kept.
+	gone, err := os.Create(filepath.Join(dir, "gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	goneData := []byte("unlinked while open, nobody can reach this")
+	if _, err := gone.Write(goneData); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "gone")); err != nil {
+		t.Fatal(err)
+	}
 
 	done := make(chan error, 1)
 	go func() {
@@ -63,6 +76,9 @@ func TestUnmountKeepsOpenFiles(t *testing.T) {
 	if err := f.Close(); !errors.Is(err, syscall.EIO) {
 		t.Errorf("close after shutdown began: %v, want EIO", err)
 	}
+	if err := gone.Close(); err != nil {
+		t.Errorf("close of the unlinked file: %v", err)
+	}
 	if err := <-done; err != nil {
 		t.Fatalf("unmount: %v", err)
 	}
@@ -75,6 +91,9 @@ func TestUnmountKeepsOpenFiles(t *testing.T) {
 	}
 	if n := countStaged(t, cache, written); n != 1 {
 		t.Fatalf("%d cache files hold the written bytes, want 1", n)
+	}
+	if n := countStaged(t, cache, goneData); n != 0 {
+		t.Errorf("%d cache files hold the unlinked file's bytes, want none", n)
 	}
 
 	// The next mount does not commit it either: it goes to lost+found.
