@@ -123,8 +123,10 @@ func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 // than the attribute TTL and nothing local overrides them.
 func (f *fileNode) revalidate(ctx context.Context) syscall.Errno {
 	f.mu.Lock()
-	stale := f.staged == nil && f.props != nil && time.Since(f.propsAt) >= f.m.attrTTL
 	name := f.Path(nil)
+	// A file removed while open has no name to ask about: its last
+	// properties stand.
+	stale := f.staged == nil && f.props != nil && name != "" && time.Since(f.propsAt) >= f.m.attrTTL
 	f.mu.Unlock()
 	if !stale {
 		return 0

@@ -79,6 +79,11 @@ func (h *fileHandle) readBlob(ctx context.Context, name string, dest []byte, off
 		h.mu.Unlock()
 		return 0, io.EOF
 	}
+	if name == "" {
+		// Removed or replaced while open (the inode has no path any
+		// more): read the version opened, by the name it had.
+		name = v.Name
+	}
 	if h.rd == nil {
 		h.rd = readahead.New(h.f.m.store, name, v.Size, v.ETag, h.f.m.ra)
 	}

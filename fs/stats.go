@@ -1,12 +1,7 @@
 package fs
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"sync/atomic"
-
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // counters are the mount's running totals.
@@ -63,35 +58,4 @@ func (mt *Mounted) Stats() Stats {
 		s.StagedFiles, s.CachedBytes, s.CacheLimit = st.Files, st.CachedBytes, st.MaxBytes
 	}
 	return s
-}
-
-// flushAll commits every file open for writing (at unmount or SIGTERM)
-// and waits for the uploads, so nothing written is left behind.
-func (m *mount) flushAll(ctx context.Context, root *gofs.Inode) error {
-	if m.stage == nil {
-		return nil
-	}
-	var files []*fileNode
-	var walk func(n *gofs.Inode)
-	walk = func(n *gofs.Inode) {
-		for _, ch := range n.Children() {
-			switch c := ch.Operations().(type) {
-			case *fileNode:
-				files = append(files, c)
-			case *dirNode:
-				walk(ch)
-			}
-		}
-	}
-	walk(root)
-	var errs []error
-	for _, f := range files {
-		if err := f.commit(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", f.Path(nil), err))
-		}
-	}
-	if err := m.stage.Wait(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }
