@@ -378,6 +378,9 @@ func (d *mountDaemon) run() int {
 }
 
 func (d *mountDaemon) exitCode(err error) int {
+	if d.ctrl != nil {
+		d.ctrl.Drain(5 * time.Second)
+	}
 	if err != nil {
 		d.log.WithError(err).Error("unmount did not finish cleanly; data not uploaded stays staged in " + d.l.CacheDir)
 		return 1

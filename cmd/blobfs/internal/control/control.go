@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -83,6 +84,7 @@ func CleanMountpoint(mp string) string {
 type Server struct {
 	l    net.Listener
 	path string
+	busy sync.WaitGroup // requests being answered
 }
 
 // Listen creates the socket, replacing a leftover one from a dead daemon.
@@ -122,7 +124,23 @@ func (s *Server) serve(h Handler) {
 		if err != nil {
 			return
 		}
-		go handle(c, h)
+		s.busy.Add(1)
+		go func() {
+			defer s.busy.Done()
+			handle(c, h)
+		}()
+	}
+}
+
+// Drain waits, up to timeout, for the answers still being written: the
+// daemon calls it before exiting so that `blobfs unmount` hears how the
+// unmount it asked for ended instead of a closed socket.
+func (s *Server) Drain(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { s.busy.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
 	}
 }
 
