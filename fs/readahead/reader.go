@@ -80,7 +80,10 @@ type chunk struct {
 	n    int
 	done chan struct{}
 	err  error
-	gone bool // dropped from the window; the fetcher returns buf
+	gone bool // dropped from the window; the fetcher or the last Release returns buf
+	// refs counts Results pointing into buf: a reply still being written
+	// from it must not see it reused for another block.
+	refs int
 }
 
 // New returns a reader of the blob name of size bytes at etag. It sends
@@ -112,28 +115,75 @@ var errClosed = errors.New("readahead: reader already closed")
 // ReadAt reads len(p) bytes at off; at the end of the blob it returns fewer
 // and io.EOF. A blob changed since open is blob.ErrPrecondition.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	res, err := r.ReadRef(ctx, p, off)
+	if res == nil {
+		return 0, err
+	}
+	defer res.Release()
+	at := 0
+	for _, s := range res.Segments {
+		at += copy(p[at:], s)
+	}
+	return res.N, err
+}
+
+// Result is the bytes of one read: slices of readahead blocks where the
+// read was served from them, slices of the caller's buffer otherwise. The
+// blocks stay out of the pool until Release, so a FUSE reply can be written
+// straight from them instead of being copied into the request's buffer.
+type Result struct {
+	Segments [][]byte // in order; N bytes in all
+	N        int
+
+	r    *Reader
+	held []*chunk
+}
+
+// Release gives the blocks back; the Segments must not be used after it.
+// It may be called more than once.
+func (res *Result) Release() {
+	if res == nil || res.held == nil {
+		return
+	}
+	r := res.r
+	r.mu.Lock()
+	for _, c := range res.held {
+		r.unref(c)
+	}
+	r.mu.Unlock()
+	res.held = nil
+}
+
+// ReadRef is ReadAt without the copy out of the readahead blocks: p is
+// used only for the bytes that do not come from a block. Errors as ReadAt;
+// with io.EOF the Result holds the bytes up to the end. The caller must
+// Release a non-nil Result.
+func (r *Reader) ReadRef(ctx context.Context, p []byte, off int64) (*Result, error) {
 	if off < 0 {
-		return 0, fmt.Errorf("readahead: negative offset %d", off)
+		return nil, fmt.Errorf("readahead: negative offset %d", off)
 	}
 	if off >= r.size {
-		return 0, io.EOF
+		return &Result{r: r}, io.EOF
 	}
 	asked := len(p)
 	want := min(int64(asked), r.size-off)
 	p = p[:want]
-	var err error
+	res := &Result{r: r, N: int(want)}
 	if r.plan(off, want) {
-		err = r.readChunks(ctx, p, off)
+		if err := r.readChunks(ctx, res, p, off); err != nil {
+			res.Release()
+			return nil, err
+		}
 	} else {
-		err = r.direct(ctx, p, off)
-	}
-	if err != nil {
-		return 0, err
+		if err := r.direct(ctx, p, off); err != nil {
+			return nil, err
+		}
+		res.Segments = [][]byte{p}
 	}
 	if want < int64(asked) {
-		return int(want), io.EOF
+		return res, io.EOF
 	}
-	return int(want), nil
+	return res, nil
 }
 
 // plan updates the sequential streak and says whether to serve the read
@@ -219,7 +269,7 @@ func (r *Reader) fetch(c *chunk) {
 		delete(r.chunks, c.idx) // a later read tries again
 		c.gone = true
 	}
-	if c.gone {
+	if c.gone && c.refs == 0 {
 		r.pool.put(c.buf)
 		c.buf = nil
 	}
@@ -231,16 +281,18 @@ func (r *Reader) drop(c *chunk) {
 	c.gone = true
 	select {
 	case <-c.done:
-		if c.buf != nil {
+		if c.buf != nil && c.refs == 0 {
 			r.pool.put(c.buf)
 			c.buf = nil
 		}
 	default: // the fetcher returns it
 	}
+	// With references left, the last Release returns it.
 }
 
-// readChunks copies the read out of its blocks, waiting for them.
-func (r *Reader) readChunks(ctx context.Context, p []byte, off int64) error {
+// readChunks gathers the read from its blocks, waiting for them, and holds
+// a reference on each block it points into.
+func (r *Reader) readChunks(ctx context.Context, res *Result, p []byte, off int64) error {
 	for done := int64(0); done < int64(len(p)); {
 		pos := off + done
 		i := pos / r.bs
@@ -248,36 +300,46 @@ func (r *Reader) readChunks(ctx context.Context, p []byte, off int64) error {
 		r.mu.Lock()
 		c := r.chunks[i]
 		r.mu.Unlock()
-		if c == nil {
-			if err := r.direct(ctx, seg, pos); err != nil {
-				return err
+		if c != nil {
+			select {
+			case <-c.done:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			done += int64(len(seg))
-			continue
-		}
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		r.mu.Lock()
-		if c.err != nil {
-			r.mu.Unlock()
-			return c.err
-		}
-		if c.buf == nil {
+			r.mu.Lock()
+			if c.err != nil {
+				r.mu.Unlock()
+				return c.err
+			}
+			if c.buf != nil {
+				c.refs++
+				res.held = append(res.held, c)
+				from := pos - i*r.bs
+				res.Segments = append(res.Segments, c.buf[from:from+int64(len(seg))])
+				r.mu.Unlock()
+				done += int64(len(seg))
+				continue
+			}
 			// Dropped by a concurrent read that moved the window on.
 			r.mu.Unlock()
-			if err := r.direct(ctx, seg, pos); err != nil {
-				return err
-			}
-		} else {
-			copy(seg, c.buf[pos-i*r.bs:c.n])
-			r.mu.Unlock()
 		}
+		if err := r.direct(ctx, seg, pos); err != nil {
+			return err
+		}
+		res.Segments = append(res.Segments, seg)
 		done += int64(len(seg))
 	}
 	return nil
+}
+
+// unref drops a Result's reference on c; the last one returns the buffer
+// of a block that has left the window. Called with r.mu held.
+func (r *Reader) unref(c *chunk) {
+	c.refs--
+	if c.refs == 0 && c.gone && c.buf != nil {
+		r.pool.put(c.buf)
+		c.buf = nil
+	}
 }
 
 // direct downloads exactly p's range, into p.

@@ -162,3 +162,95 @@ func TestPoolBoundsMemory(t *testing.T) {
 		t.Errorf("%d buffers still lent after every reader closed", pool.InUse())
 	}
 }
+
+// A block that a Result points into (a FUSE reply being written) must not
+// go back to the pool, where another block's download would overwrite it,
+// until the Result is released: not when the window moves past it, not
+// when its reader closes.
+func TestHeldBlockIsNotReused(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs = 64 << 10
+	data := pattern(16*bs, 6)
+	other := pattern(16*bs, 7)
+	p := upload(t, ct, "held", data)
+	po := upload(t, ct, "other", other)
+	pool := readahead.NewPool(bs, 3*bs)
+	opts := readahead.Options{Pool: pool, Concurrency: 2}
+
+	r := readahead.New(ct, "held", int64(len(data)), p.ETag, opts)
+	first, err := r.ReadRef(ctx, make([]byte, 32<<10), 0) // a read at 0 starts the streak
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Release()
+	const off = 32 << 10
+	res, err := r.ReadRef(ctx, make([]byte, 32<<10), off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Release()
+	// Move the window past the held block, then cycle every free buffer
+	// through other bytes.
+	buf := make([]byte, 32<<10)
+	for o := int64(off + 64<<10); o < int64(len(data)); o += int64(len(buf)) {
+		n, err := r.ReadAt(ctx, buf, o)
+		if err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[:n], data[o:o+int64(n)]) {
+			t.Fatalf("wrong bytes at %d", o)
+		}
+	}
+	r.Close()
+	r2 := readahead.New(ct, "other", int64(len(other)), po.ETag, opts)
+	for o := int64(0); o < int64(len(other)); o += int64(len(buf)) {
+		if _, err := r2.ReadAt(ctx, buf, o); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+	}
+	r2.Close()
+
+	if pool.InUse() != 1 {
+		t.Fatalf("%d buffers lent with both readers closed, want 1 (the held block)", pool.InUse())
+	}
+	var got []byte
+	for _, s := range res.Segments {
+		got = append(got, s...)
+	}
+	if res.N != len(got) || !bytes.Equal(got, data[off:off+len(got)]) {
+		t.Fatalf("held bytes changed: %d bytes, equal %v", len(got), bytes.Equal(got, data[off:off+len(got)]))
+	}
+	res.Release()
+	res.Release() // twice is harmless
+	if pool.InUse() != 0 {
+		t.Errorf("%d buffers lent after the release, want 0", pool.InUse())
+	}
+}
+
+// A read that spans two blocks comes back as two segments, each pointing
+// into its block, with the bytes in order.
+func TestReadRefAcrossBlocks(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs = 64 << 10
+	data := pattern(8*bs+100, 8)
+	p := upload(t, ct, "span", data)
+	r := readahead.New(ct, "span", int64(len(data)), p.ETag, readahead.Options{BlockSize: bs, Concurrency: 2})
+	defer r.Close()
+	buf := make([]byte, 48<<10)
+	for o := int64(0); o < int64(len(data)); o += int64(len(buf)) {
+		res, err := r.ReadRef(ctx, buf, o)
+		if err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		var got []byte
+		for _, s := range res.Segments {
+			got = append(got, s...)
+		}
+		if len(got) != res.N || !bytes.Equal(got, data[o:o+int64(res.N)]) {
+			t.Fatalf("wrong bytes at %d", o)
+		}
+		res.Release()
+	}
+}
