@@ -55,23 +55,8 @@ func parseARMPath(p string) armRoute {
 func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
 	route := parseARMPath(r.URL.Path)
 	i := s.record(Request{Server: "arm", Kind: route.kind, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone()})
-	if f, ok := s.nextFault(&s.armFaults); ok {
-		if f.Drop {
-			s.setStatus(i, 0, "")
-			drop(w)
-			return
-		}
-		if f.RetryAfter > 0 {
-			w.Header().Set("Retry-After", retryAfterSeconds(f.RetryAfter))
-		}
-		code := f.Code
-		if code == "" {
-			code = map[int]string{429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}[f.Status]
-			if code == "" {
-				code = "ScriptedFault"
-			}
-		}
-		s.setStatus(i, armError(w, f.Status, code, fmt.Sprintf("scripted fault %d", f.Status)), "")
+	if s.scripted(w, i, &s.armFaults, armError, "ScriptedFault",
+		map[int]string{429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}) {
 		return
 	}
 	status, who := s.answerARM(w, r, route)

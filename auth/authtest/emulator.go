@@ -10,6 +10,7 @@
 package authtest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -404,6 +405,27 @@ func (s *Server) setStatus(i, status int, identity string) {
 }
 
 // nextFault pops the next scripted fault from q.
+// scripted answers request i with the next fault scripted in q, if any, in
+// its server's error shape (answer), the error code taken from the fault,
+// else from codes by status, else fallback. It reports whether it answered.
+func (s *Server) scripted(w http.ResponseWriter, i int, q *[]Fault, answer func(http.ResponseWriter, int, string, string) int, fallback string, codes map[int]string) bool {
+	f, ok := s.nextFault(q)
+	if !ok {
+		return false
+	}
+	if f.Drop {
+		s.setStatus(i, 0, "")
+		drop(w)
+		return true
+	}
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterSeconds(f.RetryAfter))
+	}
+	code := cmp.Or(f.Code, codes[f.Status], fallback)
+	s.setStatus(i, answer(w, f.Status, code, fmt.Sprintf("scripted fault %d", f.Status)), "")
+	return true
+}
+
 func (s *Server) nextFault(q *[]Fault) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

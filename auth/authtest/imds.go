@@ -56,23 +56,8 @@ func (s *Server) serveIMDS(w http.ResponseWriter, r *http.Request) {
 		kind = "appservice-token"
 	}
 	i := s.record(Request{Server: "imds", Kind: kind, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone()})
-	if f, ok := s.nextFault(&s.imdsFaults); ok {
-		if f.Drop {
-			s.setStatus(i, 0, "")
-			drop(w)
-			return
-		}
-		if f.RetryAfter > 0 {
-			w.Header().Set("Retry-After", retryAfterSeconds(f.RetryAfter))
-		}
-		code := f.Code
-		if code == "" {
-			code = map[int]string{404: "not_found", 410: "gone", 429: "too_many_requests"}[f.Status]
-			if code == "" {
-				code = "unknown_error"
-			}
-		}
-		s.setStatus(i, imdsError(w, f.Status, code, fmt.Sprintf("scripted fault %d", f.Status)), "")
+	if s.scripted(w, i, &s.imdsFaults, imdsError, "unknown_error",
+		map[int]string{404: "not_found", 410: "gone", 429: "too_many_requests"}) {
 		return
 	}
 	status, who := s.answerIMDS(w, r, kind)
