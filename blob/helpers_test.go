@@ -31,44 +31,18 @@ type envOptions struct {
 }
 
 // shared is the one Azurite the package's tests share (each test has its
-// own container), started on first use: starting one per test cost more
-// than the tests themselves.
-var shared struct {
-	once sync.Once
-	az   *blobtest.Azurite
-	err  error
-}
+// own container).
+var shared blobtest.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.az != nil {
-		shared.az.Stop()
-	}
+	shared.Stop()
 	os.Exit(code)
-}
-
-func sharedAzurite(t testing.TB) *blobtest.Azurite {
-	t.Helper()
-	if _, err := blobtest.Bin(); err != nil {
-		if os.Getenv("BLOBFS_REQUIRE_AZURITE") == "" {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	shared.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		shared.az, shared.err = blobtest.Start(ctx, blobtest.Options{})
-	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	return shared.az
 }
 
 func newEnv(t testing.TB, container string, o envOptions) *testEnv {
 	t.Helper()
-	e := &testEnv{az: sharedAzurite(t)}
+	e := &testEnv{az: shared.Get(t)}
 	endpoint := e.az.Endpoint()
 	if o.proxy {
 		e.proxy = blobtest.StartProxyT(t, endpoint)

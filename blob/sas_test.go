@@ -39,7 +39,7 @@ func accountSAS(t testing.TB, account, key string) string {
 // the SAS too, as the request's own does not authorize the source.
 func TestSASCredential(t *testing.T) {
 	ctx := testContext(t)
-	az := sharedAzurite(t)
+	az := shared.Get(t)
 	c, err := blob.NewClient(az.Endpoint(), blob.NewSAS(accountSAS(t, az.Account(), az.Key())), blob.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestSASCredential(t *testing.T) {
 // Secrets never reach errors or logs, at any level, whatever fails.
 func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 	ctx := testContext(t)
-	az := sharedAzurite(t)
+	az := shared.Get(t)
 	px := blobtest.StartProxyT(t, az.Endpoint())
 	sas := accountSAS(t, az.Account(), az.Key())
 	sig := url.Values{}

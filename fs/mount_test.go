@@ -62,7 +62,7 @@ var containerSeq atomic.Int64
 // test's container must not see another's blobs) and creates a container.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	az := sharedAzurite(t)
+	az := shared.Get(t)
 	name := fmt.Sprintf("c%d-%d", time.Now().UnixNano()%1e9, containerSeq.Add(1))
 	cred := &blob.SharedKey{Account: az.Account(), Keys: blob.StaticKey(az.Key())}
 	c, err := blob.NewClient(az.Endpoint(), cred, blob.Options{})
@@ -81,38 +81,13 @@ func newEnv(t *testing.T) *env {
 	return &env{az: az, ct: ct, name: name, calls: cl, mct: mc.Container(name)}
 }
 
-var (
-	azOnce sync.Once
-	azInst *blobtest.Azurite
-	azErr  error
-)
-
-// sharedAzurite starts one Azurite for the whole test binary; each test
-// gets its own container in it.
-func sharedAzurite(t *testing.T) *blobtest.Azurite {
-	t.Helper()
-	if _, err := blobtest.Bin(); err != nil {
-		if os.Getenv("BLOBFS_REQUIRE_AZURITE") == "" {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	azOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		azInst, azErr = blobtest.Start(ctx, blobtest.Options{})
-	})
-	if azErr != nil {
-		t.Fatal(azErr)
-	}
-	return azInst
-}
+// shared is one Azurite for the whole test binary; each test gets its own
+// container in it.
+var shared blobtest.Shared
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if azInst != nil {
-		azInst.Stop()
-	}
+	shared.Stop()
 	os.Exit(code)
 }
 

@@ -75,12 +75,7 @@ func Start(ctx context.Context, opts Options) (*Azurite, error) {
 // BLOBFS_REQUIRE_AZURITE is unset; CI sets it so that nothing is skipped there.
 func StartT(tb testing.TB, opts Options) *Azurite {
 	tb.Helper()
-	if _, err := Bin(); err != nil {
-		if os.Getenv("BLOBFS_REQUIRE_AZURITE") == "" {
-			tb.Skip(err)
-		}
-		tb.Fatal(err)
-	}
+	Require(tb)
 	if opts.Log == nil && os.Getenv("BLOBFS_AZURITE_LOG") != "" {
 		opts.Log = os.Stderr
 	}

@@ -31,12 +31,7 @@ func TestQuickRun(t *testing.T) {
 	if _, err := exec.LookPath("fusermount3"); err != nil && os.Geteuid() != 0 {
 		t.Skip("fusermount3 not installed")
 	}
-	if _, err := blobtest.Bin(); err != nil {
-		if os.Getenv("BLOBFS_REQUIRE_AZURITE") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	blobtest.Require(t)
 	cfg := defaults()
 	cfg.Rounds = 1
 	cfg.Size = 3 << 20
