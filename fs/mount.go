@@ -195,7 +195,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 			Name:          "blobfs",
 			AllowOther:    opts.AllowOther,
 			MaxWrite:      1 << 20,
-			MaxReadAhead:  1 << 20,
+			MaxReadAhead:  kernelReadahead,
 			DisableXAttrs: true,
 			Debug:         opts.Debug,
 			// The kernel answers flock and fcntl locks itself: they then
@@ -220,6 +220,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		}
 		return nil, fmt.Errorf("mounting %s: %w (is /dev/fuse there and fusermount3 installed?)", mountpoint, err)
 	}
+	raiseKernelReadahead(m.log, mountpoint)
 	mt := &Mounted{m: m, root: root, server: server, dir: mountpoint, served: make(chan struct{})}
 	go func() { server.Wait(); close(mt.served) }()
 	return mt, nil
