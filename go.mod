@@ -2,10 +2,9 @@ module github.com/blobfs/blobfs
 
 go 1.26.8
 
-require github.com/sirupsen/logrus v1.10.2
-
 require (
-	github.com/hanwen/go-fuse/v2 v2.12.1 // indirect
-	golang.org/x/sys v0.28.0 // indirect
-	gopkg.in/yaml.v3 v3.0.1 // indirect
+	github.com/hanwen/go-fuse/v2 v2.12.1
+	github.com/sirupsen/logrus v1.10.2
+	golang.org/x/sys v0.28.0
+	gopkg.in/yaml.v3 v3.0.1
 )
