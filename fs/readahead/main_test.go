@@ -8,34 +8,18 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/blob/blobtest"
 )
 
-// One Azurite serves the whole package; every test gets its own container.
-var azurite *blobtest.Azurite
+// shared is one Azurite for the whole package; every test gets its own
+// container.
+var shared blobtest.Shared
 
 func TestMain(m *testing.M) {
-	if _, err := blobtest.Bin(); err != nil {
-		if os.Getenv("BLOBFS_REQUIRE_AZURITE") != "" {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		fmt.Fprintln(os.Stderr, "skipping: ", err)
-		os.Exit(0)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	a, err := blobtest.Start(ctx, blobtest.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	azurite = a
 	code := m.Run()
-	a.Stop()
+	shared.Stop()
 	os.Exit(code)
 }
 
@@ -43,7 +27,8 @@ var containerSeq atomic.Int64
 
 func newContainer(tb testing.TB) *blob.Container {
 	tb.Helper()
-	c, err := blob.NewClient(azurite.Endpoint(), &blob.SharedKey{Account: azurite.Account(), Keys: blob.StaticKey(azurite.Key())}, blob.Options{})
+	az := shared.Get(tb)
+	c, err := blob.NewClient(az.Endpoint(), &blob.SharedKey{Account: az.Account(), Keys: blob.StaticKey(az.Key())}, blob.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -15,34 +15,16 @@ import (
 	"github.com/blobfs/blobfs/fs/stage"
 )
 
-// One Azurite serves the whole package; every test gets its own container.
-var azurite *blobtest.Azurite
+// shared is one Azurite for the whole package; every test gets its own
+// container. The crash helper (TestCrashHelper) is given its parent's.
+var shared blobtest.Shared
 
 // crashEnv makes the test binary the crash helper of TestRecover.
 const crashEnv = "STAGE_CRASH_HELPER"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(crashEnv) != "" {
-		os.Exit(m.Run()) // the crash helper talks to its parent's Azurite
-	}
-	if _, err := blobtest.Bin(); err != nil {
-		if os.Getenv("BLOBFS_REQUIRE_AZURITE") != "" {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		fmt.Fprintln(os.Stderr, "skipping: ", err)
-		os.Exit(0)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	a, err := blobtest.Start(ctx, blobtest.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	azurite = a
 	code := m.Run()
-	a.Stop()
+	shared.Stop()
 	os.Exit(code)
 }
 
@@ -59,7 +41,8 @@ func client(tb testing.TB, endpoint, account, key string) *blob.Client {
 // newContainer makes a fresh container on the package's Azurite.
 func newContainer(tb testing.TB) *blob.Container {
 	tb.Helper()
-	c := client(tb, azurite.Endpoint(), azurite.Account(), azurite.Key())
+	az := shared.Get(tb)
+	c := client(tb, az.Endpoint(), az.Account(), az.Key())
 	ct := c.Container(fmt.Sprintf("stage%d-%d", os.Getpid(), containerSeq.Add(1)))
 	if err := ct.Create(context.Background()); err != nil {
 		tb.Fatal(err)

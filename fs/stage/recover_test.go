@@ -146,6 +146,7 @@ func TestRecover(t *testing.T) {
 	for k, c := range crashCases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
+			az := shared.Get(t)
 			ct := newContainer(t)
 			if c.base != nil {
 				upload(t, ct, "f", c.base)
@@ -153,7 +154,7 @@ func TestRecover(t *testing.T) {
 			dir := t.TempDir()
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
 			cmd.Env = append(os.Environ(), crashEnv+"=1", "CRASH_CASE="+strconv.Itoa(k),
-				"CRASH_ENDPOINT="+azurite.Endpoint(), "CRASH_ACCOUNT="+azurite.Account(), "CRASH_KEY="+azurite.Key(),
+				"CRASH_ENDPOINT="+az.Endpoint(), "CRASH_ACCOUNT="+az.Account(), "CRASH_KEY="+az.Key(),
 				"CRASH_CONTAINER="+ct.Name(), "CRASH_DIR="+dir)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
