@@ -24,6 +24,9 @@ func TestHelpHasExamples(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "blobfs "+cmd) {
 			t.Errorf("blobfs %s --help: exit %d\n%s", cmd, code, out)
 		}
+		if n := strings.Count(out, "Usage:"); n != 1 {
+			t.Errorf("blobfs %s --help prints its help %d times", cmd, n)
+		}
 	}
 	out, _, _ := runInProcess([]string{"mount", "--help"}, nil)
 	for _, s := range config.Table() {

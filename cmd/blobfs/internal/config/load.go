@@ -49,10 +49,7 @@ func Parse(cmd string, args []string, getenv func(string) string, usage func(*fl
 	for {
 		if err := fset.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				if usage != nil {
-					usage(fset)
-				}
-				return nil, err
+				return nil, err // fset.Usage has printed the help
 			}
 			return nil, fmt.Errorf("%w (see blobfs %s --help)", err, cmd)
 		}
