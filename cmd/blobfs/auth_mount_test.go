@@ -486,25 +486,14 @@ func TestMountRefusedCredentialsFailBeforeMounting(t *testing.T) {
 	}
 }
 
-// accountSAS signs an account SAS for the blob service (the 2020-12-06+
-// string-to-sign).
+// accountSAS signs an account SAS for the blob service.
 func accountSAS(t *testing.T, account, key string) (token, sig string) {
 	t.Helper()
-	v := url.Values{
-		"sv":  {"2021-08-06"},
-		"ss":  {"b"},
-		"srt": {"sco"},
-		"sp":  {"rwdlac"},
-		"se":  {time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04:05Z")},
-		"spr": {"https,http"},
-	}
-	sts := account + "\n" + v.Get("sp") + "\n" + v.Get("ss") + "\n" + v.Get("srt") + "\n\n" + v.Get("se") + "\n\n" + v.Get("spr") + "\n" + v.Get("sv") + "\n\n"
-	sig, err := blob.Sign([]byte(key), sts)
+	token, sig, err := blobtest.AccountSAS(account, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.Set("sig", sig)
-	return v.Encode(), sig
+	return token, sig
 }
 
 // key and sas modes, secret from a file or the environment: the mount
