@@ -12,16 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/blobfs/blobfs/auth/authtest"
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/blob/blobtest"
-	"github.com/blobfs/blobfs/cmd/blobfs/internal/control"
 	"github.com/blobfs/blobfs/cmd/blobfs/internal/metrics"
-	"github.com/blobfs/blobfs/cmd/blobfs/internal/mountpoint"
 )
 
 // These tests prove issue 3's authentication behaviour through the real
@@ -108,20 +105,7 @@ func (a *authWorld) mountWith(mp string, env []string, extra ...string) {
 	if code != 0 {
 		a.t.Fatalf("blobfs mount exited %d: %s\nlog:\n%s", code, stderr, a.log())
 	}
-	if typ, ok := mountpoint.MountType(mp); !ok || !strings.HasPrefix(typ, "fuse") {
-		a.t.Fatalf("blobfs mount returned 0 but %s is not a FUSE mount (%q)", mp, typ)
-	}
-	if pid := a.pid(mp); pid > 0 {
-		a.t.Cleanup(func() {
-			if syscall.Kill(pid, 0) != nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = control.Call(ctx, a.runDir, mp, "unmount", nil)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		})
-	}
+	ownDaemon(a.t, a.runDir, mp, a.pid(mp))
 }
 
 // assertNoSecrets fails the test if a key, a minted token (or its payload

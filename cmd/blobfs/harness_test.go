@@ -168,21 +168,28 @@ func (w *world) mount(mp string, extra ...string) {
 	if code != 0 {
 		w.t.Fatalf("blobfs mount exited %d: %s\nlog:\n%s", code, stderr, w.log())
 	}
+	ownDaemon(w.t, w.runDir, mp, w.pid(mp))
+}
+
+// ownDaemon checks that blobfs mount left a FUSE mount at mp and makes
+// sure its daemon (pid) does not outlive the test, whatever the test does.
+func ownDaemon(t *testing.T, runDir, mp string, pid int) {
+	t.Helper()
 	if typ, ok := mountpoint.MountType(mp); !ok || !strings.HasPrefix(typ, "fuse") {
-		w.t.Fatalf("blobfs mount returned 0 but %s is not a FUSE mount (%q)", mp, typ)
+		t.Fatalf("blobfs mount returned 0 but %s is not a FUSE mount (%q)", mp, typ)
 	}
-	// Whatever the test does, the daemon must not outlive it.
-	if pid := w.pid(mp); pid > 0 {
-		w.t.Cleanup(func() {
-			if syscall.Kill(pid, 0) != nil {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = control.Call(ctx, w.runDir, mp, "unmount", nil)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		})
+	if pid <= 0 {
+		return
 	}
+	t.Cleanup(func() {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = control.Call(ctx, runDir, mp, "unmount", nil)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	})
 }
 
 // pid asks the daemon serving mp for its pid.
