@@ -282,7 +282,7 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	}
 	name := f.Path(nil)
 	if size, ok := in.GetSize(); ok {
-		if errno := f.truncate(ctx, name, int64(size)); errno != 0 {
+		if errno := f.truncate(ctx, name, int64(size), fh != nil); errno != 0 {
 			return errno
 		}
 	}
@@ -327,8 +327,12 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 }
 
 // truncate changes the size. Without an open writer it stages, truncates
-// and commits at once (a truncate to 0 is one Put Blob).
-func (f *fileNode) truncate(ctx context.Context, name string, size int64) syscall.Errno {
+// and commits at once (a truncate to 0 is one Put Blob). An ftruncate
+// (byHandle) of a file open for writing is committed by that handle's
+// close; a truncate by path is committed at once even then, because the
+// open handle may have been closed already: the kernel sends RELEASE
+// after close() returns, and nothing would commit the change after it.
+func (f *fileNode) truncate(ctx context.Context, name string, size int64, byHandle bool) syscall.Errno {
 	if f.m.isStopping() {
 		return toErrno(f.m.log, "truncate", name, errStopping)
 	}
@@ -337,7 +341,11 @@ func (f *fileNode) truncate(ctx context.Context, name string, size int64) syscal
 		st := f.staged
 		f.written = time.Now()
 		f.mu.Unlock()
-		if err := st.Truncate(ctx, size); err != nil {
+		err := st.Truncate(ctx, size)
+		if err == nil && !byHandle {
+			err = f.commit(ctx)
+		}
+		if err != nil {
 			return toErrno(f.m.log, "truncate", name, err)
 		}
 		return 0
@@ -380,7 +388,7 @@ func (f *fileNode) Allocate(ctx context.Context, fh gofs.FileHandle, off, size u
 	if off+size <= cur.Size {
 		return 0
 	}
-	return f.truncate(ctx, f.Path(nil), int64(off+size))
+	return f.truncate(ctx, f.Path(nil), int64(off+size), true)
 }
 
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {

@@ -194,6 +194,45 @@ func TestWrites(t *testing.T) {
 	}
 }
 
+// The kernel sends RELEASE after close() has returned, so a truncate(2)
+// by path can arrive while the writer's handle is flushed but not yet
+// released. A mapping holds that window open: close() flushes, RELEASE
+// waits for munmap. The truncate must still reach the service.
+func TestTruncateBetweenCloseAndRelease(t *testing.T) {
+	e := newEnv(t)
+	dir, _ := e.mount(t, fs.Options{})
+	p := filepath.Join(dir, "f")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, 5, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 1); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(p); err != nil || fi.Size() != 1 {
+		t.Errorf("after truncate: %v, %v; want size 1", fi, err)
+	}
+	if got, _, _ := e.get(t, "f"); got != "h" {
+		t.Errorf("blob before release = %q, want %q", got, "h")
+	}
+	if err := syscall.Munmap(m); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := e.get(t, "f"); got != "h" {
+		t.Errorf("blob after release = %q, want %q", got, "h")
+	}
+}
+
 // failing makes commits fail as an authorization failure would.
 type failing struct {
 	fs.Store
