@@ -19,6 +19,7 @@ type File struct {
 	id   string
 	bs   int64
 	data *os.File
+	jlog journalLog // guarded by mu
 
 	commitMu sync.Mutex // one Commit at a time
 
@@ -531,6 +532,9 @@ func (f *File) close(discard bool) error {
 	delete(f.m.files, f)
 	f.m.mu.Unlock()
 	err := f.data.Close()
+	f.mu.Lock()
+	f.jlog.close()
+	f.mu.Unlock()
 	if dirty && !discard {
 		l := f.m.log.WithFields(map[string]any{"blob": name, "cache_file": dataPath(f.m.root, f.id)})
 		if closing {
@@ -547,6 +551,7 @@ func (f *File) close(discard bool) error {
 // discard drops a file that never got going.
 func (f *File) discard() {
 	f.data.Close()
+	f.jlog.close()
 	f.remove()
 }
 
@@ -582,7 +587,7 @@ func (f *File) writeJournal() error { return f.writeJournalSync(false) }
 
 func (f *File) writeJournalSync(sync bool) error {
 	j := f.journal()
-	if err := writeJournal(journalPath(f.m.root, f.id), j, sync); err != nil {
+	if err := f.jlog.append(j, sync); err != nil {
 		return err
 	}
 	f.jDirty, f.jClosing = j.Dirty, j.Closing

@@ -1,7 +1,9 @@
 package stage
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,14 +12,19 @@ import (
 )
 
 // journal is the sidecar of one staged file: with the data file beside it,
-// it is enough to finish the upload after a crash. It is rewritten whole
-// (temp file, rename) whenever something recovery depends on changes; the
-// data file's size is the file's size, so writes that only append or
-// overwrite local blocks never touch it.
+// it is enough to finish the upload after a crash. The journal file is a
+// log of whole journals, one JSON object a line, and the last line that
+// parses is the journal: an update is one append to a descriptor held
+// open (see journalLog), where rewriting the file through a temp file and
+// a rename cost four syscalls, two of them the most expensive a small
+// file's create and close make on ext4. A line cut short by a crash never
+// parses (a strict prefix of a JSON object is not one), so the line before
+// it stands. Files of the earlier format, one JSON object without a
+// newline, read the same way.
 //
-// Routine rewrites are not fsynced: the data file is not either, and both
-// survive a crash of the daemon in the page cache, while the rename keeps
-// the journal whole. File.Sync fsyncs both, for power loss.
+// Routine appends are not fsynced: the data file is not either, and both
+// survive a crash of the daemon in the page cache. File.Sync fsyncs both,
+// for power loss.
 type journal struct {
 	Version    int    `json:"version"`
 	ID         string `json:"id"`   // also the prefix of this file's block IDs
@@ -50,50 +57,154 @@ type journal struct {
 
 const journalVersion = 1
 
-func writeJournal(path string, j *journal, sync bool) error {
+func encodeJournal(j *journal) ([]byte, error) {
 	j.Version = journalVersion
 	j.Updated = time.Now().UTC()
 	b, err := json.Marshal(j)
 	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// writeJournal writes a journal file whole, through a temp file and a
+// rename, so that path holds the old journal or the new one.
+func writeJournal(path string, j *journal, sync bool) error {
+	rec, err := encodeJournal(j)
+	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := replaceFile(path, rec, sync)
 	if err != nil {
-		return fmt.Errorf("staging journal: %w", err)
+		return err
+	}
+	return f.Close()
+}
+
+// replaceFile makes b the content of path (temp file, rename) and returns
+// the new file, open for appending. With sync, the content and the rename
+// are on disk when it returns.
+func replaceFile(path string, b []byte, sync bool) (*os.File, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("staging journal: %w", err)
+	}
+	fail := func(err error) (*os.File, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("staging journal %s: %w", tmp, err)
 	}
 	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("staging journal %s: %w", tmp, err)
+		return fail(err)
 	}
 	// With sync, fsync before rename: a power loss must leave the old or
 	// the new journal, never an empty one.
 	if sync {
 		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("staging journal %s: %w", tmp, err)
+			return fail(err)
 		}
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
 	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("staging journal: %w", err)
+		return fail(err)
 	}
 	if sync {
-		return syncDir(filepath.Dir(path))
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("staging journal: %w", err)
+		}
+	}
+	return f, nil
+}
+
+// journalLog is the open journal file of a staged file.
+type journalLog struct {
+	path string
+	f    *os.File // nil: the next append writes the file whole
+	// exists: path holds a journal that the next whole write must replace
+	// atomically (else it is created in place: a first journal cut short
+	// by a crash belongs to a file nothing was acknowledged for yet).
+	exists    bool
+	size      int64
+	dirSynced bool // the directory entries are on disk
+}
+
+// compactAt is the journal size past which an append rewrites the file
+// with just the new record instead.
+const compactAt = 64 << 10
+
+// append makes j the journal. With sync, it is on disk when append returns.
+func (l *journalLog) append(j *journal, sync bool) error {
+	rec, err := encodeJournal(j)
+	if err != nil {
+		return err
+	}
+	switch {
+	case l.f == nil && !l.exists:
+		f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("staging journal: %w", err)
+		}
+		l.f, l.exists, l.size, l.dirSynced = f, true, 0, false
+	case l.f == nil || l.size+int64(len(rec)) > max(compactAt, 4*int64(len(rec))):
+		f, err := replaceFile(l.path, rec, sync)
+		if err != nil {
+			return err
+		}
+		l.close()
+		l.f, l.size, l.dirSynced = f, int64(len(rec)), sync
+		return nil
+	}
+	if _, err := l.f.Write(rec); err != nil {
+		// A partial line would hide every line after it: write the
+		// file whole next time.
+		l.close()
+		return fmt.Errorf("staging journal %s: %w", l.path, err)
+	}
+	l.size += int64(len(rec))
+	if !sync {
+		return nil
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("staging journal %s: %w", l.path, err)
+	}
+	if !l.dirSynced {
+		if err := syncDir(filepath.Dir(l.path)); err != nil {
+			return fmt.Errorf("staging journal: %w", err)
+		}
+		l.dirSynced = true
 	}
 	return nil
 }
 
+func (l *journalLog) close() {
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+// readJournal reads the journal file at path: its last line that parses.
 func readJournal(path string) (*journal, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var j journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, fmt.Errorf("staging journal %s is damaged: %w", path, err)
+	var j *journal
+	var last error = errors.New("no journal in it")
+	for len(b) > 0 && j == nil {
+		b = bytes.TrimRight(b, "\n")
+		line := b[bytes.LastIndexByte(b, '\n')+1:]
+		b = b[:len(b)-len(line)]
+		var cand journal
+		if err := json.Unmarshal(line, &cand); err != nil {
+			last = err
+			continue
+		}
+		j = &cand
+	}
+	if j == nil {
+		return nil, fmt.Errorf("staging journal %s is damaged: %w", path, last)
 	}
 	if j.Version != journalVersion {
 		return nil, fmt.Errorf("staging journal %s has version %d, this blobfs reads %d", path, j.Version, journalVersion)
@@ -101,7 +212,7 @@ func readJournal(path string) (*journal, error) {
 	if j.BlockSize <= 0 || j.ID == "" || j.Name == "" {
 		return nil, fmt.Errorf("staging journal %s is incomplete", path)
 	}
-	return &j, nil
+	return j, nil
 }
 
 func syncDir(dir string) error {

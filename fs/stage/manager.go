@@ -4,8 +4,9 @@
 //
 // Layout: Options.Dir/<account>/<container>/ (0700) holds, per file open for
 // writing, <id>.data (0600, sparse, exactly the file's size) and <id>.json,
-// its journal (see journal.go). lost+found/ below it receives staged files
-// that could be neither committed nor saved under a conflict name.
+// its journal (JSON lines, the last one current; see journal.go).
+// lost+found/ below it receives staged files that could be neither
+// committed nor saved under a conflict name.
 //
 // A sequential writer's full blocks are Put Block'ed in the background as
 // soon as the writer moves past them, so Commit (at close) only uploads the
@@ -219,6 +220,7 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 		return nil, fmt.Errorf("stage: cannot create a cache file for %q: %w", name, err)
 	}
 	f := &File{m: m, id: id, data: data, name: name, bs: m.opts.BlockSize}
+	f.jlog.path = journalPath(m.root, id)
 	f.changed = make(chan struct{})
 	f.setBase(base)
 	if base != nil && !truncate {
@@ -373,6 +375,7 @@ func (m *Manager) Close() error {
 	for _, f := range m.openFiles() {
 		f.mu.Lock()
 		f.data.Close()
+		f.jlog.close()
 		f.closed = true
 		orphan := f.orphan
 		f.mu.Unlock()

@@ -164,6 +164,7 @@ func (m *Manager) reopen(j *journal) (*File, error) {
 		ctype:         j.ContentType, meta: j.Metadata,
 	}
 	f.changed = make(chan struct{})
+	f.jlog = journalLog{path: journalPath(m.root, j.ID), exists: true}
 	local := map[int]bool{}
 	for _, i := range unrun(j.Local) {
 		local[i] = true

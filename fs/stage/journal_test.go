@@ -1,0 +1,144 @@
+package stage
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func testJournal(n int) *journal {
+	return &journal{ID: "0123456789abcdef", Name: fmt.Sprintf("dir/file-%d", n), BlockSize: 8 << 20, Dirty: true, BaseLimit: int64(n)}
+}
+
+// TestJournalLog checks that the journal read back is always the last one
+// appended in full, whatever a crash cut off after it.
+func TestJournalLog(t *testing.T) {
+	cases := []struct {
+		name    string
+		appends int
+		// damage is applied to the file after the appends.
+		damage func(t *testing.T, path string)
+		want   int // BaseLimit of the journal read back; -1: unreadable
+	}{
+		{"one", 1, nil, 0},
+		{"several", 5, nil, 4},
+		{"last line cut short", 5, func(t *testing.T, path string) {
+			st, _ := os.Stat(path)
+			os.Truncate(path, st.Size()-10)
+		}, 3},
+		{"last line's newline lost", 5, func(t *testing.T, path string) {
+			st, _ := os.Stat(path)
+			os.Truncate(path, st.Size()-1)
+		}, 4}, // the object itself is whole
+		{"only line cut short", 1, func(t *testing.T, path string) {
+			os.Truncate(path, 20)
+		}, -1},
+		{"garbage after the last line", 3, func(t *testing.T, path string) {
+			f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			f.Write([]byte("\x00\x00\x00"))
+			f.Close()
+		}, 2},
+		{"compacted", 2000, func(t *testing.T, path string) {
+			if st, _ := os.Stat(path); st.Size() > compactAt {
+				t.Errorf("journal is %d bytes after 2000 appends, want at most %d", st.Size(), compactAt)
+			}
+		}, 1999},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j.json")
+			l := journalLog{path: path}
+			for i := range c.appends {
+				if err := l.append(testJournal(i), i%7 == 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.close()
+			if c.damage != nil {
+				c.damage(t, path)
+			}
+			j, err := readJournal(path)
+			if c.want < 0 {
+				if err == nil {
+					t.Fatalf("read %+v from a damaged journal, want an error", j)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.BaseLimit != int64(c.want) || j.Name != testJournal(c.want).Name {
+				t.Errorf("read journal %d (%s), want %d", j.BaseLimit, j.Name, c.want)
+			}
+		})
+	}
+}
+
+// A journal written by an earlier blobfs (one JSON object, no newline) is
+// still read, and appending to a reopened one replaces it whole first.
+func TestJournalEarlierFormatAndReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.json")
+	rec, err := encodeJournal(testJournal(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bytes.TrimSuffix(rec, []byte("\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := readJournal(path); err != nil || j.BaseLimit != 7 {
+		t.Fatalf("earlier format: %+v, %v", j, err)
+	}
+	l := journalLog{path: path, exists: true}
+	if err := l.append(testJournal(8), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.append(testJournal(9), true); err != nil {
+		t.Fatal(err)
+	}
+	l.close()
+	b, _ := os.ReadFile(path)
+	if lines := strings.Count(string(b), "\n"); lines != 2 {
+		t.Errorf("reopened journal has %d lines, want 2 (rewritten, then appended):\n%s", lines, b)
+	}
+	if j, err := readJournal(path); err != nil || j.BaseLimit != 9 {
+		t.Fatalf("after reopen: %+v, %v", j, err)
+	}
+}
+
+// A failed append must not leave a partial line for the next append to
+// follow: the next one writes the file whole.
+func TestJournalAppendAfterFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.json")
+	l := journalLog{path: path}
+	if err := l.append(testJournal(1), false); err != nil {
+		t.Fatal(err)
+	}
+	// A descriptor that refuses writes stands in for a full disk.
+	l.f.Close()
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.f = ro
+	if err := l.append(testJournal(2), false); err == nil {
+		t.Fatal("append through a read-only descriptor succeeded")
+	}
+	// What a short write would have left behind.
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte(`{"version":1,"id":"0123`))
+	f.Close()
+	if err := l.append(testJournal(3), false); err != nil {
+		t.Fatal(err)
+	}
+	l.close()
+	b, _ := os.ReadFile(path)
+	if strings.Count(string(b), "\n") != 1 || !strings.HasSuffix(string(b), "}\n") {
+		t.Errorf("journal after a failed append is not one whole line:\n%s", b)
+	}
+	if j, err := readJournal(path); err != nil || j.BaseLimit != 3 {
+		t.Fatalf("after a failed append: %+v, %v", j, err)
+	}
+}
