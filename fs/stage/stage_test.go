@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/fs/stage"
@@ -414,5 +416,69 @@ func TestAppendReusesCommittedBlocks(t *testing.T) {
 	f.Close()
 	if got, _ := download(t, ct, "foreign"); !bytes.Equal(got, other) {
 		t.Errorf("foreign blob: content differs")
+	}
+}
+
+// Blocks streamed to the service while the writer goes on leave the page
+// cache (written to disk first), so that a large file does not take its
+// whole size in memory; the cache file still holds every byte.
+func TestStreamedBlocksLeaveThePageCache(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs = 1 << 20
+	m := newManager(t, ct, stage.Options{BlockSize: bs, Concurrency: 4})
+	f, err := m.Open(ctx, "streamed", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := pattern(8*bs+5000, 3)
+	for off := 0; off < len(data); off += 128 << 10 {
+		if _, err := f.WriteAt(ctx, data[off:min(off+128<<10, len(data))], int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := os.Open(f.CachePath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cf.Close()
+	mapped, err := syscall.Mmap(int(cf.Fd()), 0, len(data), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(mapped)
+	resident := func() int {
+		vec := make([]byte, (7*bs)/os.Getpagesize())
+		if _, _, e := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&mapped[0])), 7*bs, uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+			t.Fatal(e)
+		}
+		n := 0
+		for _, v := range vec {
+			n += int(v & 1)
+		}
+		return n
+	}
+	// Blocks 0-6 are uploaded (the writer moved past them); the drop runs
+	// beside the uploads, so give it a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for resident() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := resident(); n > 0 {
+		t.Errorf("%d pages of the uploaded blocks are still in the page cache", n)
+	}
+	got := make([]byte, len(data))
+	if n, err := f.ReadAt(ctx, got, 0); (err != nil && !errors.Is(err, io.EOF)) || n != len(data) || !bytes.Equal(got, data) {
+		t.Fatalf("reading back the staged file: %d bytes, %v, equal %v", n, err, bytes.Equal(got, data))
+	}
+	if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := download(t, ct, "streamed"); !bytes.Equal(got, data) {
+		t.Errorf("committed content differs")
 	}
 }

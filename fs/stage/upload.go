@@ -85,6 +85,17 @@ func (f *File) worker() {
 			f.upErr = err
 		default:
 			b.upVer, b.reuse = ver, ""
+			if job.state == blkLocal && !f.closing {
+				// Streamed while the writer goes on: its pages are
+				// better reused for the next blocks (see dropCached).
+				// Not at a commit, which would wait for the disk for a
+				// file that is about to be deleted.
+				f.m.wg.Add(1)
+				go func() {
+					defer f.m.wg.Done()
+					dropCached(f.data, job.start, job.length)
+				}()
+			}
 		}
 		f.notifyLocked()
 		f.m.notify() // a clean block may be what a writer waits for
