@@ -143,7 +143,7 @@ func (rep *report) markdown(w io.Writer) {
 	c := rep.Config
 	fmt.Fprintf(w, "## blobfs-bench: medians of %d round(s)\n\n", c.Rounds)
 	fmt.Fprintf(w, "%s; Azurite 3.35.0 in memory, fresh each round, behind a counting proxy that both sides use; "+
-		"auth-mode msi-key through the IMDS/ARM emulator; blobfs defaults; direct = blob package (8 × 8 MiB parallel blocks/ranges) in a process of its own. "+
+		"auth-mode msi-key through the IMDS/ARM emulator; blobfs defaults; direct = blob package (8 × 8 MiB parallel blocks/ranges) in a process of its own; the two sides take turns going first, round by round. "+
 		"Load average at start / end: %s.\n\n", rep.Version, strings.Join(rep.Load, " / "))
 	if len(c.MountFlags) > 0 {
 		fmt.Fprintf(w, "**Not the defaults**: blobfs mounted with %s.\n\n", strings.Join(c.MountFlags, " "))
