@@ -142,3 +142,28 @@ func TestJournalAppendAfterFailure(t *testing.T) {
 		t.Fatalf("after a failed append: %+v, %v", j, err)
 	}
 }
+
+// The journal is written three times for every small file (create, the
+// closing mark, after the commit): an append against the whole-file
+// rewrite it replaced.
+func BenchmarkJournal(b *testing.B) {
+	j := testJournal(1)
+	j.Metadata = map[string]string{"mode": "0644", "mtime": "2026-12-02T05:00:00.123456789Z"}
+	b.Run("append", func(b *testing.B) {
+		l := journalLog{path: filepath.Join(b.TempDir(), "j.json")}
+		defer l.close()
+		for b.Loop() {
+			if err := l.append(j, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("rewrite", func(b *testing.B) {
+		path := filepath.Join(b.TempDir(), "j.json")
+		for b.Loop() {
+			if err := writeJournal(path, j, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
