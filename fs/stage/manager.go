@@ -11,9 +11,11 @@
 // A sequential writer's full blocks are Put Block'ed in the background as
 // soon as the writer moves past them, so Commit (at close) only uploads the
 // last block and sends Put Block List. The data also lands in the cache
-// file (page cache, cheap) so that a crash of the daemon loses nothing; when
-// the cache is full, uploaded blocks are punched out of their files (LRU),
-// so a file larger than the cache streams through it.
+// file so that a crash of the daemon loses nothing; once a streamed block
+// is in the service it is written back to disk and dropped from the page
+// cache (see dropCached), so a large file takes a few blocks of memory,
+// not its size. When the cache is full, uploaded blocks are punched out of
+// their files (LRU), so a file larger than the cache streams through it.
 //
 // Durability: a write is in the cache file (page cache) when WriteAt
 // returns, and the journal says how to finish it, so a SIGKILL or crash of
