@@ -167,3 +167,56 @@ func BenchmarkJournal(b *testing.B) {
 		}
 	})
 }
+
+// Recover drops a staged file whose first journal a crash cut short (its
+// Open never returned, nothing was written), but keeps anything with data
+// whose journal cannot be read.
+func TestRecoverUnreadableJournal(t *testing.T) {
+	cases := []struct {
+		name      string
+		data      []byte
+		wantKept  bool // in lost+found, and reported
+		wantFiles int  // left in the staging directory besides the lock
+	}{
+		{"first journal cut short, no data", nil, false, 0},
+		{"unreadable journal with data", []byte("acknowledged bytes"), true, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := NewManager(nil, Options{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			id := "00112233aabbccdd"
+			if err := os.WriteFile(journalPath(m.root, id), []byte(`{"version":1,"id":"0011`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dataPath(m.root, id), c.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := m.Recover(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kept := len(rec) == 1 && rec[0].Err != nil; kept != c.wantKept || len(rec) > 1 {
+				t.Errorf("Recover reported %+v, want kept=%v", rec, c.wantKept)
+			}
+			if c.wantKept {
+				if b, err := os.ReadFile(rec[0].SavedAs); err != nil || !bytes.Equal(b, c.data) {
+					t.Errorf("kept copy %s: %q, %v", rec[0].SavedAs, b, err)
+				}
+			}
+			ents, _ := os.ReadDir(m.root)
+			var left []string
+			for _, e := range ents {
+				if e.Name() != ".lock" && e.Name() != "lost+found" {
+					left = append(left, e.Name())
+				}
+			}
+			if len(left) != c.wantFiles {
+				t.Errorf("left in the staging directory: %v", left)
+			}
+		})
+	}
+}

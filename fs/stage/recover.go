@@ -75,6 +75,14 @@ func (m *Manager) Recover(ctx context.Context) ([]Recovered, error) {
 func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 	log := m.log.WithField("journal", journalPath(m.root, id))
 	j, err := readJournal(journalPath(m.root, id))
+	if err != nil && !errors.Is(err, os.ErrNotExist) && emptyFile(dataPath(m.root, id)) {
+		// The first journal is written before anything: one cut short
+		// with nothing staged is a file whose Open never returned.
+		os.Remove(journalPath(m.root, id))
+		os.Remove(dataPath(m.root, id))
+		log.WithError(err).Debug("removed the journal of a staged file that never got going")
+		return Recovered{}, false
+	}
 	if err != nil {
 		path, lerr := m.moveToLostFound(id, "damaged")
 		if lerr != nil {
@@ -209,4 +217,10 @@ func (m *Manager) moveToLostFound(id, name string) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// emptyFile says path is missing or holds nothing.
+func emptyFile(path string) bool {
+	st, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0)
 }
