@@ -327,11 +327,12 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 }
 
 // truncate changes the size. Without an open writer it stages, truncates
-// and commits at once (a truncate to 0 is one Put Blob). An ftruncate
-// (byHandle) of a file open for writing is committed by that handle's
-// close; a truncate by path is committed at once even then, because the
-// open handle may have been closed already: the kernel sends RELEASE
-// after close() returns, and nothing would commit the change after it.
+// and commits at once (a truncate to 0 is one Put Blob). With one, the
+// writer's close() commits it: an ftruncate (byHandle), or the kernel's
+// own truncate of an O_TRUNC open, which comes without the handle. But a
+// truncate by path may also find every writer closed already, their
+// RELEASE still on the way (the kernel sends it after close() returns):
+// nobody would commit it then, so it is committed at once.
 func (f *fileNode) truncate(ctx context.Context, name string, size int64, byHandle bool) syscall.Errno {
 	if f.m.isStopping() {
 		return toErrno(f.m.log, "truncate", name, errStopping)
@@ -340,9 +341,10 @@ func (f *fileNode) truncate(ctx context.Context, name string, size int64, byHand
 	if f.staged != nil {
 		st := f.staged
 		f.written = time.Now()
+		orphaned := !byHandle && !f.activeWriterLocked()
 		f.mu.Unlock()
 		err := st.Truncate(ctx, size)
-		if err == nil && !byHandle {
+		if err == nil && orphaned {
 			err = f.commit(ctx)
 		}
 		if err != nil {
@@ -429,6 +431,17 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		h.version = f.props
 	}
 	return h, fuseFlags, 0
+}
+
+// activeWriterLocked says a handle open for writing has not been closed:
+// its close() will commit what changes now.
+func (f *fileNode) activeWriterLocked() bool {
+	for h := range f.open {
+		if h.write && !h.flushed {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fileNode) addHandleLocked(h *fileHandle) {

@@ -22,6 +22,10 @@ type fileHandle struct {
 	f      *fileNode
 	write  bool
 	append bool
+	// flushed: a close() of this handle committed it and nothing was
+	// written through it since; its RELEASE may still be on the way.
+	// Guarded by f.mu.
+	flushed bool
 
 	mu      sync.Mutex
 	version *blob.Properties // the blob as it was at open, for readers
@@ -137,6 +141,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	st := f.staged
 	name := f.Path(nil)
 	f.written = time.Now()
+	h.flushed = false
 	f.mu.Unlock()
 	if !h.write || st == nil {
 		return 0, syscall.EBADF
@@ -171,6 +176,9 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	if err := h.f.commit(uninterruptible(ctx)); err != nil {
 		return toErrno(h.f.m.log, "close", h.f.Path(nil), err)
 	}
+	h.f.mu.Lock()
+	h.flushed = true
+	h.f.mu.Unlock()
 	return 0
 }
 
