@@ -46,7 +46,7 @@ uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mount.fuse.blobfs $(DESTDIR)$(PREFIX)/bin/blobfs
 
 # Issue 6's performance table, medians of 5 rounds at full size (about
-# 8 minutes a round on a busy 2-core machine); BENCHFLAGS=-quick for one
+# 4 to 8 minutes a round on a 2-core machine); BENCHFLAGS=-quick for one
 # small round, or e.g. BENCHFLAGS="-rounds 3 -only read,write".
 bench: $(AZURITE)
 	$(GO) run ./cmd/blobfs-bench $(BENCHFLAGS)
