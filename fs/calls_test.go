@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log"
 	"maps"
 	"os"
 	"path/filepath"
@@ -121,4 +122,54 @@ func TestListingCalls(t *testing.T) {
 		t.Fatalf("absent: %v", err)
 	}
 	sameCalls(t, "stat after ls", e.calls.take(), map[string]int{})
+}
+
+// lockedBuffer collects go-fuse's debug log, written from its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
+}
+
+func (l *lockedBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Count(l.b.Bytes(), []byte(s))
+}
+
+// A reader's close() costs no round trip to the daemon (FOPEN_NOFLUSH);
+// a writer's still sends the FLUSH that commits it.
+func TestReaderCloseSendsNoFlush(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "r", "read me", nil)
+	var ops lockedBuffer
+	log.SetOutput(&ops)
+	defer log.SetOutput(os.Stderr)
+	dir, _ := e.mount(t, fs.Options{Debug: true})
+	ops.reset() // go-fuse's own FLUSH probe at mount time
+	for range 3 {
+		if b, err := os.ReadFile(filepath.Join(dir, "r")); err != nil || string(b) != "read me" {
+			t.Fatalf("read: %q, %v", b, err)
+		}
+	}
+	if n := ops.count(": FLUSH"); n != 0 {
+		t.Errorf("3 reads sent %d FLUSH requests, want 0", n)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "w"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := ops.count(": FLUSH"); n != 1 {
+		t.Errorf("a write sent %d FLUSH requests, want 1", n)
+	}
 }

@@ -430,6 +430,11 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		f.keptETag = f.props.ETag
 		h.version = f.props
 	}
+	if !write {
+		// Its Flush has nothing to do (locks are the kernel's): spare
+		// every close() of a reader a round trip to this daemon.
+		fuseFlags |= fuse.FOPEN_NOFLUSH
+	}
 	return h, fuseFlags, 0
 }
 
