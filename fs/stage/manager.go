@@ -100,7 +100,8 @@ type Manager struct {
 
 	ctx    context.Context // background uploads; cancelled by Close
 	cancel context.CancelFunc
-	bufs   chan []byte // block buffers, at most Concurrency
+	bufs   chan []byte   // block buffers, at most Concurrency
+	drops  chan struct{} // page-cache drops under way (see drop)
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
@@ -162,6 +163,7 @@ func NewManager(store Store, opts Options) (*Manager, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		bufs:   make(chan []byte, opts.Concurrency),
+		drops:  make(chan struct{}, dropsAtOnce),
 		files:  map[*File]struct{}{},
 	}
 	m.changed = make(chan struct{})

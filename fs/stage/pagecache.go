@@ -32,3 +32,21 @@ func dropCached(data *os.File, off, n int64) {
 		}
 	})
 }
+
+// dropsAtOnce bounds the drops in the kernel at a time: each one waits for
+// the disk, holding a thread, and a disk slower than the network would
+// otherwise pile them up. The rest wait their turn as goroutines.
+const dropsAtOnce = 2
+
+// drop runs dropCached for the upload workers, once its turn comes; not at
+// all once the Manager is closing. The caller has done m.wg.Add(1).
+func (m *Manager) drop(data *os.File, off, n int64) {
+	defer m.wg.Done()
+	select {
+	case m.drops <- struct{}{}:
+	case <-m.ctx.Done():
+		return
+	}
+	defer func() { <-m.drops }()
+	dropCached(data, off, n)
+}

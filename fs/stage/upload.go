@@ -91,10 +91,7 @@ func (f *File) worker() {
 				// Not at a commit, which would wait for the disk for a
 				// file that is about to be deleted.
 				f.m.wg.Add(1)
-				go func() {
-					defer f.m.wg.Done()
-					dropCached(f.data, job.start, job.length)
-				}()
+				go f.m.drop(f.data, job.start, job.length)
 			}
 		}
 		f.notifyLocked()
