@@ -14,8 +14,10 @@
 // file so that a crash of the daemon loses nothing; once a streamed block
 // is in the service it is written back to disk and dropped from the page
 // cache (see dropCached), so a large file takes a few blocks of memory,
-// not its size. When the cache is full, uploaded blocks are punched out of
-// their files (LRU), so a file larger than the cache streams through it.
+// not its size. A writer that gets more than Concurrency+2 blocks ahead
+// of the uploads waits for them (see waitBacklog). When the cache is
+// full, uploaded blocks are punched out of their files (LRU), so a file
+// larger than the cache streams through it.
 //
 // Durability: a write is in the cache file (page cache) when WriteAt
 // returns, and the journal says how to finish it, so a SIGKILL or crash of

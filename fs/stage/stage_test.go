@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -479,6 +480,70 @@ func TestStreamedBlocksLeaveThePageCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, _ := download(t, ct, "streamed"); !bytes.Equal(got, data) {
+		t.Errorf("committed content differs")
+	}
+}
+
+// gated holds every Put Block until open is closed.
+type gated struct {
+	stage.Store
+	open    chan struct{}
+	started chan struct{} // one send per Put Block that began
+}
+
+func (g *gated) PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
+	g.started <- struct{}{}
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Store.PutBlock(ctx, name, id, data, size)
+}
+
+// A writer faster than the service is held a few blocks ahead of the
+// uploads instead of filling the cache file, and goes on once they move.
+func TestWriterWaitsForUploads(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs, conc, blocks = 64 << 10, 2, 20
+	g := &gated{Store: ct, open: make(chan struct{}), started: make(chan struct{}, blocks+1)}
+	m := newManager(t, g, stage.Options{BlockSize: bs, Concurrency: conc})
+	f, err := m.Open(ctx, "held", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := pattern(blocks*bs+100, 5)
+	var written sync.WaitGroup
+	var progress atomic.Int64
+	written.Add(1)
+	go func() {
+		defer written.Done()
+		for off := 0; off < len(data); off += 16 << 10 {
+			if _, err := f.WriteAt(ctx, data[off:min(off+16<<10, len(data))], int64(off)); err != nil {
+				t.Error(err)
+				return
+			}
+			progress.Store(int64(off + 16<<10))
+		}
+	}()
+	for range conc {
+		<-g.started // both uploads are stuck
+	}
+	time.Sleep(300 * time.Millisecond) // time to run ahead, if it could
+	// conc blocks in flight and conc+2-conc queued make the limit; the
+	// write that finds one more waits, and the writer can be at most in
+	// the block after the last one scheduled.
+	if got, most := progress.Load(), int64(conc+2+1+1)*bs; got > most {
+		t.Errorf("the writer got %d bytes ahead with every upload stuck; at most %d", got, most)
+	}
+	close(g.open)
+	written.Wait()
+	if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := download(t, ct, "held"); !bytes.Equal(got, data) {
 		t.Errorf("committed content differs")
 	}
 }
