@@ -40,6 +40,8 @@ type File struct {
 	jDirty        bool // what the journal says
 	closing       bool // a commit was asked for and nothing changed since
 	jClosing      bool // what the journal says
+	jClean        bool // the journal's last write succeeded and says committed
+	sentBlocks    bool // a block of it went to Put Block (see spare)
 	unconditional bool
 	ctype         string
 	meta          map[string]string
@@ -565,6 +567,14 @@ func (f *File) close(discard bool) error {
 	f.m.mu.Lock()
 	delete(f.m.files, f)
 	f.m.mu.Unlock()
+	if !dirty && !discard {
+		f.mu.Lock()
+		kept := f.m.recycle(f)
+		f.mu.Unlock()
+		if kept {
+			return nil
+		}
+	}
 	err := f.data.Close()
 	f.mu.Lock()
 	f.jlog.close()
@@ -622,9 +632,10 @@ func (f *File) writeJournal() error { return f.writeJournalSync(false) }
 func (f *File) writeJournalSync(sync bool) error {
 	j := f.journal()
 	if err := f.jlog.append(j, sync); err != nil {
+		f.jClean = false
 		return err
 	}
-	f.jDirty, f.jClosing = j.Dirty, j.Closing
+	f.jDirty, f.jClosing, f.jClean = j.Dirty, j.Closing, !j.Dirty
 	return nil
 }
 

@@ -4,7 +4,9 @@
 //
 // Layout: Options.Dir/<account>/<container>/ (0700) holds, per file open for
 // writing, <id>.data (0600, sparse, exactly the file's size) and <id>.json,
-// its journal (JSON lines, the last one current; see journal.go).
+// its journal (JSON lines, the last one current; see journal.go), and a
+// few emptied pairs of committed files, kept open for the next files
+// (spare.go).
 // lost+found/ below it receives staged files that could be neither
 // committed nor saved under a conflict name.
 //
@@ -113,6 +115,9 @@ type Manager struct {
 	clock   int64         // LRU clock
 	busy    int           // commits and uploads under way, for Wait
 	frozen  bool          // Freeze: Open refuses
+	spares  []spare       // emptied files for the next Opens (spare.go)
+	// sparesClosed: Close removed the spares; none are kept from now on.
+	sparesClosed bool
 }
 
 // NewManager opens (and creates) the staging directory.
@@ -220,13 +225,20 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 	if frozen {
 		return nil, ErrFrozen
 	}
-	id := newID()
-	data, err := os.OpenFile(dataPath(m.root, id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("stage: cannot create a cache file for %q: %w", name, err)
+	sp, ok := m.takeSpare()
+	if !ok {
+		sp.id = newID()
+		var err error
+		sp.data, err = os.OpenFile(dataPath(m.root, sp.id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("stage: cannot create a cache file for %q: %w", name, err)
+		}
 	}
-	f := &File{m: m, id: id, data: data, name: name, bs: m.opts.BlockSize}
-	f.jlog.path = journalPath(m.root, id)
+	data := sp.data
+	f := &File{m: m, id: sp.id, data: data, name: name, bs: m.opts.BlockSize}
+	// A spare's journal is empty, so the first record goes in place, as
+	// in a new file.
+	f.jlog = journalLog{path: journalPath(m.root, sp.id), f: sp.journal, exists: sp.journal != nil}
 	f.changed = make(chan struct{})
 	f.setBase(base)
 	if base != nil && !truncate {
@@ -389,5 +401,6 @@ func (m *Manager) Close() error {
 			f.remove()
 		}
 	}
+	m.closeSpares()
 	return m.lock.Close()
 }

@@ -44,6 +44,9 @@ func (m *Manager) Recover(ctx context.Context) ([]Recovered, error) {
 	for _, f := range m.openFiles() {
 		open[f.id] = true
 	}
+	for _, id := range m.spareIDs() {
+		open[id] = true
+	}
 	var out []Recovered
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".json")

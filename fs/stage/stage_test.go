@@ -52,8 +52,8 @@ func TestSmallFileIsOnePutBlob(t *testing.T) {
 	if props.ETag != p.ETag || props.Metadata["mode"] != "0644" || props.ContentType != "text/plain" {
 		t.Errorf("props = %+v, commit said %+v", props, p)
 	}
-	if ents, _ := os.ReadDir(m.Dir()); len(ents) != 1 { // the lock file only
-		t.Errorf("cache dir not cleaned after a committed close: %v", ents)
+	if left := stagedData(t, m.Dir()); len(left) != 0 {
+		t.Errorf("data left in the cache dir after a committed close: %v", left)
 	}
 }
 

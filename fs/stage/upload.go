@@ -23,6 +23,7 @@ func (f *File) schedule(i int) {
 		return
 	}
 	b.queued = true
+	f.sentBlocks = true
 	f.queue = append(f.queue, i)
 	if f.workers < f.m.opts.Concurrency && !f.closed {
 		f.workers++
