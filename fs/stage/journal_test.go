@@ -169,17 +169,20 @@ func BenchmarkJournal(b *testing.B) {
 }
 
 // Recover drops a staged file whose first journal a crash cut short (its
-// Open never returned, nothing was written), but keeps anything with data
-// whose journal cannot be read.
+// Open never returned, nothing was written) and a spare pair (both files
+// empty), but keeps anything with data whose journal cannot be read.
 func TestRecoverUnreadableJournal(t *testing.T) {
+	const cut = `{"version":1,"id":"0011`
 	cases := []struct {
 		name      string
+		journal   string
 		data      []byte
 		wantKept  bool // in lost+found, and reported
 		wantFiles int  // left in the staging directory besides the lock
 	}{
-		{"first journal cut short, no data", nil, false, 0},
-		{"unreadable journal with data", []byte("acknowledged bytes"), true, 0},
+		{"first journal cut short, no data", cut, nil, false, 0},
+		{"a spare left by a crash", "", nil, false, 0},
+		{"unreadable journal with data", cut, []byte("acknowledged bytes"), true, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -189,7 +192,7 @@ func TestRecoverUnreadableJournal(t *testing.T) {
 			}
 			defer m.Close()
 			id := "00112233aabbccdd"
-			if err := os.WriteFile(journalPath(m.root, id), []byte(`{"version":1,"id":"0011`), 0o600); err != nil {
+			if err := os.WriteFile(journalPath(m.root, id), []byte(c.journal), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(dataPath(m.root, id), c.data, 0o600); err != nil {

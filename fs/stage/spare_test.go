@@ -17,14 +17,10 @@ import (
 // a committed file may leave only its emptied pair behind (a spare).
 func stagedData(tb testing.TB, dir string) []string {
 	tb.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var out []string
-	for _, e := range ents {
-		if st, err := e.Info(); e.Name() != ".lock" && (err != nil || st.IsDir() || st.Size() > 0) {
-			out = append(out, e.Name())
+	for _, n := range dirNames(tb, dir) {
+		if st, err := os.Stat(filepath.Join(dir, n)); n != ".lock" && (err != nil || st.IsDir() || st.Size() > 0) {
+			out = append(out, n)
 		}
 	}
 	return out
