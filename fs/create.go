@@ -35,7 +35,6 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	f.writers = 1
 	f.addHandleLocked(h)
 	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG})
-	st.OnDrop(f.dropKernelCache)
 	d.noteChild(name, &entry{typ: syscall.S_IFREG, pending: true})
 	f.fill(&out.Attr)
 	return ch, h, fuse.FOPEN_KEEP_CACHE, 0

@@ -251,21 +251,10 @@ func (f *fileNode) openStagedLocked(ctx context.Context, truncate bool) error {
 		return err
 	}
 	f.staged = st
-	st.OnDrop(f.dropKernelCache)
 	if truncate {
 		f.written = time.Now()
 	}
 	return nil
-}
-
-// dropKernelCache drops a range of the file from the kernel's page cache
-// once the staged copy of it is in the service (stage.File.OnDrop). The
-// pages are clean (writes go through to this daemon), so a later read
-// of the range asks for it again; what it saves is a sequential writer
-// taking a new page for every one it writes: cp of 1 GiB cost the
-// daemon 3.8-4.9 CPU s and 6-7.5 s without this, on the test VM.
-func (f *fileNode) dropKernelCache(off, n int64) {
-	f.NotifyContent(off, n)
 }
 
 // releaseStagedLocked lets go of the staged file once no handle writes.

@@ -56,18 +56,6 @@ type File struct {
 	changed chan struct{} // closed and replaced when an upload ends
 	closed  bool
 	orphan  bool // Orphan: nothing to keep at Manager.Close
-	onDrop  func(off, n int64)
-}
-
-// OnDrop makes fn run after each streamed block has been dropped from the
-// cache file's page cache, with the block's range. The fs layer drops the
-// same range from the kernel's cache of the file it serves: those pages
-// are as costly as the cache file's (see dropCached), and a sequential
-// writer otherwise takes new ones for its whole file.
-func (f *File) OnDrop(fn func(off, n int64)) {
-	f.mu.Lock()
-	f.onDrop = fn
-	f.mu.Unlock()
 }
 
 func (f *File) setBase(p *blob.Properties) {

@@ -38,10 +38,9 @@ func dropCached(data *os.File, off, n int64) {
 // otherwise pile them up. The rest wait their turn as goroutines.
 const dropsAtOnce = 2
 
-// drop runs dropCached for the upload workers, once its turn comes, and
-// then (File.OnDrop); not at all once the Manager is closing. The caller
-// has done m.wg.Add(1).
-func (m *Manager) drop(data *os.File, off, n int64, then func(off, n int64)) {
+// drop runs dropCached for the upload workers, once its turn comes; not at
+// all once the Manager is closing. The caller has done m.wg.Add(1).
+func (m *Manager) drop(data *os.File, off, n int64) {
 	defer m.wg.Done()
 	select {
 	case m.drops <- struct{}{}:
@@ -50,7 +49,4 @@ func (m *Manager) drop(data *os.File, off, n int64, then func(off, n int64)) {
 	}
 	defer func() { <-m.drops }()
 	dropCached(data, off, n)
-	if then != nil {
-		then(off, n)
-	}
 }

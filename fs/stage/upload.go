@@ -92,7 +92,7 @@ func (f *File) worker() {
 				// Not at a commit, which would wait for the disk for a
 				// file that is about to be deleted.
 				f.m.wg.Add(1)
-				go f.m.drop(f.data, job.start, job.length, f.onDrop)
+				go f.m.drop(f.data, job.start, job.length)
 			}
 		}
 		f.notifyLocked()
