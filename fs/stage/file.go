@@ -599,10 +599,7 @@ func (f *File) discard() {
 	f.remove()
 }
 
-func (f *File) remove() {
-	os.Remove(journalPath(f.m.root, f.id))
-	os.Remove(dataPath(f.m.root, f.id))
-}
+func (f *File) remove() { f.m.removeStaged(f.id) }
 
 func (f *File) journal() *journal {
 	j := &journal{

@@ -249,5 +249,12 @@ func unrun(rs [][2]int) []int {
 	return out
 }
 
+// removeStaged removes a staged file's journal, then its data: a crash in
+// between leaves data without a journal, which Recover drops.
+func (m *Manager) removeStaged(id string) {
+	os.Remove(journalPath(m.root, id))
+	os.Remove(dataPath(m.root, id))
+}
+
 func dataPath(root, id string) string    { return filepath.Join(root, id+".data") }
 func journalPath(root, id string) string { return filepath.Join(root, id+".json") }

@@ -81,8 +81,7 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) && emptyFile(dataPath(m.root, id)) {
 		// The first journal is written before anything: one cut short
 		// with nothing staged is a file whose Open never returned.
-		os.Remove(journalPath(m.root, id))
-		os.Remove(dataPath(m.root, id))
+		m.removeStaged(id)
 		log.WithError(err).Debug("removed the journal of a staged file that never got going")
 		return Recovered{}, false
 	}
@@ -96,8 +95,7 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 	}
 	if !j.Dirty {
 		// Committed (or saved aside) before the crash.
-		os.Remove(journalPath(m.root, id))
-		os.Remove(dataPath(m.root, id))
+		m.removeStaged(id)
 		return Recovered{}, false
 	}
 	r := Recovered{Name: j.Name}

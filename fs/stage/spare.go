@@ -45,19 +45,13 @@ func (m *Manager) recycle(f *File) bool {
 		return false
 	}
 	m.mu.Lock()
-	full := m.sparesClosed || len(m.spares) >= maxSpares
-	m.mu.Unlock()
-	if full {
+	defer m.mu.Unlock()
+	if m.sparesClosed || len(m.spares) >= maxSpares {
 		return false
 	}
 	// The cache file first: until the journal is emptied too it says the
 	// file is committed, and Recover drops the pair either way.
 	if f.data.Truncate(0) != nil || f.jlog.f.Truncate(0) != nil {
-		return false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.sparesClosed || len(m.spares) >= maxSpares {
 		return false
 	}
 	m.spares = append(m.spares, spare{id: f.id, data: f.data, journal: f.jlog.f})
@@ -85,7 +79,6 @@ func (m *Manager) closeSpares() {
 	for _, s := range spares {
 		s.data.Close()
 		s.journal.Close()
-		os.Remove(journalPath(m.root, s.id))
-		os.Remove(dataPath(m.root, s.id))
+		m.removeStaged(s.id)
 	}
 }
