@@ -23,13 +23,12 @@ const (
 )
 
 type block struct {
-	state    blockState
-	ver      uint64 // bumped by every change of content
-	upVer    uint64 // the version the service holds under the block's ID; 0: none
-	inflight bool   // a Put Block of it is under way
-	queued   bool
-	jLocal   bool  // the journal lists it as local, not the base's
-	lastUse  int64 // LRU clock at the last write, for eviction
+	state   blockState
+	ver     uint64 // bumped by every change of content
+	upVer   uint64 // the version the service holds under the block's ID; 0: none
+	queued  bool
+	jLocal  bool  // the journal lists it as local, not the base's
+	lastUse int64 // LRU clock at the last write, for eviction
 	// spans are the parts written (or fetched) since it became local, in
 	// offsets within the block: a block with gaps may still be filled by
 	// writes the kernel sent out of order, so it is neither streamed nor,

@@ -51,11 +51,16 @@ type File struct {
 	listed        bool   // the base's committed blocks were looked at
 
 	workers int
-	queue   []int
-	upErr   error
-	changed chan struct{} // closed and replaced when an upload ends
-	closed  bool
-	orphan  bool // Orphan: nothing to keep at Manager.Close
+	// inflight: the blocks with a Put Block under way, by index. Kept
+	// apart from blocks, which a truncate cuts while the upload goes on:
+	// a block made again at that index must wait for it, or the old
+	// content, landing last under the same block ID, would be committed.
+	inflight map[int]bool
+	queue    []int
+	upErr    error
+	changed  chan struct{} // closed and replaced when an upload ends
+	closed   bool
+	orphan   bool // Orphan: nothing to keep at Manager.Close
 }
 
 func (f *File) setBase(p *blob.Properties) {
@@ -333,7 +338,7 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last
 func (f *File) streamFull(from, to int) {
 	for i := max(from, 0); i <= to && i < len(f.blocks)-1; i++ {
 		b := &f.blocks[i]
-		if b.state == blkLocal && !b.inflight && !b.queued && !f.uploaded(i) && b.complete(f.bs) {
+		if b.state == blkLocal && !f.inflight[i] && !b.queued && !f.uploaded(i) && b.complete(f.bs) {
 			f.schedule(i)
 		}
 	}

@@ -89,7 +89,7 @@ func (m *Manager) makeRoom(need int64) (freed int64, pending bool) {
 			c := candidate{f, i, b.lastUse}
 			full := b.complete(f.bs)
 			switch {
-			case b.inflight || b.queued:
+			case f.inflight[i] || b.queued:
 				pending = true
 			case f.uploaded(i) && canEvict && full:
 				clean = append(clean, c)
@@ -162,7 +162,7 @@ func (f *File) evict(is []int) int64 {
 	}
 	var ok []int
 	for _, i := range is {
-		if i < len(f.blocks)-1 && f.blocks[i].state == blkLocal && !f.blocks[i].inflight && f.uploaded(i) {
+		if i < len(f.blocks)-1 && f.blocks[i].state == blkLocal && !f.inflight[i] && f.uploaded(i) {
 			ok = append(ok, i)
 		}
 	}

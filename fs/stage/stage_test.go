@@ -547,3 +547,68 @@ func TestWriterWaitsForUploads(t *testing.T) {
 		t.Errorf("committed content differs")
 	}
 }
+
+// holdFirst holds the first Put Block of every block ID until release is
+// closed; later ones of the same ID go straight through.
+type holdFirst struct {
+	stage.Store
+	release chan struct{}
+	mu      sync.Mutex
+	seen    map[string]bool
+	held    chan struct{} // one send per Put Block held
+}
+
+func (h *holdFirst) PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
+	h.mu.Lock()
+	first := !h.seen[id]
+	h.seen[id] = true
+	h.mu.Unlock()
+	if first {
+		h.held <- struct{}{}
+		<-h.release
+	}
+	return h.Store.PutBlock(ctx, name, id, data, size)
+}
+
+// A truncate that cuts a block whose Put Block is under way, and a write
+// that makes that block again, must not let the old upload land after the
+// new one: both use the block's ID, and the service keeps the last.
+func TestTruncateDuringUploadOfCutBlock(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs = 4 << 10
+	h := &holdFirst{Store: ct, release: make(chan struct{}), seen: map[string]bool{}, held: make(chan struct{}, 16)}
+	m := newManager(t, h, stage.Options{BlockSize: bs, Concurrency: 8})
+	f, err := m.Open(ctx, "cut", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(ctx, pattern(5*bs+1, 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		<-h.held // blocks 0-4 are on their way, with their old content
+	}
+	if err := f.Truncate(ctx, 4*bs-10); err != nil {
+		t.Fatal(err)
+	}
+	tail := pattern(67, 2)
+	if _, err := f.WriteAt(ctx, tail, 4*bs-10); err != nil {
+		t.Fatal(err)
+	}
+	want := append(pattern(5*bs+1, 1)[:4*bs-10], tail...)
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Commit(ctx, blob.PutOptions{})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the commit's own uploads go first, if they may
+	close(h.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := download(t, ct, "cut"); !bytes.Equal(got, want) {
+		t.Errorf("committed %d bytes that differ from the %d written", len(got), len(want))
+	}
+}

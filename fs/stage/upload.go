@@ -19,7 +19,7 @@ import (
 // one if fewer than Concurrency run. Called with f.mu held.
 func (f *File) schedule(i int) {
 	b := &f.blocks[i]
-	if b.queued || b.inflight {
+	if b.queued || f.inflight[i] {
 		return
 	}
 	b.queued = true
@@ -58,10 +58,13 @@ func (f *File) worker() {
 		}
 		b := &f.blocks[i]
 		b.queued = false
-		if b.inflight || f.uploaded(i) {
+		if f.inflight[i] || f.uploaded(i) {
 			continue
 		}
-		b.inflight = true
+		if f.inflight == nil {
+			f.inflight = map[int]bool{}
+		}
+		f.inflight[i] = true
 		job := upJob{
 			state: b.state, name: f.name, id: blockID(f.id, i),
 			start: int64(i) * f.bs, length: blen(i, f.size, f.bs),
@@ -71,11 +74,12 @@ func (f *File) worker() {
 		f.mu.Unlock()
 		err := f.putBlock(ctx, f.data, job)
 		f.mu.Lock()
+		delete(f.inflight, i)
 		if i >= len(f.blocks) {
+			f.notifyLocked()
 			continue
 		}
 		b = &f.blocks[i]
-		b.inflight = false
 		switch {
 		case b.ver != ver || job.name != f.name:
 			// Changed meanwhile: whatever happened is moot.
@@ -377,7 +381,7 @@ func (f *File) reuseCommitted(ctx context.Context) {
 	for i := 0; i < len(blocks) && i < len(f.blocks); i++ {
 		b := &f.blocks[i]
 		start := int64(i) * f.bs
-		if b.state == blkRemote && !b.inflight && blen(i, f.size, f.bs) == blocks[i].Size && start+blocks[i].Size <= f.baseLimit {
+		if b.state == blkRemote && !f.inflight[i] && blen(i, f.size, f.bs) == blocks[i].Size && start+blocks[i].Size <= f.baseLimit {
 			b.reuse, b.upVer = blocks[i].ID, b.ver
 		}
 	}
