@@ -612,3 +612,78 @@ func TestTruncateDuringUploadOfCutBlock(t *testing.T) {
 		t.Errorf("committed %d bytes that differ from the %d written", len(got), len(want))
 	}
 }
+
+// landThenHold sends the first Put Block of every block ID and then holds
+// its answer until release is closed.
+type landThenHold struct {
+	stage.Store
+	release chan struct{}
+	mu      sync.Mutex
+	seen    map[string]bool
+	landed  chan struct{} // one send per Put Block held after landing
+}
+
+func (h *landThenHold) PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
+	h.mu.Lock()
+	first := !h.seen[id]
+	h.seen[id] = true
+	h.mu.Unlock()
+	err := h.Store.PutBlock(ctx, name, id, data, size)
+	if first {
+		h.landed <- struct{}{}
+		<-h.release
+	}
+	return err
+}
+
+// A new file that sent blocks and then shrank to one block commits
+// through its block list: a Put Blob would find the blob "existing" (it has
+// uncommitted blocks), and would drop a block whose Put Block landed but
+// has not answered yet, to be counted as uploaded afterwards.
+func TestCommitAfterShrinkToOneBlock(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs = 4 << 10
+	h := &landThenHold{Store: ct, release: make(chan struct{}), seen: map[string]bool{}, landed: make(chan struct{}, 16)}
+	m := newManager(t, h, stage.Options{BlockSize: bs, Concurrency: 8})
+	f, err := m.Open(ctx, "shrunk", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(h.release) }) }
+	defer release() // before Close, which waits for the uploads
+	data := pattern(3*bs, 3)
+	if _, err := f.WriteAt(ctx, data[:2*bs+1], 0); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		<-h.landed // blocks 0 and 1 are in the service, their answers held
+	}
+	if err := f.Truncate(ctx, bs); err != nil { // block 0 unchanged
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Commit(ctx, blob.PutOptions{})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // a Put Blob would go now
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("commit after the file shrank to one block: %v", err)
+	}
+	if got, _ := download(t, ct, "shrunk"); !bytes.Equal(got, data[:bs]) {
+		t.Errorf("first commit: %d bytes that differ from the %d written", len(got), bs)
+	}
+	if _, err := f.WriteAt(ctx, data[bs:], bs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+		t.Fatalf("commit after the file grew again: %v", err)
+	}
+	if got, _ := download(t, ct, "shrunk"); !bytes.Equal(got, data) {
+		t.Errorf("committed %d bytes that differ from the %d written", len(got), len(data))
+	}
+}

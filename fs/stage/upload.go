@@ -246,7 +246,11 @@ func (f *File) conditions() blob.Conditions {
 // upload sends the whole current content to name under opts. Called with
 // f.mu held; it is released while waiting for the network.
 func (f *File) upload(ctx context.Context, name string, opts blob.PutOptions) (*blob.Properties, error) {
-	if f.size <= f.bs && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
+	// Not once blocks were sent: the service counts a blob with
+	// uncommitted blocks as existing (a new file's If-None-Match: * then
+	// fails), Put Blob drops those blocks, and one may still be on its
+	// way, to be counted as uploaded after it was dropped.
+	if f.size <= f.bs && !f.sentBlocks && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
 		return f.putWhole(ctx, name, opts)
 	}
 	if f.upName != "" && f.upName != name {
