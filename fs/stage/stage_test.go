@@ -549,9 +549,11 @@ func TestWriterWaitsForUploads(t *testing.T) {
 }
 
 // holdFirst holds the first Put Block of every block ID until release is
-// closed; later ones of the same ID go straight through.
+// closed: before sending it, or with after set, once it has landed and
+// before it answers. Later ones of the same ID go straight through.
 type holdFirst struct {
 	stage.Store
+	after   bool
 	release chan struct{}
 	mu      sync.Mutex
 	seen    map[string]bool
@@ -563,11 +565,18 @@ func (h *holdFirst) PutBlock(ctx context.Context, name, id string, data io.Reade
 	first := !h.seen[id]
 	h.seen[id] = true
 	h.mu.Unlock()
-	if first {
+	hold := func() {
 		h.held <- struct{}{}
 		<-h.release
 	}
-	return h.Store.PutBlock(ctx, name, id, data, size)
+	if first && !h.after {
+		hold()
+	}
+	err := h.Store.PutBlock(ctx, name, id, data, size)
+	if first && h.after {
+		hold()
+	}
+	return err
 }
 
 // A truncate that cuts a block whose Put Block is under way, and a write
@@ -613,29 +622,6 @@ func TestTruncateDuringUploadOfCutBlock(t *testing.T) {
 	}
 }
 
-// landThenHold sends the first Put Block of every block ID and then holds
-// its answer until release is closed.
-type landThenHold struct {
-	stage.Store
-	release chan struct{}
-	mu      sync.Mutex
-	seen    map[string]bool
-	landed  chan struct{} // one send per Put Block held after landing
-}
-
-func (h *landThenHold) PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
-	h.mu.Lock()
-	first := !h.seen[id]
-	h.seen[id] = true
-	h.mu.Unlock()
-	err := h.Store.PutBlock(ctx, name, id, data, size)
-	if first {
-		h.landed <- struct{}{}
-		<-h.release
-	}
-	return err
-}
-
 // A new file that sent blocks and then shrank to one block commits
 // through its block list: a Put Blob would find the blob "existing" (it has
 // uncommitted blocks), and would drop a block whose Put Block landed but
@@ -644,7 +630,7 @@ func TestCommitAfterShrinkToOneBlock(t *testing.T) {
 	ctx := context.Background()
 	ct := newContainer(t)
 	const bs = 4 << 10
-	h := &landThenHold{Store: ct, release: make(chan struct{}), seen: map[string]bool{}, landed: make(chan struct{}, 16)}
+	h := &holdFirst{Store: ct, after: true, release: make(chan struct{}), seen: map[string]bool{}, held: make(chan struct{}, 16)}
 	m := newManager(t, h, stage.Options{BlockSize: bs, Concurrency: 8})
 	f, err := m.Open(ctx, "shrunk", nil, false)
 	if err != nil {
@@ -659,7 +645,7 @@ func TestCommitAfterShrinkToOneBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		<-h.landed // blocks 0 and 1 are in the service, their answers held
+		<-h.held // blocks 0 and 1 are in the service, their answers held
 	}
 	if err := f.Truncate(ctx, bs); err != nil { // block 0 unchanged
 		t.Fatal(err)
