@@ -37,5 +37,5 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG})
 	d.noteChild(name, &entry{typ: syscall.S_IFREG, pending: true})
 	f.fill(&out.Attr)
-	return ch, h, fuse.FOPEN_KEEP_CACHE, 0
+	return ch, h, d.m.cacheFlags(true), 0
 }

@@ -393,6 +393,23 @@ func (f *fileNode) Allocate(ctx context.Context, fh gofs.FileHandle, off, size u
 	return f.truncate(ctx, f.Path(nil), int64(off+size), true)
 }
 
+// cacheFlags says how the kernel may cache the data of a file opened now;
+// keep: the pages it may hold of it are still its content.
+//
+// With DirectIO it caches nothing: a large copy then passes through
+// memory once instead of also filling the page cache (new pages are what
+// reading and writing through the cache cost most of on VMs whose memory
+// is ballooned), but a file read twice is downloaded twice.
+func (m *mount) cacheFlags(keep bool) uint32 {
+	switch {
+	case m.directIO:
+		return fuse.FOPEN_DIRECT_IO
+	case keep:
+		return fuse.FOPEN_KEEP_CACHE
+	}
+	return 0
+}
+
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	name := f.Path(nil)
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
@@ -420,12 +437,8 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if write {
 		f.writers++
 	}
-	var fuseFlags uint32
-	if f.props != nil && f.props.ETag == f.keptETag {
-		fuseFlags |= fuse.FOPEN_KEEP_CACHE
-	} else if f.staged != nil && f.props == nil {
-		fuseFlags |= fuse.FOPEN_KEEP_CACHE
-	}
+	keep := (f.props != nil && f.props.ETag == f.keptETag) || (f.staged != nil && f.props == nil)
+	fuseFlags := f.m.cacheFlags(keep)
 	if f.props != nil && f.staged == nil {
 		f.keptETag = f.props.ETag
 		h.version = f.props

@@ -40,6 +40,11 @@ type Options struct {
 	BlockSize   int64  // upload/download block size
 	Concurrency int    // parallel block transfers per file
 
+	// DirectIO opens every file with FOPEN_DIRECT_IO: reads and writes go
+	// to the daemon as the program makes them and the kernel keeps no
+	// page cache of file data. See mount.openFlags for the trade.
+	DirectIO bool
+
 	FSName string // shown by mount(8) and df, e.g. "blobfs:account/container"
 	Debug  bool   // log every FUSE operation
 	Log    logrus.FieldLogger
@@ -70,6 +75,7 @@ type mount struct {
 	stage    *stage.Manager
 	ra       readahead.Options
 	readOnly bool
+	directIO bool
 
 	uid, gid          uint32
 	fileMode, dirMode uint32
@@ -133,6 +139,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		store:    store,
 		log:      log,
 		readOnly: opts.ReadOnly,
+		directIO: opts.DirectIO,
 		uid:      opts.UID,
 		gid:      opts.GID,
 		fileMode: uint32(fileMode &^ opts.Umask),
@@ -203,6 +210,12 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 			// container can offer.
 			EnableLocks: false,
 		},
+	}
+	if opts.DirectIO {
+		// Kernels from 6.6 then still allow shared mappings of the files
+		// (sqlite's -shm, some build tools); go-fuse asks only when the
+		// kernel offers it, and MAP_PRIVATE works either way.
+		fo.MountOptions.ExtraCapabilities |= fuse.CAP_DIRECT_IO_ALLOW_MMAP
 	}
 	if opts.AllowOther {
 		// Other users reach the mount: let the kernel enforce the modes.

@@ -232,7 +232,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 	m, err := fs.Mount(ctx, d.mp, ct, fs.Options{
 		UID: uint32(s.UID), GID: uint32(s.GID),
 		FileMode: s.FileMode.FileMode(), DirMode: s.DirMode.FileMode(), Umask: s.Umask.FileMode(),
-		ReadOnly: s.ReadOnly, AllowOther: s.AllowOther,
+		ReadOnly: s.ReadOnly, AllowOther: s.AllowOther, DirectIO: s.DirectIO,
 		AttrTTL: fsTTL(s.AttrTTL), EntryTTL: fsTTL(s.EntryTTL), NegativeTTL: fsTTL(s.NegativeTTL),
 		CacheDir: s.CacheDir, CacheSize: int64(s.CacheSize), BlockSize: int64(s.BlockSize),
 		Concurrency: s.Concurrency,

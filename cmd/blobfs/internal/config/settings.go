@@ -53,6 +53,7 @@ type Settings struct {
 	AttrTTL     Duration `key:"attr-ttl" env:"BLOBFS_ATTR_TTL" default:"30s" group:"Mount" help:"how long file attributes are trusted before asking the service again (0: always ask)"`
 	EntryTTL    Duration `key:"entry-ttl" env:"BLOBFS_ENTRY_TTL" default:"30s" group:"Mount" help:"how long name lookups and directory listings are reused; changes by other clients show within this (0: always list)"`
 	NegativeTTL Duration `key:"negative-ttl" env:"BLOBFS_NEGATIVE_TTL" default:"5s" group:"Mount" help:"how long a name found absent stays absent (0: always look again)"`
+	DirectIO    bool     `key:"direct-io" env:"BLOBFS_DIRECT_IO" group:"Mount" help:"keep no kernel page cache of file data: large copies cost less memory and CPU, but every read goes to the service, also of a file just read (like rclone's --direct-io, blobfuse2's -o direct_io); mmap still works on Linux 6.6 and later"`
 	FuseDebug   bool     `key:"fuse-debug" env:"BLOBFS_FUSE_DEBUG" group:"Mount" help:"log every FUSE request (very verbose)"`
 
 	// Cache and transfers
