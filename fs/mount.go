@@ -204,6 +204,11 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 			MaxWrite:      1 << 20,
 			MaxReadAhead:  kernelReadahead,
 			DisableXAttrs: true,
+			// Splicing only helps replies read from a file descriptor,
+			// which this daemon never gives; for a buffer go-fuse would
+			// still fill a pipe before falling back (and log, for a
+			// 1 MiB reply that overflows the pipe).
+			DisableSplice: true,
 			Debug:         opts.Debug,
 			// The kernel answers flock and fcntl locks itself: they then
 			// work between processes of this machine, which is all a blob
