@@ -2,9 +2,12 @@ package fs_test
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -55,32 +58,77 @@ func TestDirectIO(t *testing.T) {
 			}
 
 			// A shared mapping, written and synced, is committed at close.
-			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			got, err := writeMapped(p, 2<<20-3, "mapped")
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("writing through a shared mapping: %v", err)
 			}
-			m, err := syscall.Mmap(int(f.Fd()), 0, len(data), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-			if err != nil {
-				f.Close()
-				t.Fatalf("mmap MAP_SHARED: %v", err)
+			if !bytes.Equal(got, data) {
+				t.Error("the mapping did not hold the file's content")
 			}
-			if !bytes.Equal(m, data) {
-				t.Error("the mapping does not hold the file's content")
-			}
-			copy(m[2<<20-3:], "mapped")
 			copy(data[2<<20-3:], "mapped")
-			if err := unix.Msync(m, unix.MS_SYNC); err != nil {
-				t.Errorf("msync: %v", err)
-			}
-			if err := syscall.Munmap(m); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Close(); err != nil {
-				t.Fatalf("close after writing through the mapping: %v", err)
-			}
 			if got, _, _ := e.get(t, "f"); got != string(data) {
 				t.Errorf("blob after the mapped write differs from the file written (%d bytes)", len(got))
 			}
 		})
 	}
+}
+
+// mapWriterEnv makes the test binary a mapWriter instead of running tests.
+const mapWriterEnv = "BLOBFS_TEST_MAP_WRITER"
+
+// writeMapped maps the file at path shared and writable in a child
+// process, which prints the content it sees, writes text at off, msyncs
+// and closes. Not in this process: a page fault on its own mount blocks a
+// thread where Go cannot stop it, and a garbage collection starting then
+// waits for it while the daemon's goroutines, which would answer the
+// fault, wait for the collection.
+func writeMapped(path string, off int, text string) ([]byte, error) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), mapWriterEnv+"="+path, "BLOBFS_TEST_MAP_AT="+strconv.Itoa(off), "BLOBFS_TEST_MAP_TEXT="+text)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, stderr.String())
+	}
+	return out, nil
+}
+
+// mapWriter is the child of writeMapped; its exit status is 0 when every
+// step succeeded.
+func mapWriter(path string) int {
+	fail := func(what string, err error) int {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", what, err)
+		return 1
+	}
+	off, err := strconv.Atoi(os.Getenv("BLOBFS_TEST_MAP_AT"))
+	if err != nil {
+		return fail("offset", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fail("open", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fail("stat", err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, int(fi.Size()), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return fail("mmap MAP_SHARED", err)
+	}
+	if _, err := os.Stdout.Write(m); err != nil {
+		return fail("printing the mapping", err)
+	}
+	copy(m[off:], os.Getenv("BLOBFS_TEST_MAP_TEXT"))
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		return fail("msync", err)
+	}
+	if err := syscall.Munmap(m); err != nil {
+		return fail("munmap", err)
+	}
+	if err := f.Close(); err != nil {
+		return fail("close after writing through the mapping", err)
+	}
+	return 0
 }

@@ -86,6 +86,9 @@ func newEnv(t *testing.T) *env {
 var shared blobtest.Shared
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(mapWriterEnv); path != "" {
+		os.Exit(mapWriter(path))
+	}
 	code := m.Run()
 	shared.Stop()
 	os.Exit(code)
