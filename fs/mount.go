@@ -42,7 +42,7 @@ type Options struct {
 
 	// DirectIO opens every file with FOPEN_DIRECT_IO: reads and writes go
 	// to the daemon as the program makes them and the kernel keeps no
-	// page cache of file data. See mount.openFlags for the trade.
+	// page cache of file data. See mount.cacheFlags for the trade.
 	DirectIO bool
 
 	FSName string // shown by mount(8) and df, e.g. "blobfs:account/container"
