@@ -3,12 +3,15 @@ package readahead
 import (
 	"context"
 	"sync"
+
+	"github.com/blobfs/blobfs/fs/blockbuf"
 )
 
 // Pool lends fixed-size block buffers to the readers of one mount, at most
 // Max of them at once: it is the bound on readahead memory, however many
 // files are open (Max × BlockSize bytes). Buffers are allocated on first
-// use and then reused, so steady reading allocates nothing.
+// use (on huge pages: see blockbuf) and then reused, so steady reading
+// allocates nothing.
 type Pool struct {
 	blockSize int64
 	slots     chan struct{} // one token per buffer that may exist
@@ -66,7 +69,7 @@ func (p *Pool) take() []byte {
 		p.free = p.free[:n-1]
 		return b
 	}
-	return make([]byte, p.blockSize)
+	return blockbuf.New(int(p.blockSize))
 }
 
 // Put returns a buffer lent by Get.

@@ -52,6 +52,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/fs/blockbuf"
 )
 
 // Store is what the write path needs from the blob layer (*blob.Container).
@@ -278,7 +279,7 @@ func (m *Manager) getBuf(ctx context.Context) ([]byte, error) {
 	select {
 	case b := <-m.bufs:
 		if b == nil {
-			b = make([]byte, m.opts.BlockSize)
+			b = blockbuf.New(int(m.opts.BlockSize))
 		}
 		return b, nil
 	case <-ctx.Done():
