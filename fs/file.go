@@ -31,7 +31,7 @@ type fileNode struct {
 	// staged holds the content while the file is open for writing, and
 	// after an unlink while it is open.
 	staged  *stage.File
-	writers int // handles sharing staged
+	writers int // handles sharing staged, and truncates by path under way
 	handles int
 	open    map[*fileHandle]struct{}
 	// written is when content last changed locally; it becomes the mtime
@@ -331,8 +331,10 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 // writer's close() commits it: an ftruncate (byHandle), or the kernel's
 // own truncate of an O_TRUNC open, which comes without the handle. But a
 // truncate by path may also find every writer closed already, their
-// RELEASE still on the way (the kernel sends it after close() returns):
-// nobody would commit it then, so it is committed at once.
+// RELEASE still on the way (the kernel sends it after close() returns),
+// or closing right now: nobody would commit it then, so it is committed at
+// once. Until then it holds the staged file as a writer does, so that a
+// RELEASE meanwhile does not close it with the truncate uncommitted.
 func (f *fileNode) truncate(ctx context.Context, name string, size int64, byHandle bool) syscall.Errno {
 	if f.m.isStopping() {
 		return toErrno(f.m.log, "truncate", name, errStopping)
@@ -341,12 +343,19 @@ func (f *fileNode) truncate(ctx context.Context, name string, size int64, byHand
 	if f.staged != nil {
 		st := f.staged
 		f.written = time.Now()
-		orphaned := !byHandle && !f.activeWriterLocked()
+		f.writers++
 		f.mu.Unlock()
 		err := st.Truncate(ctx, size)
+		f.mu.Lock()
+		orphaned := !byHandle && !f.activeWriterLocked()
+		f.mu.Unlock()
 		if err == nil && orphaned {
 			err = f.commit(ctx)
 		}
+		f.mu.Lock()
+		f.writers--
+		f.releaseStagedLocked()
+		f.mu.Unlock()
 		if err != nil {
 			return toErrno(f.m.log, "truncate", name, err)
 		}
@@ -451,11 +460,13 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	return h, fuseFlags, 0
 }
 
-// activeWriterLocked says a handle open for writing has not been closed:
-// its close() will commit what changes now.
+// activeWriterLocked says a handle open for writing has a close() still
+// to come, which will commit what changes now. One that is closing or
+// syncing right now does not count: its commit may have read the file
+// before the change.
 func (f *fileNode) activeWriterLocked() bool {
 	for h := range f.open {
-		if h.write && !h.flushed {
+		if h.write && !h.flushed && !h.flushing {
 			return true
 		}
 	}

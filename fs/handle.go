@@ -24,8 +24,10 @@ type fileHandle struct {
 	append bool
 	// flushed: a close() of this handle committed it and nothing was
 	// written through it since; its RELEASE may still be on the way.
-	// Guarded by f.mu.
-	flushed bool
+	// flushing: a close() or fsync() of it is committing now, and may or
+	// may not take in a change made meanwhile by another path. Both
+	// guarded by f.mu.
+	flushed, flushing bool
 
 	mu      sync.Mutex
 	version *blob.Properties // the blob as it was at open, for readers
@@ -173,7 +175,8 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	if err := h.f.commit(uninterruptible(ctx)); err != nil {
+	err := h.commit(uninterruptible(ctx))
+	if err != nil {
 		return toErrno(h.f.m.log, "close", h.f.Path(nil), err)
 	}
 	h.f.mu.Lock()
@@ -187,10 +190,25 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	if err := h.f.commit(uninterruptible(ctx)); err != nil {
+	if err := h.commit(uninterruptible(ctx)); err != nil {
 		return toErrno(h.f.m.log, "fsync", h.f.Path(nil), err)
 	}
 	return 0
+}
+
+// commit commits the file for this handle's close() or fsync(), marked
+// as under way so that a truncate by path meanwhile commits its own change
+// (see fileNode.truncate).
+func (h *fileHandle) commit(ctx context.Context) error {
+	h.f.mu.Lock()
+	h.flushing = true
+	h.f.mu.Unlock()
+	defer func() {
+		h.f.mu.Lock()
+		h.flushing = false
+		h.f.mu.Unlock()
+	}()
+	return h.f.commit(ctx)
 }
 
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {

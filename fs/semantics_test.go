@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -230,6 +231,34 @@ func TestTruncateBetweenCloseAndRelease(t *testing.T) {
 	}
 	if got, _, _ := e.get(t, "f"); got != "h" {
 		t.Errorf("blob after release = %q, want %q", got, "h")
+	}
+}
+
+// TestTruncateRightAfterClose truncates by path the moment close() has
+// returned, many times: the writer's RELEASE then races the truncate, and
+// used to close the staged file between the truncate and its commit,
+// losing it (about 2 in 100 here; the file went to lost+found). Every
+// truncate must reach the service.
+func TestTruncateRightAfterClose(t *testing.T) {
+	e := newEnv(t)
+	dir, _ := e.mount(t, fs.Options{})
+	const n = 300
+	var lost []string
+	for i := range n {
+		name := fmt.Sprintf("f%03d", i)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Truncate(p, 1); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := e.get(t, name); got != "h" {
+			lost = append(lost, fmt.Sprintf("%s=%q", name, got))
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d of %d truncates did not reach the service: %v", len(lost), n, lost)
 	}
 }
 
