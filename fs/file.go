@@ -42,6 +42,10 @@ type fileNode struct {
 	// keptETag is the version whose pages the kernel may still cache:
 	// an open of the same version keeps them, any other drops them.
 	keptETag string
+	// commitFailed: the last commit failed and the program that asked
+	// for it got the error. What is staged then waits for lost+found
+	// instead of being tried again at the last release.
+	commitFailed bool
 }
 
 var (
@@ -179,6 +183,7 @@ func (f *fileNode) commit(ctx context.Context) error {
 	// A close after shutdown began may end a program interrupted
 	// half-way (the signal went to it too): its data stays staged.
 	if !f.m.beginCommit() {
+		f.setCommitFailed(true)
 		return errStoppedClose
 	}
 	defer f.m.commits.Done()
@@ -203,6 +208,7 @@ func (f *fileNode) commit(ctx context.Context) error {
 	default:
 		return nil
 	}
+	f.setCommitFailed(err != nil)
 	if err != nil {
 		return err
 	}
@@ -220,6 +226,12 @@ func (f *fileNode) commit(ctx context.Context) error {
 	f.mu.Unlock()
 	f.noteInParent(name, p)
 	return nil
+}
+
+func (f *fileNode) setCommitFailed(failed bool) {
+	f.mu.Lock()
+	f.commitFailed = failed
+	f.mu.Unlock()
 }
 
 // noteInParent keeps the parent's cached listing in step with p.

@@ -231,6 +231,22 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	if h.write {
 		f.writers--
 	}
+	if f.writers == 0 && f.staged != nil && !f.unlinked && !f.commitFailed && f.staged.Dirty() {
+		// Changed after the last close() committed, with no handle left
+		// to commit it: pages of a shared mapping that the kernel wrote
+		// back after close() (it does so before this RELEASE), or a
+		// truncate by path that raced it. The program was told nothing
+		// failed, so the change is committed now, holding the staged
+		// file as a writer would meanwhile.
+		f.writers++
+		f.mu.Unlock()
+		name := f.Path(nil)
+		if err := f.commit(uninterruptible(ctx)); err != nil {
+			f.m.log.WithField("path", name).WithError(err).Error("uploading what changed after the last close() failed")
+		}
+		f.mu.Lock()
+		f.writers--
+	}
 	f.releaseStagedLocked()
 	return 0
 }

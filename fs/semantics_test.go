@@ -11,6 +11,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/fs"
@@ -259,6 +260,48 @@ func TestTruncateRightAfterClose(t *testing.T) {
 	}
 	if len(lost) > 0 {
 		t.Errorf("%d of %d truncates did not reach the service: %v", len(lost), n, lost)
+	}
+}
+
+// TestMappedWriteAfterClose stores through a shared mapping after the
+// file's close(): the kernel writes the page back when the mapping goes,
+// after the last FLUSH and before the RELEASE, so no close() commits it.
+// It used to stay in the cache for lost+found, the blob unchanged and the
+// file reading its old content; the last RELEASE now commits it.
+func TestMappedWriteAfterClose(t *testing.T) {
+	e := newEnv(t)
+	dir, _ := e.mount(t, fs.Options{})
+	p := filepath.Join(dir, "m")
+	if err := os.WriteFile(p, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, 5, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copy(m, "HELLO")
+	if err := syscall.Munmap(m); err != nil {
+		t.Fatal(err)
+	}
+	// The RELEASE, and with it the commit, comes after munmap returns.
+	deadline := time.Now().Add(10 * time.Second)
+	got, _, _ := e.get(t, "m")
+	for got != "HELLO" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		got, _, _ = e.get(t, "m")
+	}
+	if got != "HELLO" {
+		t.Errorf("blob = %q, want %q", got, "HELLO")
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "HELLO" {
+		t.Errorf("file reads %q, %v; want %q", b, err, "HELLO")
 	}
 }
 
