@@ -175,8 +175,7 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	if !h.write {
 		return 0
 	}
-	err := h.commit(uninterruptible(ctx))
-	if err != nil {
+	if err := h.commit(uninterruptible(ctx)); err != nil {
 		return toErrno(h.f.m.log, "close", h.f.Path(nil), err)
 	}
 	h.f.mu.Lock()
