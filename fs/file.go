@@ -352,45 +352,50 @@ func (f *fileNode) truncate(ctx context.Context, name string, size int64, byHand
 		return toErrno(f.m.log, "truncate", name, errStopping)
 	}
 	f.mu.Lock()
-	if f.staged != nil {
-		st := f.staged
+	var err error
+	if st := f.staged; st != nil {
 		f.written = time.Now()
-		f.writers++
-		f.mu.Unlock()
-		err := st.Truncate(ctx, size)
-		f.mu.Lock()
-		orphaned := !byHandle && !f.activeWriterLocked()
-		f.mu.Unlock()
-		if err == nil && orphaned {
-			err = f.commit(ctx)
+		err = f.holdStagedLocked(func() error {
+			if err := st.Truncate(ctx, size); err != nil {
+				return err
+			}
+			f.mu.Lock()
+			orphaned := !byHandle && !f.activeWriterLocked()
+			f.mu.Unlock()
+			if orphaned {
+				return f.commit(ctx)
+			}
+			return nil
+		})
+	} else {
+		err = f.openStagedLocked(ctx, size == 0)
+		if err == nil && size != 0 {
+			err = f.staged.Truncate(ctx, size)
 		}
-		f.mu.Lock()
-		f.writers--
-		f.releaseStagedLocked()
-		f.mu.Unlock()
-		if err != nil {
-			return toErrno(f.m.log, "truncate", name, err)
+		f.written = time.Now()
+		if err == nil {
+			err = f.holdStagedLocked(func() error { return f.commit(ctx) })
 		}
-		return 0
 	}
-	err := f.openStagedLocked(ctx, size == 0)
-	if err == nil && size != 0 {
-		err = f.staged.Truncate(ctx, size)
-	}
-	f.written = time.Now()
-	f.writers++
-	f.mu.Unlock()
-	if err == nil {
-		err = f.commit(ctx)
-	}
-	f.mu.Lock()
-	f.writers--
 	f.releaseStagedLocked()
 	f.mu.Unlock()
 	if err != nil {
 		return toErrno(f.m.log, "truncate", name, err)
 	}
 	return 0
+}
+
+// holdStagedLocked runs fn without f.mu, holding the staged file open
+// meanwhile as an open writer does, so that a RELEASE in between does not
+// close it with fn's change uncommitted. Called and returns with f.mu
+// held; the caller then lets go with releaseStagedLocked.
+func (f *fileNode) holdStagedLocked(fn func() error) error {
+	f.writers++
+	f.mu.Unlock()
+	err := fn()
+	f.mu.Lock()
+	f.writers--
+	return err
 }
 
 // Allocate with mode 0 extends the file to off+size (holes read as

@@ -237,14 +237,10 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 		// truncate by path that raced it. The program was told nothing
 		// failed, so the change is committed now, holding the staged
 		// file as a writer would meanwhile.
-		f.writers++
-		f.mu.Unlock()
-		name := f.Path(nil)
-		if err := f.commit(uninterruptible(ctx)); err != nil {
-			f.m.log.WithField("path", name).WithError(err).Error("uploading what changed after the last close() failed")
+		err := f.holdStagedLocked(func() error { return f.commit(uninterruptible(ctx)) })
+		if err != nil {
+			f.m.log.WithField("path", f.Path(nil)).WithError(err).Error("uploading what changed after the last close() failed")
 		}
-		f.mu.Lock()
-		f.writers--
 	}
 	f.releaseStagedLocked()
 	return 0
