@@ -165,6 +165,8 @@ func (d *dirNode) knownAbsent(name string) bool {
 // Lookup answers from the cached listing when it is fresh (also for absent
 // names: no call), else with one probing List call.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx, release := patient(ctx)
+	defer release()
 	if ch := d.GetChild(name); ch != nil && d.m.fresh(ch) {
 		// Made, renamed or looked at here within the entry TTL.
 		d.m.stats.lookupHits.Add(1)
@@ -288,6 +290,8 @@ func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time
 // children's inodes from the listing, so that READDIRPLUS and a later stat
 // need no calls and inode numbers stay the same between two readdirs.
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ctx, release := patient(ctx)
+	defer release()
 	l, err := d.listing(ctx)
 	if err != nil {
 		return nil, toErrno(d.m.log, "readdir", d.name(), err)
@@ -330,6 +334,8 @@ func (d *dirNode) parentIno() uint64 {
 }
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx, release := patient(ctx)
+	defer release()
 	return d.getattr(ctx, &out.Attr)
 }
 

@@ -133,6 +133,16 @@
 // unchanged keeps the page cache, changed drops it, and a reader then reads
 // one version only (readahead pins the ETag).
 //
+// # Signals
+//
+// A signal to a program interrupts the FUSE request it waits on. Lookups,
+// stat, open, readdir and reads go on for 2 s after that and fail with
+// EINTR only if still not done: a harmless signal (SIGCHLD, SIGALRM, Go's
+// SIGURG) does not fail them, as it would not on a local disk or an NFS
+// hard mount, and a program killed while the service hangs is let go.
+// Changes (create, close, fsync, rename, unlink, truncate) ignore
+// interrupts: abandoned half-way they would lose or duplicate data.
+//
 // # Errors
 //
 // One table (errno.go), the real error logged once at warn with the path:
@@ -146,7 +156,7 @@
 //	name too long              ENAMETOOLONG
 //	leased, snapshots, copy pending  EBUSY
 //	staging cache full         ENOSPC
-//	cancelled                  EINTR
+//	interrupted, and not done 2 s later  EINTR
 //	service unavailable past the retry budget (outage, stall), throttled
 //	after retries, integrity, anything else  EIO
 package fs

@@ -74,13 +74,3 @@ func toErrno(log logrus.FieldLogger, op, path string, err error) syscall.Errno {
 	}
 	return e
 }
-
-// uninterruptible detaches a changing operation from FUSE interrupts. Any
-// signal to the calling thread interrupts it (Go's runtime sends SIGURG all
-// the time), few programs retry an EINTR from close, rename or unlink, and
-// a change abandoned half-way (a copy without its delete, an upload left in
-// the cache) is worse than waiting: the client's retry budget still bounds
-// the wait. Reads and lookups stay interruptible.
-func uninterruptible(ctx context.Context) context.Context {
-	return context.WithoutCancel(ctx)
-}

@@ -116,6 +116,8 @@ func (f *fileNode) fillLocked(out *fuse.Attr) {
 }
 
 func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	ctx, release := patient(ctx)
+	defer release()
 	if errno := f.revalidate(ctx); errno != 0 {
 		return errno
 	}
@@ -408,6 +410,7 @@ func (f *fileNode) Allocate(ctx context.Context, fh gofs.FileHandle, off, size u
 	if mode != 0 {
 		return syscall.EOPNOTSUPP
 	}
+	ctx = uninterruptible(ctx) // it commits, as a truncate does
 	if f.m.readOnly {
 		return syscall.EROFS
 	}
@@ -437,6 +440,8 @@ func (m *mount) cacheFlags(keep bool) uint32 {
 }
 
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	ctx, release := patient(ctx)
+	defer release()
 	name := f.Path(nil)
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	trunc := flags&syscall.O_TRUNC != 0

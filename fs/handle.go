@@ -44,6 +44,8 @@ var (
 )
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	ctx, release := patient(ctx)
+	defer release()
 	f := h.f
 	f.mu.Lock()
 	st := f.staged
@@ -138,6 +140,8 @@ func (h *fileHandle) readBlob(ctx context.Context, name string, dest []byte, off
 }
 
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	ctx, release := patient(ctx)
+	defer release()
 	f := h.f
 	f.mu.Lock()
 	st := f.staged

@@ -98,6 +98,12 @@ func TestMain(m *testing.M) {
 // when the test ends (lazily if it is still busy).
 func (e *env) mount(t *testing.T, opts fs.Options) (string, *fs.Mounted) {
 	t.Helper()
+	return e.mountStore(t, e.mct, opts)
+}
+
+// mountStore is mount through store, which wraps the env's container.
+func (e *env) mountStore(t *testing.T, store fs.Store, opts fs.Options) (string, *fs.Mounted) {
+	t.Helper()
 	dir := t.TempDir()
 	if opts.CacheDir == "" {
 		opts.CacheDir = t.TempDir()
@@ -110,7 +116,7 @@ func (e *env) mount(t *testing.T, opts fs.Options) (string, *fs.Mounted) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	mt, err := fs.Mount(ctx, dir, e.mct, opts)
+	mt, err := fs.MountStore(ctx, dir, store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

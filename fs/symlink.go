@@ -70,6 +70,8 @@ func (s *symlinkNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse
 }
 
 func (s *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	ctx, release := patient(ctx)
+	defer release()
 	s.mu.Lock()
 	t := s.target
 	s.mu.Unlock()

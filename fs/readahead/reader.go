@@ -303,8 +303,14 @@ func (r *Reader) readChunks(ctx context.Context, res *Result, p []byte, off int6
 		if c != nil {
 			select {
 			case <-c.done:
-			case <-ctx.Done():
-				return ctx.Err()
+			default:
+				// Asked only now: a ctx may make its Done channel on
+				// demand, at a cost a ready block should not pay.
+				select {
+				case <-c.done:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			r.mu.Lock()
 			if c.err != nil {
