@@ -175,8 +175,7 @@ func (f *fileNode) rename(ctx context.Context, src, dst string, replacing bool) 
 	}
 	if f.staged != nil {
 		// Later commits go to dst, and unchanged parts come from the copy.
-		f.staged.Rename(dst)
-		f.staged.SetBase(p)
+		f.staged.Moved(dst, p)
 	}
 	return &entry{typ: syscall.S_IFREG, props: p}, nil
 }
@@ -304,8 +303,7 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 			h.repoint(p)
 		}
 		if f.staged != nil {
-			f.staged.Rename(name)
-			f.staged.SetBase(p)
+			f.staged.Moved(name, p)
 		}
 		f.mu.Unlock()
 	}

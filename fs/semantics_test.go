@@ -386,6 +386,42 @@ func TestRename(t *testing.T) {
 	}
 }
 
+// A file renamed while open, with nothing written since its last commit,
+// has nothing to commit at close: the move carried its content. Another
+// writer may then replace the new name, and the close must not put the old
+// content back, or keep it aside as a conflict, or send anything at all.
+func TestRenameOfCommittedOpenFileAddsNoChange(t *testing.T) {
+	e := newEnv(t)
+	dir, _ := e.mount(t, fs.Options{})
+	f, err := os.Create(filepath.Join(dir, "tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("published")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "tmp"), filepath.Join(dir, "shared")); err != nil {
+		t.Fatal(err)
+	}
+	e.put(t, "shared", "theirs", nil)
+	e.calls.take()
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, _, _ := e.get(t, "shared"); got != "theirs" {
+		t.Errorf("shared = %q after the close, want the other writer's %q", got, "theirs")
+	}
+	if names := e.names(t); !slices.Equal(names, []string{"shared"}) {
+		t.Errorf("blobs %q, want only shared", names)
+	}
+	if c := e.calls.take(); len(c) != 0 {
+		t.Errorf("close sent %v, want nothing", c)
+	}
+}
+
 func TestSymlinks(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "theirs", "target/of/theirs", map[string]string{"is_symlink": "true"})

@@ -77,13 +77,10 @@ func (f *File) setBase(p *blob.Properties) {
 	f.ctype, f.meta = p.ContentType, p.Metadata
 }
 
-// SetBase tells the file that the blob at its (current) name is now p,
-// with the same content as the base it was opened on: after the fs layer
-// moved a blob that is open for writing, for instance. Unchanged parts are
-// then read from p, and the next commit may replace p (and nothing else).
-func (f *File) SetBase(p *blob.Properties) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// resetBaseLocked makes p, whose content is the base's, the base:
+// unchanged parts are read from p, and the next commit may replace p (and
+// nothing else).
+func (f *File) resetBaseLocked(p *blob.Properties) {
 	f.setBase(p)
 	// Committed blocks of the old base are not the new one's.
 	f.listed = false
@@ -92,7 +89,6 @@ func (f *File) SetBase(p *blob.Properties) {
 			b.reuse, b.upVer = "", 0
 		}
 	}
-	f.journalLogged()
 }
 
 // Unconditional makes the following commits replace whatever the blob is
@@ -511,13 +507,19 @@ func (f *File) CachePath() string { return dataPath(f.m.root, f.id) }
 
 // Rename makes later commits go to name (a file renamed while open).
 // Unchanged parts are still read from the blob it was opened on, and the
-// commit requires name to be free, unless SetBase says otherwise.
+// commit requires name to be free. A file whose blob moved with it wants
+// Moved instead.
 func (f *File) Rename(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if name == f.name {
 		return
 	}
+	f.renameLocked(name)
+	f.journalLogged()
+}
+
+func (f *File) renameLocked(name string) {
 	f.name = name
 	f.target = ""
 	f.dirty = true
@@ -527,6 +529,24 @@ func (f *File) Rename(name string) {
 		if f.blocks[i].state != blkEvicted {
 			f.blocks[i].upVer = 0
 		}
+	}
+}
+
+// Moved says the blob this file was opened on or last committed was
+// copied to name as p (the fs layer moved it): later commits go to name
+// and may replace p, and unchanged parts are read from p. Unlike Rename it
+// adds no change: a file with nothing uncommitted before the move has
+// nothing uncommitted after it, as p holds its content.
+func (f *File) Moved(name string, p *blob.Properties) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dirty := f.dirty
+	if name != f.name {
+		f.renameLocked(name)
+	}
+	f.resetBaseLocked(p)
+	if !dirty {
+		f.dirty = false
 	}
 	f.journalLogged()
 }

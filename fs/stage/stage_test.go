@@ -192,6 +192,58 @@ func TestConflict(t *testing.T) {
 	}
 }
 
+// Moved follows a blob that the fs layer copied to a new name: what was
+// committed stays committed, what was not still goes out, to the new name.
+func TestMoved(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		writeMore bool // a change after the last commit
+		want      string
+	}{
+		{"clean", false, "committed"},
+		{"changed since the commit", true, "committed, then more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ct := newContainer(t)
+			cs := newCounting(ct)
+			m := newManager(t, cs, stage.Options{})
+			f, err := m.Open(ctx, "old", nil, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(ctx, []byte("committed"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.writeMore {
+				if _, err := f.WriteAt(ctx, []byte(", then more"), 9); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The fs layer's move: a copy of what was committed.
+			moved := upload(t, ct, "new", []byte("committed"))
+			f.Moved("new", moved)
+			if f.Dirty() != tc.writeMore {
+				t.Errorf("Dirty after the move = %v, want %v", f.Dirty(), tc.writeMore)
+			}
+			cs.reset()
+			if _, err := f.Commit(ctx, blob.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(cs.snapshot()); (n > 0) != tc.writeMore {
+				t.Errorf("Commit after the move sent %v", cs.snapshot())
+			}
+			if got, _ := download(t, ct, "new"); string(got) != tc.want {
+				t.Errorf("new = %q, want %q", got, tc.want)
+			}
+			f.Close()
+		})
+	}
+}
+
 func TestUnconditionalOverwrites(t *testing.T) {
 	ctx := context.Background()
 	ct := newContainer(t)
