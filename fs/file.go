@@ -523,17 +523,35 @@ func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
 			return toErrno(f.m.log, "unlink", name, err)
 		}
 	}
-	f.mu.Unlock()
-	if props != nil {
-		err := f.m.store.Delete(ctx, name, blob.Conditions{})
-		if err != nil && !errors.Is(err, blob.ErrNotFound) {
-			return toErrno(f.m.log, "unlink", name, err)
+	del := func() error {
+		if props == nil {
+			return nil
 		}
+		err := f.m.store.Delete(ctx, name, blob.Conditions{})
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil
+		}
+		return err
 	}
-	f.mu.Lock()
-	f.unlinked = true
+	var err error
+	if f.staged != nil {
+		// Held while the blob is deleted: a RELEASE meanwhile must not
+		// take the copy for a change to commit, which would put the blob
+		// back, nor for one never committed, to keep for lost+found.
+		err = f.holdStagedLocked(del)
+	} else {
+		f.mu.Unlock()
+		err = del()
+		f.mu.Lock()
+	}
+	if err == nil {
+		f.unlinked = true
+	}
 	f.releaseStagedLocked()
 	f.mu.Unlock()
+	if err != nil {
+		return toErrno(f.m.log, "unlink", name, err)
+	}
 	return 0
 }
 

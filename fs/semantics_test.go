@@ -422,6 +422,60 @@ func TestRenameOfCommittedOpenFileAddsNoChange(t *testing.T) {
 	}
 }
 
+// slowDelete holds Delete calls for a while, after saying one started.
+type slowDelete struct {
+	fs.Store
+	delay   time.Duration
+	started chan struct{}
+}
+
+func (s *slowDelete) Delete(ctx context.Context, name string, cond blob.Conditions) error {
+	s.started <- struct{}{}
+	time.Sleep(s.delay)
+	return s.Store.Delete(ctx, name, cond)
+}
+
+// A reader that closes while its file is being removed: unlink copies the
+// content aside for open readers, and the reader's RELEASE during the
+// Delete must neither commit that copy (the blob would be written again,
+// or clash with a newer one) nor keep it as a change never committed (the
+// next mount would put it in lost+found).
+func TestReaderClosingDuringUnlink(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "f", "content", nil)
+	st := &slowDelete{Store: e.mct, delay: 500 * time.Millisecond, started: make(chan struct{}, 1)}
+	cache := t.TempDir()
+	dir, mt := e.mountStore(t, st, fs.Options{CacheDir: cache})
+	r, err := os.Open(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(r); err != nil || string(b) != "content" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	e.calls.take()
+	removed := make(chan error, 1)
+	go func() { removed <- os.Remove(filepath.Join(dir, "f")) }()
+	<-st.started
+	r.Close() // its RELEASE reaches the mount while the Delete waits
+	if err := <-removed; err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	unmount(t, mt)
+	calls := e.calls.take()
+	if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != 0 {
+		t.Errorf("the removal wrote %d times: %v", n, calls)
+	}
+	if _, _, ok := e.get(t, "f"); ok {
+		t.Error("f exists after its removal")
+	}
+	_, mt2 := e.mount(t, fs.Options{CacheDir: cache})
+	if kept, _ := filepath.Glob(filepath.Join(cache, "lost+found", "*")); len(kept) != 0 {
+		t.Errorf("lost+found holds %q, want nothing", kept)
+	}
+	unmount(t, mt2)
+}
+
 func TestSymlinks(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "theirs", "target/of/theirs", map[string]string{"is_symlink": "true"})
