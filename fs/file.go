@@ -39,6 +39,8 @@ type fileNode struct {
 	written   time.Time
 	metaDirty bool // attrs changed while staged: they go with the commit
 	unlinked  bool
+	// unlinking is closed when the unlink under way ends; nil if none.
+	unlinking chan struct{}
 	// keptETag is the version whose pages the kernel may still cache:
 	// an open of the same version keeps them, any other drops them.
 	keptETag string
@@ -168,6 +170,15 @@ func (f *fileNode) commitMetaLocked() map[string]string {
 // error at close() or fsync().
 func (f *fileNode) commit(ctx context.Context) error {
 	f.mu.Lock()
+	for f.unlinking != nil {
+		// The blob is being deleted: a commit now would race the Delete,
+		// writing the blob back or failing as a conflict. Whether the
+		// unlink succeeds decides if there is anything to commit.
+		ch := f.unlinking
+		f.mu.Unlock()
+		<-ch
+		f.mu.Lock()
+	}
 	st := f.staged
 	if st == nil || f.unlinked {
 		f.mu.Unlock()
@@ -533,6 +544,7 @@ func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
 		}
 		return err
 	}
+	end := f.removingLocked()
 	var err error
 	if f.staged != nil {
 		// Held while the blob is deleted: a RELEASE meanwhile must not
@@ -544,15 +556,29 @@ func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
 		err = del()
 		f.mu.Lock()
 	}
-	if err == nil {
-		f.unlinked = true
-	}
+	end(err == nil)
 	f.releaseStagedLocked()
 	f.mu.Unlock()
 	if err != nil {
 		return toErrno(f.m.log, "unlink", name, err)
 	}
 	return 0
+}
+
+// removingLocked marks f as being removed, by an unlink or by a rename
+// over it, until the returned func says whether it was: commits meanwhile
+// wait for the outcome (see commit). Called, and the func too, with f.mu
+// held.
+func (f *fileNode) removingLocked() (end func(removed bool)) {
+	done := make(chan struct{})
+	f.unlinking = done
+	return func(removed bool) {
+		if removed {
+			f.unlinked = true
+		}
+		f.unlinking = nil
+		close(done)
+	}
 }
 
 // localize copies every byte of a staged file that still lives in the

@@ -22,7 +22,7 @@ const renameParallelism = 8
 // directories by moving every blob below them. No rename is atomic on blob
 // storage; a failed directory rename undoes its copies and reports EIO
 // rather than leaving a silent half-move.
-func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
 	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return syscall.EROFS
@@ -50,6 +50,19 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		}
 	}
 	target := nd.GetChild(newName)
+	if tf, ok := opsOf(target).(*fileNode); ok && target != ch {
+		// The overwritten file may still be open: it lives on as
+		// unlinked, and a commit of it waits until the rename is done.
+		tf.mu.Lock()
+		end := tf.removingLocked()
+		tf.mu.Unlock()
+		defer func() {
+			tf.mu.Lock()
+			end(errno == 0)
+			tf.releaseStagedLocked()
+			tf.mu.Unlock()
+		}()
+	}
 	var err error
 	var moved *entry
 	switch n := ch.Operations().(type) {
@@ -90,15 +103,6 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	if err != nil {
 		return toErrno(d.m.log, "rename", src+" -> "+dst, err)
-	}
-	if target != nil {
-		if f, ok := target.Operations().(*fileNode); ok && target != ch {
-			// The overwritten file may still be open: it lives on as unlinked.
-			f.mu.Lock()
-			f.unlinked = true
-			f.releaseStagedLocked()
-			f.mu.Unlock()
-		}
 	}
 	d.noteChild(name, nil)
 	nd.noteChild(newName, moved)
@@ -308,6 +312,14 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 		f.mu.Unlock()
 	}
 	return nil
+}
+
+// opsOf is n's node, or nil for no inode.
+func opsOf(n *gofs.Inode) gofs.InodeEmbedder {
+	if n == nil {
+		return nil
+	}
+	return n.Operations()
 }
 
 func walkFiles(n *gofs.Inode, fn func(*fileNode)) {

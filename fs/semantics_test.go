@@ -476,6 +476,100 @@ func TestReaderClosingDuringUnlink(t *testing.T) {
 	unmount(t, mt2)
 }
 
+// A writer that closes while its file is being removed: the file is gone,
+// so its changes go nowhere, and its close must neither upload them (the
+// Delete may come first and the upload then fails as a conflict, or the
+// upload first, only to be deleted) nor fail.
+func TestWriterClosingDuringUnlink(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "f", "old", nil)
+	st := &slowDelete{Store: e.mct, delay: 500 * time.Millisecond, started: make(chan struct{}, 1)}
+	dir, _ := e.mountStore(t, st, fs.Options{})
+	w, err := os.OpenFile(filepath.Join(dir, "f"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	e.calls.take()
+	removed := make(chan error, 1)
+	go func() { removed <- os.Remove(filepath.Join(dir, "f")) }()
+	<-st.started
+	if err := w.Close(); err != nil {
+		t.Errorf("close during the unlink: %v", err)
+	}
+	if err := <-removed; err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // the RELEASE, after close returned
+	calls := e.calls.take()
+	if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != 0 {
+		t.Errorf("the closing writer uploaded %d times: %v", n, calls)
+	}
+	if names := e.names(t); len(names) != 0 {
+		t.Errorf("blobs after the removal: %q, want none", names)
+	}
+}
+
+// slowCopy holds copies for a while, after saying one started.
+type slowCopy struct {
+	fs.Store
+	delay   time.Duration
+	started chan struct{}
+}
+
+func (s *slowCopy) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
+	s.started <- struct{}{}
+	time.Sleep(s.delay)
+	return s.Store.Copy(ctx, dst, src, md, srcCond, dstCond)
+}
+
+func (s *slowCopy) CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error) {
+	s.started <- struct{}{}
+	time.Sleep(s.delay)
+	return s.Store.CopyFrom(ctx, dst, src, md, dstCond)
+}
+
+// The same for a writer whose file a rename replaces: the rename's
+// content is the name's, and the replaced file's close uploads nothing.
+func TestWriterClosingDuringRenameOverIt(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "src", "renamed", nil)
+	e.put(t, "dst", "old", nil)
+	st := &slowCopy{Store: e.mct, delay: 500 * time.Millisecond, started: make(chan struct{}, 1)}
+	dir, _ := e.mountStore(t, st, fs.Options{})
+	w, err := os.OpenFile(filepath.Join(dir, "dst"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	os.Stat(filepath.Join(dir, "src")) // looked up before the calls are counted
+	e.calls.take()
+	renamed := make(chan error, 1)
+	go func() { renamed <- os.Rename(filepath.Join(dir, "src"), filepath.Join(dir, "dst")) }()
+	<-st.started
+	if err := w.Close(); err != nil {
+		t.Errorf("close during the rename over it: %v", err)
+	}
+	if err := <-renamed; err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond) // the RELEASE, after close returned
+	calls := e.calls.take()
+	if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != 0 {
+		t.Errorf("the replaced file's close uploaded %d times: %v", n, calls)
+	}
+	if got, _, _ := e.get(t, "dst"); got != "renamed" {
+		t.Errorf("dst = %q, want the renamed file's %q", got, "renamed")
+	}
+	if names := e.names(t); !slices.Equal(names, []string{"dst"}) {
+		t.Errorf("blobs %q, want only dst", names)
+	}
+}
+
 func TestSymlinks(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "theirs", "target/of/theirs", map[string]string{"is_symlink": "true"})
