@@ -422,151 +422,104 @@ func TestRenameOfCommittedOpenFileAddsNoChange(t *testing.T) {
 	}
 }
 
-// slowDelete holds Delete calls for a while, after saying one started.
-type slowDelete struct {
+// held holds one kind of call ("Delete" or "Copy") for a while, after
+// saying that one started: the test acts while the service is busy.
+type held struct {
 	fs.Store
+	op      string
 	delay   time.Duration
 	started chan struct{}
 }
 
-func (s *slowDelete) Delete(ctx context.Context, name string, cond blob.Conditions) error {
-	s.started <- struct{}{}
-	time.Sleep(s.delay)
-	return s.Store.Delete(ctx, name, cond)
-}
-
-// A reader that closes while its file is being removed: unlink copies the
-// content aside for open readers, and the reader's RELEASE during the
-// Delete must neither commit that copy (the blob would be written again,
-// or clash with a newer one) nor keep it as a change never committed (the
-// next mount would put it in lost+found).
-func TestReaderClosingDuringUnlink(t *testing.T) {
-	e := newEnv(t)
-	e.put(t, "f", "content", nil)
-	st := &slowDelete{Store: e.mct, delay: 500 * time.Millisecond, started: make(chan struct{}, 1)}
-	cache := t.TempDir()
-	dir, mt := e.mountStore(t, st, fs.Options{CacheDir: cache})
-	r, err := os.Open(filepath.Join(dir, "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, err := io.ReadAll(r); err != nil || string(b) != "content" {
-		t.Fatalf("read %q, %v", b, err)
-	}
-	e.calls.take()
-	removed := make(chan error, 1)
-	go func() { removed <- os.Remove(filepath.Join(dir, "f")) }()
-	<-st.started
-	r.Close() // its RELEASE reaches the mount while the Delete waits
-	if err := <-removed; err != nil {
-		t.Fatalf("remove: %v", err)
-	}
-	unmount(t, mt)
-	calls := e.calls.take()
-	if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != 0 {
-		t.Errorf("the removal wrote %d times: %v", n, calls)
-	}
-	if _, _, ok := e.get(t, "f"); ok {
-		t.Error("f exists after its removal")
-	}
-	_, mt2 := e.mount(t, fs.Options{CacheDir: cache})
-	if kept, _ := filepath.Glob(filepath.Join(cache, "lost+found", "*")); len(kept) != 0 {
-		t.Errorf("lost+found holds %q, want nothing", kept)
-	}
-	unmount(t, mt2)
-}
-
-// A writer that closes while its file is being removed: the file is gone,
-// so its changes go nowhere, and its close must neither upload them (the
-// Delete may come first and the upload then fails as a conflict, or the
-// upload first, only to be deleted) nor fail.
-func TestWriterClosingDuringUnlink(t *testing.T) {
-	e := newEnv(t)
-	e.put(t, "f", "old", nil)
-	st := &slowDelete{Store: e.mct, delay: 500 * time.Millisecond, started: make(chan struct{}, 1)}
-	dir, _ := e.mountStore(t, st, fs.Options{})
-	w, err := os.OpenFile(filepath.Join(dir, "f"), os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write([]byte("new")); err != nil {
-		t.Fatal(err)
-	}
-	e.calls.take()
-	removed := make(chan error, 1)
-	go func() { removed <- os.Remove(filepath.Join(dir, "f")) }()
-	<-st.started
-	if err := w.Close(); err != nil {
-		t.Errorf("close during the unlink: %v", err)
-	}
-	if err := <-removed; err != nil {
-		t.Fatalf("remove: %v", err)
-	}
-	time.Sleep(100 * time.Millisecond) // the RELEASE, after close returned
-	calls := e.calls.take()
-	if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != 0 {
-		t.Errorf("the closing writer uploaded %d times: %v", n, calls)
-	}
-	if names := e.names(t); len(names) != 0 {
-		t.Errorf("blobs after the removal: %q, want none", names)
+func (h *held) hold(op string) {
+	if op == h.op {
+		h.started <- struct{}{}
+		time.Sleep(h.delay)
 	}
 }
 
-// slowCopy holds copies for a while, after saying one started.
-type slowCopy struct {
-	fs.Store
-	delay   time.Duration
-	started chan struct{}
+func (h *held) Delete(ctx context.Context, name string, cond blob.Conditions) error {
+	h.hold("Delete")
+	return h.Store.Delete(ctx, name, cond)
 }
 
-func (s *slowCopy) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
-	s.started <- struct{}{}
-	time.Sleep(s.delay)
-	return s.Store.Copy(ctx, dst, src, md, srcCond, dstCond)
+func (h *held) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
+	h.hold("Copy")
+	return h.Store.Copy(ctx, dst, src, md, srcCond, dstCond)
 }
 
-func (s *slowCopy) CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error) {
-	s.started <- struct{}{}
-	time.Sleep(s.delay)
-	return s.Store.CopyFrom(ctx, dst, src, md, dstCond)
+func (h *held) CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error) {
+	h.hold("Copy")
+	return h.Store.CopyFrom(ctx, dst, src, md, dstCond)
 }
 
-// The same for a writer whose file a rename replaces: the rename's
-// content is the name's, and the replaced file's close uploads nothing.
-func TestWriterClosingDuringRenameOverIt(t *testing.T) {
-	e := newEnv(t)
-	e.put(t, "src", "renamed", nil)
-	e.put(t, "dst", "old", nil)
-	st := &slowCopy{Store: e.mct, delay: 500 * time.Millisecond, started: make(chan struct{}, 1)}
-	dir, _ := e.mountStore(t, st, fs.Options{})
-	w, err := os.OpenFile(filepath.Join(dir, "dst"), os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write([]byte("mine")); err != nil {
-		t.Fatal(err)
-	}
-	os.Stat(filepath.Join(dir, "src")) // looked up before the calls are counted
-	e.calls.take()
-	renamed := make(chan error, 1)
-	go func() { renamed <- os.Rename(filepath.Join(dir, "src"), filepath.Join(dir, "dst")) }()
-	<-st.started
-	if err := w.Close(); err != nil {
-		t.Errorf("close during the rename over it: %v", err)
-	}
-	if err := <-renamed; err != nil {
-		t.Fatalf("rename: %v", err)
-	}
-	time.Sleep(100 * time.Millisecond) // the RELEASE, after close returned
-	calls := e.calls.take()
-	if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != 0 {
-		t.Errorf("the replaced file's close uploaded %d times: %v", n, calls)
-	}
-	if got, _, _ := e.get(t, "dst"); got != "renamed" {
-		t.Errorf("dst = %q, want the renamed file's %q", got, "renamed")
-	}
-	if names := e.names(t); !slices.Equal(names, []string{"dst"}) {
-		t.Errorf("blobs %q, want only dst", names)
+// A file closed while it is being removed, by unlink or by a rename over
+// it, is gone: its close must not fail, and neither its close nor its
+// RELEASE may upload anything. An upload then would race the Delete or
+// the Copy: deleted or overwritten right after, or failing as a conflict
+// (a .conflict-* blob). Nor may what unlink copied aside for a reader be
+// kept as a change never committed, for the next mount's lost+found.
+func TestCloseDuringRemoval(t *testing.T) {
+	rm := func(dir string) error { return os.Remove(filepath.Join(dir, "f")) }
+	mv := func(dir string) error { return os.Rename(filepath.Join(dir, "src"), filepath.Join(dir, "f")) }
+	for _, tc := range []struct {
+		name   string
+		held   string // the call under way while the file is closed
+		write  bool   // open for writing, and written; else read
+		remove func(dir string) error
+		want   []string // the blobs afterwards
+	}{
+		{"reader, unlink", "Delete", false, rm, []string{"src"}},
+		{"writer, unlink", "Delete", true, rm, []string{"src"}},
+		{"writer, rename over it", "Copy", true, mv, []string{"f"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.put(t, "f", "old", nil)
+			e.put(t, "src", "renamed", nil)
+			st := &held{Store: e.mct, op: tc.held, delay: 500 * time.Millisecond, started: make(chan struct{}, 1)}
+			cache := t.TempDir()
+			dir, mt := e.mountStore(t, st, fs.Options{CacheDir: cache})
+			os.Stat(filepath.Join(dir, "src")) // looked up before the calls are counted
+			var f *os.File
+			var err error
+			if tc.write {
+				if f, err = os.OpenFile(filepath.Join(dir, "f"), os.O_WRONLY, 0); err == nil {
+					_, err = f.Write([]byte("mine"))
+				}
+			} else if f, err = os.Open(filepath.Join(dir, "f")); err == nil {
+				_, err = io.ReadAll(f)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.calls.take()
+			removed := make(chan error, 1)
+			go func() { removed <- tc.remove(dir) }()
+			<-st.started
+			if err := f.Close(); err != nil {
+				t.Errorf("close during the removal: %v", err)
+			}
+			if err := <-removed; err != nil {
+				t.Fatalf("removal: %v", err)
+			}
+			unmount(t, mt) // waits for the RELEASE, which comes after close returned
+			calls := e.calls.take()
+			if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != 0 {
+				t.Errorf("%d uploads during or after the removal: %v", n, calls)
+			}
+			if names := e.names(t); !slices.Equal(names, tc.want) {
+				t.Errorf("blobs %q, want %q", names, tc.want)
+			}
+			if got, _, ok := e.get(t, "f"); ok && got != "renamed" {
+				t.Errorf("f = %q, want the renamed file's %q", got, "renamed")
+			}
+			_, mt2 := e.mount(t, fs.Options{CacheDir: cache})
+			if kept, _ := filepath.Glob(filepath.Join(cache, "lost+found", "*")); len(kept) != 0 {
+				t.Errorf("lost+found holds %q, want nothing", kept)
+			}
+			unmount(t, mt2)
+		})
 	}
 }
 
