@@ -547,9 +547,10 @@ func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
 	end := f.removingLocked()
 	var err error
 	if f.staged != nil {
-		// Held while the blob is deleted: a RELEASE meanwhile must not
-		// take the copy for a change to commit, which would put the blob
-		// back, nor for one never committed, to keep for lost+found.
+		// Held while the blob is deleted, so that a RELEASE meanwhile
+		// does not close it: readers still open read it afterwards, and
+		// closed now it would be taken for changes never committed, kept
+		// for lost+found. (A commit meanwhile waits: removingLocked.)
 		err = f.holdStagedLocked(del)
 	} else {
 		f.mu.Unlock()
