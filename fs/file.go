@@ -41,6 +41,9 @@ type fileNode struct {
 	unlinked  bool
 	// unlinking is closed when the unlink under way ends; nil if none.
 	unlinking chan struct{}
+	// committing counts the commits under way, which a removal lets
+	// land before its Delete or Copy.
+	committing sync.WaitGroup
 	// keptETag is the version whose pages the kernel may still cache:
 	// an open of the same version keeps them, any other drops them.
 	keptETag string
@@ -189,6 +192,8 @@ func (f *fileNode) commit(ctx context.Context) error {
 	opts := blob.PutOptions{Metadata: md, ContentType: f.contentType(name)}
 	metaDirty := f.metaDirty
 	dirty := st.Dirty()
+	f.committing.Add(1)
+	defer f.committing.Done()
 	f.mu.Unlock()
 	if !dirty && !metaDirty {
 		return nil
@@ -567,12 +572,16 @@ func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 // removingLocked marks f as being removed, by an unlink or by a rename
-// over it, until the returned func says whether it was: commits meanwhile
-// wait for the outcome (see commit). Called, and the func too, with f.mu
-// held.
+// over it, until the returned func says whether it was: commits from now
+// on wait for the outcome (see commit), and one already under way is
+// waited for here, so that it lands before the removal, not after it.
+// Called, and the func too, with f.mu held; it unlocks while it waits.
 func (f *fileNode) removingLocked() (end func(removed bool)) {
 	done := make(chan struct{})
 	f.unlinking = done
+	f.mu.Unlock()
+	f.committing.Wait()
+	f.mu.Lock()
 	return func(removed bool) {
 		if removed {
 			f.unlinked = true

@@ -422,7 +422,7 @@ func TestRenameOfCommittedOpenFileAddsNoChange(t *testing.T) {
 	}
 }
 
-// held holds one kind of call ("Delete" or "Copy") for a while, after
+// held holds one kind of call ("Delete", "Copy" or "Upload") for a while, after
 // saying that one started: the test acts while the service is busy.
 type held struct {
 	fs.Store
@@ -441,6 +441,11 @@ func (h *held) hold(op string) {
 func (h *held) Delete(ctx context.Context, name string, cond blob.Conditions) error {
 	h.hold("Delete")
 	return h.Store.Delete(ctx, name, cond)
+}
+
+func (h *held) Upload(ctx context.Context, name string, data []byte, opts blob.PutOptions) (*blob.Properties, error) {
+	h.hold("Upload")
+	return h.Store.Upload(ctx, name, data, opts)
 }
 
 func (h *held) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
@@ -464,14 +469,21 @@ func TestCloseDuringRemoval(t *testing.T) {
 	mv := func(dir string) error { return os.Rename(filepath.Join(dir, "src"), filepath.Join(dir, "f")) }
 	for _, tc := range []struct {
 		name   string
-		held   string // the call under way while the file is closed
+		held   string // the call under way while the other side goes
 		write  bool   // open for writing, and written; else read
 		remove func(dir string) error
-		want   []string // the blobs afterwards
+		// closeFirst: the close starts first and its upload is held;
+		// else the removal, its Delete or Copy held.
+		closeFirst bool
+		uploads    int      // Put Blob and Put Block (List) calls
+		want       []string // the blobs afterwards
 	}{
-		{"reader, unlink", "Delete", false, rm, []string{"src"}},
-		{"writer, unlink", "Delete", true, rm, []string{"src"}},
-		{"writer, rename over it", "Copy", true, mv, []string{"f"}},
+		{"reader, unlink", "Delete", false, rm, false, 0, []string{"src"}},
+		{"writer, unlink", "Delete", true, rm, false, 0, []string{"src"}},
+		{"writer, rename over it", "Copy", true, mv, false, 0, []string{"f"}},
+		// The upload of a close already under way lands first.
+		{"unlink while a close uploads", "Upload", true, rm, true, 1, []string{"src"}},
+		{"rename over a file while its close uploads", "Upload", true, mv, true, 1, []string{"f"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -494,19 +506,30 @@ func TestCloseDuringRemoval(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.calls.take()
-			removed := make(chan error, 1)
-			go func() { removed <- tc.remove(dir) }()
-			<-st.started
-			if err := f.Close(); err != nil {
-				t.Errorf("close during the removal: %v", err)
+			var closeErr, removeErr error
+			if tc.closeFirst {
+				closed := make(chan error, 1)
+				go func() { closed <- f.Close() }()
+				<-st.started
+				removeErr = tc.remove(dir)
+				closeErr = <-closed
+			} else {
+				removed := make(chan error, 1)
+				go func() { removed <- tc.remove(dir) }()
+				<-st.started
+				closeErr = f.Close()
+				removeErr = <-removed
 			}
-			if err := <-removed; err != nil {
-				t.Fatalf("removal: %v", err)
+			if closeErr != nil {
+				t.Errorf("close: %v", closeErr)
+			}
+			if removeErr != nil {
+				t.Fatalf("removal: %v", removeErr)
 			}
 			unmount(t, mt) // waits for the RELEASE, which comes after close returned
 			calls := e.calls.take()
-			if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != 0 {
-				t.Errorf("%d uploads during or after the removal: %v", n, calls)
+			if n := calls["PutBlob"] + calls["PutBlock"] + calls["PutBlockList"]; n != tc.uploads {
+				t.Errorf("%d uploads, want %d: %v", n, tc.uploads, calls)
 			}
 			if names := e.names(t); !slices.Equal(names, tc.want) {
 				t.Errorf("blobs %q, want %q", names, tc.want)
