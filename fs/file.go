@@ -39,8 +39,9 @@ type fileNode struct {
 	written   time.Time
 	metaDirty bool // attrs changed while staged: they go with the commit
 	unlinked  bool
-	// unlinking is closed when the unlink under way ends; nil if none.
-	unlinking chan struct{}
+	// removing is closed when a removal under way (an unlink, or a
+	// rename over the file) ends; nil if none. See removingLocked.
+	removing chan struct{}
 	// committing counts the commits under way, which a removal lets
 	// land before its Delete or Copy.
 	committing sync.WaitGroup
@@ -173,11 +174,11 @@ func (f *fileNode) commitMetaLocked() map[string]string {
 // error at close() or fsync().
 func (f *fileNode) commit(ctx context.Context) error {
 	f.mu.Lock()
-	for f.unlinking != nil {
+	for f.removing != nil {
 		// The blob is being deleted: a commit now would race the Delete,
 		// writing the blob back or failing as a conflict. Whether the
 		// unlink succeeds decides if there is anything to commit.
-		ch := f.unlinking
+		ch := f.removing
 		f.mu.Unlock()
 		<-ch
 		f.mu.Lock()
@@ -550,20 +551,12 @@ func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
 		return err
 	}
 	end := f.removingLocked()
-	var err error
-	if f.staged != nil {
-		// Held while the blob is deleted, so that a RELEASE meanwhile
-		// does not close it: readers still open read it afterwards, and
-		// closed now it would be taken for changes never committed, kept
-		// for lost+found. (A commit meanwhile waits: removingLocked.)
-		err = f.holdStagedLocked(del)
-	} else {
-		f.mu.Unlock()
-		err = del()
-		f.mu.Lock()
-	}
+	// The staged file is held while the blob is deleted, so that a
+	// RELEASE meanwhile does not close it: readers still open read it
+	// afterwards, and closed now it would be taken for changes never
+	// committed, kept for lost+found. (A commit meanwhile waits.)
+	err := f.holdStagedLocked(del)
 	end(err == nil)
-	f.releaseStagedLocked()
 	f.mu.Unlock()
 	if err != nil {
 		return toErrno(f.m.log, "unlink", name, err)
@@ -575,10 +568,11 @@ func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
 // over it, until the returned func says whether it was: commits from now
 // on wait for the outcome (see commit), and one already under way is
 // waited for here, so that it lands before the removal, not after it.
-// Called, and the func too, with f.mu held; it unlocks while it waits.
+// end then lets go of the staged file as far as nobody uses it. Called,
+// and end too, with f.mu held; it unlocks while it waits.
 func (f *fileNode) removingLocked() (end func(removed bool)) {
 	done := make(chan struct{})
-	f.unlinking = done
+	f.removing = done
 	f.mu.Unlock()
 	f.committing.Wait()
 	f.mu.Lock()
@@ -586,8 +580,9 @@ func (f *fileNode) removingLocked() (end func(removed bool)) {
 		if removed {
 			f.unlinked = true
 		}
-		f.unlinking = nil
+		f.removing = nil
 		close(done)
+		f.releaseStagedLocked()
 	}
 }
 

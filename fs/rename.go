@@ -59,7 +59,6 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		defer func() {
 			tf.mu.Lock()
 			end(errno == 0)
-			tf.releaseStagedLocked()
 			tf.mu.Unlock()
 		}()
 	}
