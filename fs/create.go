@@ -26,7 +26,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if err != nil {
 		return nil, nil, 0, toErrno(d.m.log, "create", full, err)
 	}
-	f := newFileNode(d.m, nil)
+	f := newFileNode(d.m, full, nil)
 	f.attrs.setMode(mode)
 	f.staged, f.written = st, time.Now()
 	// Even an O_RDONLY create must produce the blob at close, so the

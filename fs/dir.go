@@ -213,7 +213,7 @@ func (m *mount) fresh(ch *gofs.Inode) bool {
 	switch n := ch.Operations().(type) {
 	case *fileNode:
 		n.mu.Lock()
-		pending, unlinked := n.props == nil, n.unlinked
+		pending, unlinked := n.state == statePending, n.state == stateRemoved
 		at = n.propsAt
 		n.mu.Unlock()
 		if unlinked {
@@ -281,7 +281,7 @@ func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time
 	case syscall.S_IFLNK:
 		ops = newSymlinkNode(d.m, e.props, "")
 	default:
-		ops = newFileNode(d.m, e.props)
+		ops = newFileNode(d.m, d.childPath(name), e.props)
 	}
 	return d.NewInode(ctx, ops, gofs.StableAttr{Mode: e.typ})
 }
@@ -601,7 +601,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 			return syscall.EISDIR
 		}
 		if f, ok := ch.Operations().(*fileNode); ok {
-			if errno := f.unlink(ctx, full); errno != 0 {
+			if errno := f.unlink(ctx); errno != 0 {
 				return errno
 			}
 			d.noteChild(name, nil)

@@ -66,6 +66,34 @@
 // open handles keep working on a local copy until the last close, and the
 // file is never uploaded again.
 //
+// # A file's life, and the lock order
+//
+// Each regular file's fileNode owns its life (lifecycle.go): a state
+// (pending: created here, no blob yet; committed: the blob is the node's
+// props; removed), the blob name its next step uses, and the one
+// blob-changing step under way (commit, metadata write, removal, move).
+// Steps on one file run one at a time: an rm or mv that comes during an
+// upload acts on what the upload made, a commit that comes during a
+// removal finds nothing to commit, and a metadata change made while a
+// writer is open goes with the writer's commit, so the mount never fails
+// If-Match against itself. Reads, writes and getattr never wait for a
+// step.
+//
+// Locks are taken in this order, never the reverse, and no mutex is held
+// across a call to the service (a step's turn is not a mutex: only other
+// steps wait for it):
+//
+//	a file's step turn (fileNode.beginLocked)
+//	  < dirNode.mu
+//	  < fileNode.mu, symlinkNode.mu
+//	  < fileHandle.mu
+//	  < stage.File (commitMu < mu) < stage.Manager.mu
+//
+// A rename takes the replaced file's turn, then the moved file's; a
+// directory rename takes the turn of every file below it. The kernel
+// serialises renames on one mount, so two of them never wait on each
+// other.
+//
 // # Durability
 //
 // A write is in the staging cache (page cache) when write() returns, with

@@ -17,34 +17,51 @@ import (
 	"github.com/blobfs/blobfs/fs/stage"
 )
 
-// fileNode is a regular file: one block blob.
+// fileNode is a regular file: one block blob. It owns the file's life
+// (lifecycle.go): which blob it is, what is staged for it, and the one
+// blob-changing step under way.
+//
+// Lock order (see doc.go): a step's turn (beginLocked) before f.mu;
+// dirNode.mu before f.mu; f.mu before fileHandle.mu and before the locks
+// of stage.File. f.mu is never held across a call to the service.
 type fileNode struct {
 	gofs.Inode
+
+	// Dependencies.
 	m *mount
 
 	mu sync.Mutex
+
+	// The lifecycle. GUARDED_BY(mu); name, props and state change only
+	// while a step holds the turn (op != opNone), or before the node is
+	// shared.
+	state  fileState
+	name   string // the blob name the next commit, removal or move uses
+	op     fileOp
+	opDone chan struct{} // closed when op ends
 	// props is the blob as last seen in (or committed to) the service;
-	// nil while a file created here has not been uploaded.
+	// nil while pending.
 	props   *blob.Properties
 	propsAt time.Time
-	attrs   fileAttrs // the metadata the next write sends
+
+	// Attributes. GUARDED_BY(mu)
+	attrs fileAttrs // the metadata the next write sends
+	// metaDirty: attrs changed and the blob does not have them yet; they
+	// go with the next commit. metaGen counts such changes, so that a
+	// commit that sent an older set leaves metaDirty set.
+	metaDirty bool
+	metaGen   uint64
+	// written is when content last changed locally; it becomes the mtime
+	// on commit unless a utimens came after it.
+	written time.Time
+
+	// Content and handles. GUARDED_BY(mu)
 	// staged holds the content while the file is open for writing, and
 	// after an unlink while it is open.
 	staged  *stage.File
 	writers int // handles sharing staged, and truncates by path under way
 	handles int
 	open    map[*fileHandle]struct{}
-	// written is when content last changed locally; it becomes the mtime
-	// on commit unless a utimens came after it.
-	written   time.Time
-	metaDirty bool // attrs changed while staged: they go with the commit
-	unlinked  bool
-	// removing is closed when a removal under way (an unlink, or a
-	// rename over the file) ends; nil if none. See removingLocked.
-	removing chan struct{}
-	// committing counts the commits under way, which a removal lets
-	// land before its Delete or Copy.
-	committing sync.WaitGroup
 	// keptETag is the version whose pages the kernel may still cache:
 	// an open of the same version keeps them, any other drops them.
 	keptETag string
@@ -61,19 +78,29 @@ var (
 	_ gofs.NodeAllocater = (*fileNode)(nil)
 )
 
-func newFileNode(m *mount, p *blob.Properties) *fileNode {
-	f := &fileNode{m: m, attrs: fileAttrs{md: map[string]string{}}}
+// newFileNode is the node of the blob name, as p says it is; p nil: a
+// file created here, pending until its first commit.
+func newFileNode(m *mount, name string, p *blob.Properties) *fileNode {
+	f := &fileNode{m: m, name: name, attrs: fileAttrs{md: map[string]string{}}}
 	if p != nil {
+		f.state = stateCommitted
 		f.props, f.propsAt, f.attrs.md = p, time.Now(), cloneMeta(p.Metadata)
 	}
 	return f
+}
+
+// blobName is the file's blob name now.
+func (f *fileNode) blobName() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.name
 }
 
 // isPending tells a file created here whose blob does not exist yet.
 func (f *fileNode) isPending() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.props == nil && !f.unlinked
+	return f.state == statePending
 }
 
 // refresh takes properties learnt at time at from a listing or probe,
@@ -84,13 +111,22 @@ func (f *fileNode) refresh(p *blob.Properties, at time.Time) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.staged != nil || f.props == nil || at.Before(f.propsAt) {
+	if f.staged != nil || f.state != stateCommitted || f.op != opNone || at.Before(f.propsAt) {
 		return
 	}
+	f.adoptLocked(p, at)
+}
+
+// adoptLocked makes p, the blob as another client left it, what this
+// file is. Local attributes follow a new version.
+func (f *fileNode) adoptLocked(p *blob.Properties, at time.Time) {
 	if p.ETag != f.props.ETag {
 		f.attrs.md = cloneMeta(p.Metadata)
+		f.metaDirty = false
 	}
-	f.props, f.propsAt = p, at
+	np := *p
+	np.Name = f.name
+	f.props, f.propsAt = &np, at
 }
 
 // fill writes the attributes; call without f.mu.
@@ -116,7 +152,7 @@ func (f *fileNode) fillLocked(out *fuse.Attr) {
 	if !f.written.IsZero() {
 		out.SetTimes(&f.written, &f.written, nil)
 	}
-	if f.unlinked {
+	if f.state == stateRemoved {
 		out.Nlink = 0
 	}
 }
@@ -135,10 +171,10 @@ func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 // than the attribute TTL and nothing local overrides them.
 func (f *fileNode) revalidate(ctx context.Context) syscall.Errno {
 	f.mu.Lock()
-	name := f.Path(nil)
+	name := f.name
 	// A file removed while open has no name to ask about: its last
 	// properties stand.
-	stale := f.staged == nil && f.props != nil && name != "" && time.Since(f.propsAt) >= f.m.attrTTL
+	stale := f.staged == nil && f.state == stateCommitted && time.Since(f.propsAt) >= f.m.attrTTL
 	f.mu.Unlock()
 	if !stale {
 		return 0
@@ -154,11 +190,11 @@ func (f *fileNode) revalidate(ctx context.Context) syscall.Errno {
 
 // contentType keeps the blob's Content-Type across rewrites (Put Block List
 // replaces it) and guesses one from the extension for new blobs.
-func (f *fileNode) contentType(name string) string {
+func (f *fileNode) contentTypeLocked() string {
 	if f.props != nil && f.props.ContentType != "" {
 		return f.props.ContentType
 	}
-	return mime.TypeByExtension(path.Ext(name))
+	return mime.TypeByExtension(path.Ext(f.name))
 }
 
 // commitMetaLocked is the full metadata set for the next write.
@@ -168,89 +204,6 @@ func (f *fileNode) commitMetaLocked() map[string]string {
 		(&fileAttrs{md: md}).setMtime(f.written)
 	}
 	return md
-}
-
-// commit uploads what the staged file holds; a failure is the program's
-// error at close() or fsync().
-func (f *fileNode) commit(ctx context.Context) error {
-	f.mu.Lock()
-	for f.removing != nil {
-		// The blob is being deleted: a commit now would race the Delete,
-		// writing the blob back or failing as a conflict. Whether the
-		// unlink succeeds decides if there is anything to commit.
-		ch := f.removing
-		f.mu.Unlock()
-		<-ch
-		f.mu.Lock()
-	}
-	st := f.staged
-	if st == nil || f.unlinked {
-		f.mu.Unlock()
-		return nil
-	}
-	name := f.Path(nil)
-	md := f.commitMetaLocked()
-	opts := blob.PutOptions{Metadata: md, ContentType: f.contentType(name)}
-	metaDirty := f.metaDirty
-	dirty := st.Dirty()
-	f.committing.Add(1)
-	defer f.committing.Done()
-	f.mu.Unlock()
-	if !dirty && !metaDirty {
-		return nil
-	}
-	// A close after shutdown began may end a program interrupted
-	// half-way (the signal went to it too): its data stays staged.
-	if !f.m.beginCommit() {
-		f.setCommitFailed(true)
-		return errStoppedClose
-	}
-	defer f.m.commits.Done()
-
-	var p *blob.Properties
-	var err error
-	switch {
-	case dirty:
-		f.m.stats.commits.Add(1)
-		p, err = st.Commit(ctx, opts)
-	case metaDirty:
-		f.mu.Lock()
-		old := f.props
-		f.mu.Unlock()
-		if old == nil {
-			return nil
-		}
-		p, err = f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
-		if err == nil {
-			p.Size, p.ContentType, p.ContentMD5 = old.Size, old.ContentType, old.ContentMD5
-		}
-	default:
-		return nil
-	}
-	f.setCommitFailed(err != nil)
-	if err != nil {
-		return err
-	}
-	// Our own copy: stage hands the same properties to repeated commits.
-	np := *p
-	p = &np
-	p.Name, p.Metadata = name, md
-	if p.Size == 0 && dirty {
-		p.Size = st.Size()
-	}
-	f.mu.Lock()
-	f.props, f.propsAt, f.keptETag = p, time.Now(), p.ETag
-	f.attrs.md = cloneMeta(md)
-	f.written, f.metaDirty = time.Time{}, false
-	f.mu.Unlock()
-	f.noteInParent(name, p)
-	return nil
-}
-
-func (f *fileNode) setCommitFailed(failed bool) {
-	f.mu.Lock()
-	f.commitFailed = failed
-	f.mu.Unlock()
 }
 
 // noteInParent keeps the parent's cached listing in step with p.
@@ -277,7 +230,7 @@ func (f *fileNode) openStagedLocked(ctx context.Context, truncate bool) error {
 	if f.m.stage == nil {
 		return syscall.EROFS
 	}
-	st, err := f.m.stage.Open(ctx, f.Path(nil), f.props, truncate)
+	st, err := f.m.stage.Open(ctx, f.name, f.props, truncate)
 	if err != nil {
 		return err
 	}
@@ -290,18 +243,19 @@ func (f *fileNode) openStagedLocked(ctx context.Context, truncate bool) error {
 
 // releaseStagedLocked lets go of the staged file once no handle writes.
 func (f *fileNode) releaseStagedLocked() {
-	if f.staged != nil && f.unlinked {
+	removed := f.state == stateRemoved
+	if f.staged != nil && removed {
 		// Unreachable content: a shutdown before the last close must not
 		// keep it for recovery.
 		f.staged.Orphan()
 	}
-	if f.staged == nil || f.writers > 0 || (f.unlinked && f.handles > 0) {
+	if f.staged == nil || f.writers > 0 || (removed && f.handles > 0) {
 		return
 	}
-	if f.unlinked {
+	if removed {
 		f.staged.Discard()
 	} else if err := f.staged.Close(); err != nil {
-		f.m.log.WithField("path", f.Path(nil)).Warnf("closing the staged file: %v", err)
+		f.m.log.WithField("path", f.name).Warnf("closing the staged file: %v", err)
 	}
 	f.staged = nil
 }
@@ -311,9 +265,8 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	if f.m.readOnly {
 		return syscall.EROFS
 	}
-	name := f.Path(nil)
 	if size, ok := in.GetSize(); ok {
-		if errno := f.truncate(ctx, name, int64(size), fh != nil); errno != 0 {
+		if errno := f.truncate(ctx, int64(size), fh != nil); errno != 0 {
 			return errno
 		}
 	}
@@ -321,39 +274,34 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	a := fileAttrs{md: cloneMeta(f.attrs.md)}
 	var cur fuse.Attr
 	f.fillLocked(&cur)
-	changed := applySetattr(&a, in, f.m, &cur)
-	if changed {
+	var sent *blob.Properties
+	if applySetattr(&a, in, f.m, &cur) {
 		_, mtimeSet := in.GetMTime()
 		if mtimeSet || in.Valid&fuse.FATTR_MTIME_NOW != 0 {
 			f.written = time.Time{}
 		}
-		f.attrs = a
+		prev, prevDirty := f.attrs, f.metaDirty
+		f.attrs, f.metaDirty = a, true
+		f.metaGen++
+		gen := f.metaGen
+		var err error
+		if sent, err = f.sendMetaLocked(ctx); err != nil {
+			if gen == f.metaGen {
+				// Not sent, and nothing changed them since: the program
+				// is told, so nothing is sent later behind its back.
+				f.attrs, f.metaDirty = prev, prevDirty
+			}
+			name := f.name
+			f.mu.Unlock()
+			return toErrno(f.m.log, "setattr", name, err)
+		}
 	}
-	if !changed || f.props == nil || f.unlinked || (f.staged != nil && f.staged.Dirty()) {
-		// Content not uploaded yet: the metadata goes with that commit.
-		f.metaDirty = f.metaDirty || changed
-		f.fillLocked(&out.Attr)
-		f.mu.Unlock()
-		return 0
-	}
-	old := f.props
-	md := f.commitMetaLocked()
-	f.mu.Unlock()
-
-	p, err := f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
-	if err != nil {
-		return toErrno(f.m.log, "setattr", name, err)
-	}
-	np := *old
-	np.ETag, np.LastModified, np.Metadata = p.ETag, p.LastModified, md
-	f.mu.Lock()
-	if f.keptETag == old.ETag {
-		f.keptETag = np.ETag // only the metadata changed: cached pages stay valid
-	}
-	f.props, f.propsAt = &np, time.Now()
 	f.fillLocked(&out.Attr)
+	name := f.name
 	f.mu.Unlock()
-	f.noteInParent(name, &np)
+	if sent != nil {
+		f.noteInParent(name, sent)
+	}
 	return 0
 }
 
@@ -366,11 +314,13 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 // or closing right now: nobody would commit it then, so it is committed at
 // once. Until then it holds the staged file as a writer does, so that a
 // RELEASE meanwhile does not close it with the truncate uncommitted.
-func (f *fileNode) truncate(ctx context.Context, name string, size int64, byHandle bool) syscall.Errno {
+func (f *fileNode) truncate(ctx context.Context, size int64, byHandle bool) syscall.Errno {
+	f.mu.Lock()
+	name := f.name
 	if f.m.isStopping() {
+		f.mu.Unlock()
 		return toErrno(f.m.log, "truncate", name, errStopping)
 	}
-	f.mu.Lock()
 	var err error
 	if st := f.staged; st != nil {
 		f.written = time.Now()
@@ -436,7 +386,7 @@ func (f *fileNode) Allocate(ctx context.Context, fh gofs.FileHandle, off, size u
 	if off+size <= cur.Size {
 		return 0
 	}
-	return f.truncate(ctx, f.Path(nil), int64(off+size), true)
+	return f.truncate(ctx, int64(off+size), true)
 }
 
 // cacheFlags says how the kernel may cache the data of a file opened now;
@@ -459,7 +409,6 @@ func (m *mount) cacheFlags(keep bool) uint32 {
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	ctx, release := patient(ctx)
 	defer release()
-	name := f.Path(nil)
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	trunc := flags&syscall.O_TRUNC != 0
 	if (write || trunc) && f.m.readOnly {
@@ -472,12 +421,12 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.unlinked {
+	if f.state == stateRemoved {
 		return nil, 0, syscall.ENOENT
 	}
 	if write || trunc {
 		if err := f.openStagedLocked(ctx, trunc); err != nil {
-			return nil, 0, toErrno(f.m.log, "open", name, err)
+			return nil, 0, toErrno(f.m.log, "open", f.name, err)
 		}
 	}
 	h := &fileHandle{f: f, write: write, append: flags&syscall.O_APPEND != 0}
@@ -486,6 +435,7 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		f.writers++
 	}
 	keep := (f.props != nil && f.props.ETag == f.keptETag) || (f.staged != nil && f.props == nil)
+	h.keep = keep && !f.m.directIO
 	fuseFlags := f.m.cacheFlags(keep)
 	if f.props != nil && f.staged == nil {
 		f.keptETag = f.props.ETag
@@ -518,72 +468,6 @@ func (f *fileNode) addHandleLocked(h *fileHandle) {
 	}
 	f.open[h] = struct{}{}
 	f.handles++
-}
-
-// unlink deletes the blob. An open file keeps working on its staged copy
-// until the last close, and is never uploaded again.
-func (f *fileNode) unlink(ctx context.Context, name string) syscall.Errno {
-	f.mu.Lock()
-	props, open := f.props, f.handles > 0
-	if open && f.staged == nil && props != nil && f.m.stage != nil {
-		// Readers keep reading after the blob is gone: take a local copy.
-		err := f.openStagedLocked(ctx, false)
-		if err == nil {
-			err = localize(ctx, f.staged)
-			if err != nil {
-				f.staged.Discard()
-				f.staged = nil
-			}
-		}
-		if err != nil {
-			f.mu.Unlock()
-			return toErrno(f.m.log, "unlink", name, err)
-		}
-	}
-	del := func() error {
-		if props == nil {
-			return nil
-		}
-		err := f.m.store.Delete(ctx, name, blob.Conditions{})
-		if errors.Is(err, blob.ErrNotFound) {
-			return nil
-		}
-		return err
-	}
-	end := f.removingLocked()
-	// The staged file is held while the blob is deleted, so that a
-	// RELEASE meanwhile does not close it: readers still open read it
-	// afterwards, and closed now it would be taken for changes never
-	// committed, kept for lost+found. (A commit meanwhile waits.)
-	err := f.holdStagedLocked(del)
-	end(err == nil)
-	f.mu.Unlock()
-	if err != nil {
-		return toErrno(f.m.log, "unlink", name, err)
-	}
-	return 0
-}
-
-// removingLocked marks f as being removed, by an unlink or by a rename
-// over it, until the returned func says whether it was: commits from now
-// on wait for the outcome (see commit), and one already under way is
-// waited for here, so that it lands before the removal, not after it.
-// end then lets go of the staged file as far as nobody uses it. Called,
-// and end too, with f.mu held; it unlocks while it waits.
-func (f *fileNode) removingLocked() (end func(removed bool)) {
-	done := make(chan struct{})
-	f.removing = done
-	f.mu.Unlock()
-	f.committing.Wait()
-	f.mu.Lock()
-	return func(removed bool) {
-		if removed {
-			f.unlinked = true
-		}
-		f.removing = nil
-		close(done)
-		f.releaseStagedLocked()
-	}
 }
 
 // localize copies every byte of a staged file that still lives in the

@@ -28,10 +28,15 @@ type fileHandle struct {
 	// may not take in a change made meanwhile by another path. Both
 	// guarded by f.mu.
 	flushed, flushing bool
+	// keep: opened with FOPEN_KEEP_CACHE, so the kernel may serve pages
+	// of the version it had. Set before the handle is shared.
+	keep bool
 
+	// Lock order: f.mu before mu, never the other way.
 	mu      sync.Mutex
 	version *blob.Properties // the blob as it was at open, for readers
 	rd      *readahead.Reader
+	served  bool // a read of version has returned bytes
 	closed  bool
 }
 
@@ -48,8 +53,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	defer release()
 	f := h.f
 	f.mu.Lock()
-	st := f.staged
-	name := f.Path(nil)
+	st, name, props := f.staged, f.name, f.props
 	f.mu.Unlock()
 	var n int
 	var err error
@@ -69,7 +73,10 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		}
 		// The last writer closed meanwhile: the content is committed.
 	}
-	res, err := h.readBlob(ctx, name, dest, off)
+	res, err := h.readBlob(ctx, name, props, dest, off)
+	if errors.Is(err, blob.ErrPrecondition) && h.takeNewVersion(ctx, name) {
+		res, err = h.readBlob(ctx, name, props, dest, off)
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, toErrno(f.m.log, "read", name, err)
 	}
@@ -113,22 +120,21 @@ func (b blockReply) Bytes(buf []byte) ([]byte, fuse.Status) {
 }
 
 // readBlob reads the version opened; the caller releases the Result.
-func (h *fileHandle) readBlob(ctx context.Context, name string, dest []byte, off int64) (*readahead.Result, error) {
+// name and props are the file's, read before h.mu (lock order).
+func (h *fileHandle) readBlob(ctx context.Context, name string, props *blob.Properties, dest []byte, off int64) (*readahead.Result, error) {
 	h.mu.Lock()
 	if h.version == nil {
 		// Opened while a writer held the file, which has since committed.
-		h.f.mu.Lock()
-		h.version = h.f.props
-		h.f.mu.Unlock()
+		h.version = props
 	}
 	v := h.version
 	if v == nil || off >= v.Size {
 		h.mu.Unlock()
 		return nil, io.EOF
 	}
-	if name == "" {
-		// Removed or replaced while open (the inode has no path any
-		// more): read the version opened, by the name it had.
+	if v.Name != "" {
+		// The name of the version opened: after a removal the node's
+		// name is no blob's any more.
 		name = v.Name
 	}
 	if h.rd == nil {
@@ -136,7 +142,60 @@ func (h *fileHandle) readBlob(ctx context.Context, name string, dest []byte, off
 	}
 	rd := h.rd
 	h.mu.Unlock()
-	return rd.ReadRef(ctx, dest, off)
+	res, err := rd.ReadRef(ctx, dest, off)
+	if err == nil && res != nil && res.N > 0 {
+		h.mu.Lock()
+		h.served = true
+		h.mu.Unlock()
+	}
+	return res, err
+}
+
+// takeNewVersion is for a reader whose version of the blob is gone
+// (another client replaced it after this mount listed it, or won a
+// conflict against this mount's commit) before it read any byte of it:
+// it reads the new version instead, which is as consistent a read, and
+// the file takes it in. A reader that has read part of the old version
+// keeps failing with ESTALE: mixing versions would be worse.
+func (h *fileHandle) takeNewVersion(ctx context.Context, name string) bool {
+	h.mu.Lock()
+	served, removed := h.served, h.version != nil && h.version.Name != "" && h.version.Name != name
+	h.mu.Unlock()
+	if served || removed {
+		return false
+	}
+	p, err := h.f.m.head(ctx, name)
+	if err != nil {
+		return false
+	}
+	f := h.f
+	f.mu.Lock()
+	if f.state != stateCommitted || f.staged != nil || f.op != opNone || f.name != name {
+		f.mu.Unlock()
+		return false
+	}
+	f.adoptLocked(p, time.Now())
+	f.keptETag = f.props.ETag
+	v := f.props
+	f.mu.Unlock()
+	h.mu.Lock()
+	if h.rd != nil {
+		h.rd.Close()
+		h.rd = nil
+	}
+	h.version = v
+	h.mu.Unlock()
+	// The kernel's attributes are the old version's: its size bounds
+	// what this read() returns. Invalidated (a negative offset touches
+	// no page), the next read() asks for the new ones.
+	f.NotifyContent(-1, 0)
+	if h.keep {
+		// It may also hold pages of the old version from an earlier
+		// open; drop them. Not from this request's goroutine: the kernel
+		// waits for the page this read fills.
+		go f.NotifyContent(0, 0)
+	}
+	return true
 }
 
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
@@ -144,8 +203,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	defer release()
 	f := h.f
 	f.mu.Lock()
-	st := f.staged
-	name := f.Path(nil)
+	st, name := f.staged, f.name
 	f.written = time.Now()
 	h.flushed = false
 	f.mu.Unlock()
@@ -180,7 +238,7 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	if err := h.commit(uninterruptible(ctx)); err != nil {
-		return toErrno(h.f.m.log, "close", h.f.Path(nil), err)
+		return toErrno(h.f.m.log, "close", h.f.blobName(), err)
 	}
 	h.f.mu.Lock()
 	h.flushed = true
@@ -194,7 +252,7 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 		return 0
 	}
 	if err := h.commit(uninterruptible(ctx)); err != nil {
-		return toErrno(h.f.m.log, "fsync", h.f.Path(nil), err)
+		return toErrno(h.f.m.log, "fsync", h.f.blobName(), err)
 	}
 	return 0
 }
@@ -234,7 +292,7 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	if h.write {
 		f.writers--
 	}
-	if f.writers == 0 && f.staged != nil && !f.unlinked && !f.commitFailed && f.staged.Dirty() {
+	if f.writers == 0 && f.staged != nil && f.state != stateRemoved && !f.commitFailed && f.staged.Dirty() {
 		// Changed after the last close() committed, with no handle left
 		// to commit it: pages of a shared mapping that the kernel wrote
 		// back after close() (it does so before this RELEASE), or a
@@ -243,7 +301,7 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 		// file as a writer would meanwhile.
 		err := f.holdStagedLocked(func() error { return f.commit(uninterruptible(ctx)) })
 		if err != nil {
-			f.m.log.WithField("path", f.Path(nil)).WithError(err).Error("uploading what changed after the last close() failed")
+			f.m.log.WithField("path", f.name).WithError(err).Error("uploading what changed after the last close() failed")
 		}
 	}
 	f.releaseStagedLocked()

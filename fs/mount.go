@@ -80,6 +80,9 @@ type mount struct {
 	uid, gid          uint32
 	fileMode, dirMode uint32
 	started           time.Time
+	// strict: a broken invariant panics instead of being logged (tests
+	// set BLOBFS_CHECK_INVARIANTS).
+	strict bool
 
 	attrTTL, entryTTL, negTTL time.Duration
 
@@ -145,6 +148,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		fileMode: uint32(fileMode &^ opts.Umask),
 		dirMode:  uint32(dirMode &^ opts.Umask),
 		started:  time.Now(),
+		strict:   os.Getenv("BLOBFS_CHECK_INVARIANTS") != "",
 		attrTTL:  ttl(opts.AttrTTL, DefaultAttrTTL),
 		entryTTL: ttl(opts.EntryTTL, DefaultEntryTTL),
 		negTTL:   ttl(opts.NegativeTTL, DefaultNegativeTTL),
@@ -379,7 +383,7 @@ func (m *mount) stop(ctx context.Context, root *gofs.Inode) error {
 	}
 	for _, f := range fileNodes(root) {
 		f.mu.Lock()
-		st, unlinked, name := f.staged, f.unlinked, f.Path(nil)
+		st, unlinked, name := f.staged, f.state == stateRemoved, f.name
 		f.mu.Unlock()
 		switch {
 		case st == nil || unlinked:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,14 +54,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if tf, ok := opsOf(target).(*fileNode); ok && target != ch {
 		// The overwritten file may still be open: it lives on as
 		// unlinked, and a commit of it waits until the rename is done.
-		tf.mu.Lock()
-		end := tf.removingLocked()
-		tf.mu.Unlock()
-		defer func() {
-			tf.mu.Lock()
-			end(errno == 0)
-			tf.mu.Unlock()
-		}()
+		end := tf.replaced()
+		defer func() { end(errno == 0) }()
 	}
 	var err error
 	var moved *entry
@@ -84,15 +79,18 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 				return syscall.EISDIR
 			}
 		}
-		moved, err = n.rename(ctx, src, dst, target != nil)
+		moved, err = n.move(ctx, dst, target != nil)
 	case *symlinkNode:
 		if target != nil {
 			if _, isDir := target.Operations().(*dirNode); isDir {
 				return syscall.EISDIR
 			}
 		}
+		n.mu.Lock()
+		props := n.props
+		n.mu.Unlock()
 		var p *blob.Properties
-		p, err = d.m.moveBlob(ctx, src, dst, n.props)
+		p, err = d.m.moveBlob(ctx, src, dst, props)
 		if err == nil {
 			n.mu.Lock()
 			n.props = p
@@ -144,57 +142,29 @@ func (m *mount) moveBlob(ctx context.Context, src, dst string, want *blob.Proper
 	return got, nil
 }
 
-// rename moves a file. A file still open for writing commits first, so
-// the move carries what was written, and its later writes go to dst.
-func (f *fileNode) rename(ctx context.Context, src, dst string, replacing bool) (*entry, error) {
-	f.mu.Lock()
-	props, st := f.props, f.staged
-	f.mu.Unlock()
-	if props == nil {
-		if st == nil {
-			return nil, syscall.ENOENT
-		}
-		// Never uploaded: nothing to move yet, the first commit goes to
-		// dst, replacing what is there when the rename replaces a file.
-		st.Rename(dst)
-		if replacing {
-			st.Unconditional()
-		}
-		return &entry{typ: syscall.S_IFREG, pending: true}, nil
-	}
-	p, err := f.m.moveBlob(ctx, src, dst, props)
-	if err != nil {
-		return nil, err
-	}
-	p.Name = dst
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.keptETag == props.ETag {
-		f.keptETag = p.ETag // same bytes under a new name
-	}
-	f.props, f.propsAt = p, time.Now()
-	for h := range f.open {
-		h.repoint(p)
-	}
-	if f.staged != nil {
-		// Later commits go to dst, and unchanged parts come from the copy.
-		f.staged.Moved(dst, p)
-	}
-	return &entry{typ: syscall.S_IFREG, props: p}, nil
-}
-
 // renameDir moves every blob below src/ to dst/: copies first, with
 // bounded parallelism, each verified; if any copy fails the copies are
 // removed and nothing changed. Then the sources are deleted.
 func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) error {
-	var open []*fileNode
+	// Every file below moves: each waits for its commit under way (so
+	// the move carries what it made) and commits nothing until its name
+	// is the new one.
+	var files []*fileNode
 	walkFiles(&dn.Inode, func(f *fileNode) {
 		f.mu.Lock()
-		if f.staged != nil || len(f.open) > 0 {
-			open = append(open, f)
-		}
+		f.beginLocked(opMove)
 		f.mu.Unlock()
+		files = append(files, f)
 	})
+	moved := map[string]*blob.Properties{} // new name -> the copy, once all went well
+	defer func() {
+		for _, f := range files {
+			f.mu.Lock()
+			f.dirMovedLocked(src, dst, moved)
+			f.endLocked()
+			f.mu.Unlock()
+		}
+	}()
 	var blobs []*blob.Properties
 	marker := ""
 	for {
@@ -217,6 +187,7 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 	var (
 		mu     sync.Mutex
 		copied []string
+		copies = map[string]*blob.Properties{}
 		errs   []error
 		wg     sync.WaitGroup
 		sem    = make(chan struct{}, renameParallelism)
@@ -240,6 +211,9 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 				return
 			}
 			copied = append(copied, to)
+			c := *b // same bytes and properties, new name and version
+			c.Name, c.ETag, c.LastModified = to, got.ETag, got.LastModified
+			copies[to] = &c
 		}(b, to)
 	}
 	wg.Wait()
@@ -283,34 +257,36 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 	}
 	// Everything below now has new names and ETags: forget what we knew.
 	invalidateTree(&dn.Inode)
-	// Open files follow: later commits and reads use the new names.
-	for _, f := range open {
-		f.mu.Lock()
-		if f.props == nil {
-			if f.staged != nil {
-				f.staged.Rename(strings.Replace(f.staged.Name(), src+"/", dst+"/", 1))
-			}
-			f.mu.Unlock()
-			continue
-		}
-		name := dst + "/" + strings.TrimPrefix(f.props.Name, src+"/")
-		f.mu.Unlock()
-		p, err := m.head(ctx, name)
-		if err != nil {
-			m.log.WithField("path", name).Warnf("following an open file to its new name: %v", err)
-			continue
-		}
-		f.mu.Lock()
-		f.props, f.propsAt = p, time.Now()
-		for h := range f.open {
-			h.repoint(p)
-		}
-		if f.staged != nil {
-			f.staged.Moved(name, p)
-		}
-		f.mu.Unlock()
-	}
+	maps.Copy(moved, copies)
+	moved[dst] = nil // the move happened, even of an empty directory
 	return nil
+}
+
+// dirMovedLocked follows a rename of a directory above f from src to
+// dst; copies holds the blobs' new versions by name, and is empty when
+// the rename failed. Called with the turn held.
+func (f *fileNode) dirMovedLocked(src, dst string, copies map[string]*blob.Properties) {
+	if len(copies) == 0 || !strings.HasPrefix(f.name, src+"/") {
+		return
+	}
+	name := dst + "/" + strings.TrimPrefix(f.name, src+"/")
+	switch f.state {
+	case statePending:
+		if f.staged != nil {
+			f.staged.Rename(name)
+		}
+		f.name = name
+	case stateCommitted:
+		if p := copies[name]; p != nil {
+			f.movedLocked(name, p)
+			return
+		}
+		// Not among the blobs listed (another client removed it): what
+		// we knew is of no blob now; the next look asks the service.
+		f.name, f.propsAt = name, time.Time{}
+	case stateRemoved:
+		f.name = name
+	}
 }
 
 // opsOf is n's node, or nil for no inode.
