@@ -433,7 +433,10 @@ type held struct {
 
 func (h *held) hold(op string) {
 	if op == h.op {
-		h.started <- struct{}{}
+		select {
+		case h.started <- struct{}{}:
+		default: // a second call: a regression, which must fail, not hang
+		}
 		time.Sleep(h.delay)
 	}
 }
