@@ -421,6 +421,9 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// An open during a removal waits for it: opened before the Delete,
+	// the handle would read a blob about to vanish, with no local copy.
+	f.waitRemovalLocked()
 	if f.state == stateRemoved {
 		return nil, 0, syscall.ENOENT
 	}

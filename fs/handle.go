@@ -52,39 +52,39 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	ctx, release := patient(ctx)
 	defer release()
 	f := h.f
-	f.mu.Lock()
-	st, name, props := f.staged, f.name, f.props
-	f.mu.Unlock()
-	var n int
-	var err error
-	if st != nil {
-		// Someone writes (or wrote and has not closed): what was written
-		// is the content, whether it is uploaded or not.
-		n, err = st.ReadAt(ctx, dest, off)
+	for try := 0; ; try++ {
 		f.mu.Lock()
-		gone := err != nil && f.staged != st
+		st, name, props := f.staged, f.name, f.props
 		f.mu.Unlock()
-		if !gone {
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, toErrno(f.m.log, "read", name, err)
+		if st != nil {
+			// Someone writes (or wrote and has not closed): what was
+			// written is the content, whether it is uploaded or not.
+			n, err := st.ReadAt(ctx, dest, off)
+			f.mu.Lock()
+			gone := err != nil && f.staged != st
+			f.mu.Unlock()
+			if !gone {
+				if err != nil && !errors.Is(err, io.EOF) {
+					return nil, toErrno(f.m.log, "read", name, err)
+				}
+				f.m.stats.bytesRead.Add(int64(n))
+				return fuse.ReadResultData(dest[:n]), 0
 			}
-			f.m.stats.bytesRead.Add(int64(n))
-			return fuse.ReadResultData(dest[:n]), 0
+			// The last writer closed meanwhile: the content is committed.
 		}
-		// The last writer closed meanwhile: the content is committed.
+		res, err := h.readBlob(ctx, name, props, dest, off)
+		if errors.Is(err, blob.ErrPrecondition) && try < 2 && h.takeNewVersion(ctx, name) {
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, toErrno(f.m.log, "read", name, err)
+		}
+		if res == nil {
+			return fuse.ReadResultData(nil), 0
+		}
+		f.m.stats.bytesRead.Add(int64(res.N))
+		return blockReply{res}, 0
 	}
-	res, err := h.readBlob(ctx, name, props, dest, off)
-	if errors.Is(err, blob.ErrPrecondition) && h.takeNewVersion(ctx, name) {
-		res, err = h.readBlob(ctx, name, props, dest, off)
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, toErrno(f.m.log, "read", name, err)
-	}
-	if res == nil {
-		return fuse.ReadResultData(nil), 0
-	}
-	f.m.stats.bytesRead.Add(int64(res.N))
-	return blockReply{res}, 0
 }
 
 // blockReply is a read served from readahead blocks: go-fuse writes the
@@ -151,24 +151,40 @@ func (h *fileHandle) readBlob(ctx context.Context, name string, props *blob.Prop
 	return res, err
 }
 
-// takeNewVersion is for a reader whose version of the blob is gone
-// (another client replaced it after this mount listed it, or won a
-// conflict against this mount's commit) before it read any byte of it:
-// it reads the new version instead, which is as consistent a read, and
-// the file takes it in. A reader that has read part of the old version
-// keeps failing with ESTALE: mixing versions would be worse.
+// takeNewVersion is for a reader whose version of the blob is gone. A
+// version this mount replaced (a commit, a move) is followed, as on a
+// local disk, where an open file shows what was written since. One that
+// another client replaced after this mount listed it, or that won a
+// conflict against this mount's commit, is taken only if the reader has
+// read nothing of the old one, which is as consistent a read: a reader
+// that read part of it keeps failing with ESTALE, since mixing versions
+// would be worse. It says whether to read again.
 func (h *fileHandle) takeNewVersion(ctx context.Context, name string) bool {
+	f := h.f
+	f.mu.Lock()
+	cur, staged, state := f.props, f.staged != nil, f.state
 	h.mu.Lock()
-	served, removed := h.served, h.version != nil && h.version.Name != "" && h.version.Name != name
-	h.mu.Unlock()
-	if served || removed {
+	v, served := h.version, h.served
+	own := staged || (cur != nil && v != nil && cur.ETag != v.ETag)
+	if state == stateRemoved || (!own && served) {
+		h.mu.Unlock()
+		f.mu.Unlock()
 		return false
 	}
-	p, err := h.f.m.head(ctx, name)
+	if own {
+		h.resetLocked(cur) // with staged, Read reads that instead
+		h.mu.Unlock()
+		f.mu.Unlock()
+		f.NotifyContent(-1, 0) // see below
+		return true
+	}
+	h.mu.Unlock()
+	f.mu.Unlock()
+
+	p, err := f.m.head(ctx, name)
 	if err != nil {
 		return false
 	}
-	f := h.f
 	f.mu.Lock()
 	if f.state != stateCommitted || f.staged != nil || f.op != opNone || f.name != name {
 		f.mu.Unlock()
@@ -176,15 +192,10 @@ func (h *fileHandle) takeNewVersion(ctx context.Context, name string) bool {
 	}
 	f.adoptLocked(p, time.Now())
 	f.keptETag = f.props.ETag
-	v := f.props
-	f.mu.Unlock()
 	h.mu.Lock()
-	if h.rd != nil {
-		h.rd.Close()
-		h.rd = nil
-	}
-	h.version = v
+	h.resetLocked(f.props)
 	h.mu.Unlock()
+	f.mu.Unlock()
 	// The kernel's attributes are the old version's: its size bounds
 	// what this read() returns. Invalidated (a negative offset touches
 	// no page), the next read() asks for the new ones.
@@ -196,6 +207,15 @@ func (h *fileHandle) takeNewVersion(ctx context.Context, name string) bool {
 		go f.NotifyContent(0, 0)
 	}
 	return true
+}
+
+// resetLocked makes the handle read version v from now on.
+func (h *fileHandle) resetLocked(v *blob.Properties) {
+	if h.rd != nil {
+		h.rd.Close()
+		h.rd = nil
+	}
+	h.version = v
 }
 
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {

@@ -107,6 +107,17 @@ func (f *fileNode) beginLocked(op fileOp) {
 	f.op, f.opDone = op, make(chan struct{})
 }
 
+// waitRemovalLocked waits while a removal is under way on f. Called and
+// returns with f.mu held.
+func (f *fileNode) waitRemovalLocked() {
+	for f.op == opRemove {
+		ch := f.opDone
+		f.mu.Unlock()
+		<-ch
+		f.mu.Lock()
+	}
+}
+
 // endLocked ends the step begun by beginLocked and wakes whoever waits.
 func (f *fileNode) endLocked() {
 	close(f.opDone)
@@ -319,32 +330,39 @@ func (f *fileNode) removeLocked(ctx context.Context) error {
 }
 
 // localizeLocked gives handles still open on a committed file a local
-// copy of it, so that they read on after its blob is gone. The copy is
-// made without f.mu: a slow download stalls nothing but this removal.
+// copy of it, so that they read and write on after its blob is gone: a
+// staged file's parts still read from the blob are fetched too. The copy
+// is made without f.mu: a slow download stalls nothing but this removal.
 func (f *fileNode) localizeLocked(ctx context.Context) error {
-	if f.handles == 0 || f.staged != nil || f.m.stage == nil {
+	if f.handles == 0 || f.m.stage == nil {
 		return nil
 	}
+	fresh := f.staged == nil
 	if err := f.openStagedLocked(ctx, false); err != nil {
 		return err
 	}
 	st := f.staged
 	err := f.holdStagedLocked(func() error { return localize(ctx, st) })
-	if err != nil && f.staged == st && f.writers == 0 {
+	if err != nil && fresh && f.staged == st && f.writers == 0 {
 		st.Discard()
 		f.staged = nil
 	}
 	return err
 }
 
-// replaced is a rename over f: it waits for any step under way on f, then
-// holds the turn until the rename calls end, which marks f removed if the
-// rename happened. An open f lives on, unlinked.
-func (f *fileNode) replaced() (end func(ok bool)) {
+// replaced is a rename over f: it waits for any step under way on f and
+// gives handles still open a local copy, as unlink does (the rename's copy
+// overwrites the blob they read); then it holds the turn until the rename
+// calls end, which marks f removed if the rename happened. An open f
+// lives on, unlinked.
+func (f *fileNode) replaced(ctx context.Context) (end func(ok bool), err error) {
 	f.mu.Lock()
 	f.beginLocked(opRemove)
+	if f.state == stateCommitted {
+		err = f.localizeLocked(ctx)
+	}
 	f.mu.Unlock()
-	return func(ok bool) {
+	end = func(ok bool) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if ok && f.state != stateRemoved {
@@ -353,13 +371,18 @@ func (f *fileNode) replaced() (end func(ok bool)) {
 		f.releaseStagedLocked()
 		f.endLocked()
 	}
+	if err != nil {
+		end(false)
+		return nil, err
+	}
+	return end, nil
 }
 
 // move renames the file to dst, after any commit under way, so that the
 // move carries what that commit made. A committed file moves its blob
 // (Copy, then Delete of the version copied); a pending one only changes
 // where its first commit goes. Open handles follow.
-func (f *fileNode) move(ctx context.Context, dst string, replacing bool) (*entry, error) {
+func (f *fileNode) move(ctx context.Context, dst string) (*entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.beginLocked(opMove)
@@ -371,23 +394,45 @@ func (f *fileNode) move(ctx context.Context, dst string, replacing bool) (*entry
 		if f.staged == nil {
 			return nil, syscall.ENOENT
 		}
-		// Never uploaded: nothing to move yet, the first commit goes to
-		// dst, replacing what is there when the rename replaces a file.
-		f.staged.Rename(dst)
-		if replacing {
-			f.staged.Unconditional()
+		// Never uploaded: nothing to move yet; the first commit goes to
+		// dst. What dst was goes now, as rename(2) replaces its target:
+		// left until that commit, it would come back if the file moved
+		// on or was removed before committing. (The kernel's idea of
+		// whether there is a target may be a dentry older than a blob
+		// made since, so it is not asked.)
+		st := f.staged
+		f.mu.Unlock()
+		err := f.m.store.Delete(ctx, dst, blob.Conditions{})
+		f.mu.Lock()
+		if err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return nil, err
 		}
+		st.Rename(dst)
 		f.name = dst
 		return &entry{typ: syscall.S_IFREG, pending: true}, nil
 	}
 	src, props := f.name, f.props
 	f.mu.Unlock()
-	p, err := f.m.moveBlob(ctx, src, dst, props)
+	p, err := f.m.copyBlob(ctx, src, dst, props)
 	f.mu.Lock()
 	if err != nil {
 		return nil, err
 	}
+	// Handles follow to the copy before the source goes, so that no read
+	// finds neither.
 	f.movedLocked(dst, p)
+	f.mu.Unlock()
+	err = f.m.deleteSource(ctx, src, dst, props)
+	f.mu.Lock()
+	if err != nil {
+		// The rename fails and the file stays where it was: back to the
+		// source, which is still whole, and the copy goes.
+		f.movedLocked(src, props)
+		if derr := f.m.store.Delete(ctx, dst, blob.Conditions{IfMatch: p.ETag}); derr != nil && !errors.Is(derr, blob.ErrNotFound) {
+			f.m.log.WithField("path", dst).Warnf("undoing the copy of a failed rename: %v", derr)
+		}
+		return nil, err
+	}
 	return &entry{typ: syscall.S_IFREG, props: p}, nil
 }
 

@@ -54,7 +54,10 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if tf, ok := opsOf(target).(*fileNode); ok && target != ch {
 		// The overwritten file may still be open: it lives on as
 		// unlinked, and a commit of it waits until the rename is done.
-		end := tf.replaced()
+		end, err := tf.replaced(ctx)
+		if err != nil {
+			return toErrno(d.m.log, "rename", src+" -> "+dst, err)
+		}
 		defer func() { end(errno == 0) }()
 	}
 	var err error
@@ -79,7 +82,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 				return syscall.EISDIR
 			}
 		}
-		moved, err = n.move(ctx, dst, target != nil)
+		moved, err = n.move(ctx, dst)
 	case *symlinkNode:
 		if target != nil {
 			if _, isDir := target.Operations().(*dirNode); isDir {
@@ -112,19 +115,30 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 // moveBlob copies src to dst, checks that the copy is whole, and only then
 // deletes src (if it still is the version copied).
 func (m *mount) moveBlob(ctx context.Context, src, dst string, want *blob.Properties) (*blob.Properties, error) {
-	var srcCond blob.Conditions
+	got, err := m.copyBlob(ctx, src, dst, want)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.deleteSource(ctx, src, dst, want); err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
+// copyBlob is a move's first half: src copied to dst, the copy checked to
+// be whole.
+func (m *mount) copyBlob(ctx context.Context, src, dst string, want *blob.Properties) (*blob.Properties, error) {
 	var got *blob.Properties
 	var err error
 	m.stats.copies.Add(1)
 	if want != nil {
 		// Pinned to the version we know: a copy the service reports
 		// successful is then that content, checked without a HEAD.
-		srcCond.IfMatch = want.ETag
 		w := *want
 		w.Name = src
 		got, err = m.store.CopyFrom(ctx, dst, &w, nil, blob.Conditions{})
 	} else {
-		got, err = m.store.Copy(ctx, dst, src, nil, srcCond, blob.Conditions{})
+		got, err = m.store.Copy(ctx, dst, src, nil, blob.Conditions{}, blob.Conditions{})
 	}
 	if err != nil {
 		return nil, err
@@ -135,11 +149,21 @@ func (m *mount) moveBlob(ctx context.Context, src, dst string, want *blob.Proper
 		return nil, fmt.Errorf("the copy of %q at %q is %s: the source was kept", src, dst, got.CopyStatus)
 	}
 	got.Name = dst
-	err = m.store.Delete(ctx, src, srcCond)
-	if err != nil && !errors.Is(err, blob.ErrNotFound) {
-		return nil, fmt.Errorf("%q was copied to %q but could not be deleted: %w", src, dst, err)
-	}
 	return got, nil
+}
+
+// deleteSource is a move's second half: src goes, if it still is the
+// version copied.
+func (m *mount) deleteSource(ctx context.Context, src, dst string, want *blob.Properties) error {
+	var cond blob.Conditions
+	if want != nil {
+		cond.IfMatch = want.ETag
+	}
+	err := m.store.Delete(ctx, src, cond)
+	if err != nil && !errors.Is(err, blob.ErrNotFound) {
+		return fmt.Errorf("%q was copied to %q but could not be deleted: %w", src, dst, err)
+	}
+	return nil
 }
 
 // renameDir moves every blob below src/ to dst/: copies first, with

@@ -376,6 +376,27 @@ func (f *File) baseError(err error) error {
 func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for try := 0; ; try++ {
+		etag := f.baseETag
+		n, err := f.readAtLocked(ctx, p, off)
+		if try > 0 || !errors.Is(err, blob.ErrPrecondition) {
+			return n, err
+		}
+		// A commit of this file may have replaced the base in the
+		// service, between its upload and taking in the new version
+		// (it does not hold mu across the upload): wait for it to end,
+		// and read again if the base moved on.
+		f.mu.Unlock()
+		f.commitMu.Lock()
+		f.commitMu.Unlock()
+		f.mu.Lock()
+		if f.baseETag == etag {
+			return n, err
+		}
+	}
+}
+
+func (f *File) readAtLocked(ctx context.Context, p []byte, off int64) (int, error) {
 	if f.closed {
 		return 0, errClosed
 	}

@@ -1,0 +1,153 @@
+package fs_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blobfs/blobfs/fs"
+)
+
+// TestRandomLifecycle runs many goroutines doing create, write, close,
+// fsync, rm, mv, rename over, chmod, truncate and read on a handful of
+// names of one mount, in random interleavings, and then checks what must
+// hold whatever the order was:
+//
+//   - every operation ends: none waits longer than opBound;
+//   - no operation fails with anything but ENOENT (a name another
+//     goroutine removed or moved): above all no ESTALE, since this mount
+//     is the only writer, and no EIO;
+//   - no ".conflict-" blob appears: the mount never conflicts with itself;
+//   - after unmount, the service holds exactly the files the mount showed
+//     last, with the content it showed (nothing removed comes back,
+//     nothing moved stays behind, nothing acknowledged is lost);
+//   - a remount changes nothing and leaves lost+found empty.
+func TestRandomLifecycle(t *testing.T) {
+	const (
+		workers = 6
+		steps   = 40
+		opBound = 60 * time.Second
+	)
+	e := newEnv(t)
+	cache := t.TempDir()
+	dir, mt := e.mount(t, fs.Options{CacheDir: cache})
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c", "d/x", "d/y"}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+
+	var mu sync.Mutex
+	var failures []string
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		failures = append(failures, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	ok := func(op string, err error) {
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			fail("%s: %v", op, err)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(seed, uint64(w)))
+			pick := func() string { return filepath.Join(dir, names[r.IntN(len(names))]) }
+			for i := range steps {
+				p := pick()
+				content := fmt.Sprintf("w%d s%d %s\n", w, i, strings.Repeat("x", r.IntN(3000)))
+				op := r.IntN(10)
+				start := time.Now()
+				switch op {
+				case 0: // create or replace, written, closed
+					ok("write "+p, os.WriteFile(p, []byte(content), 0o644))
+				case 1: // a writer that stays open a while, with an fsync
+					f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+					if err != nil {
+						ok("open "+p, err)
+						break
+					}
+					f.WriteString(content)
+					time.Sleep(time.Duration(r.IntN(20)) * time.Millisecond)
+					ok("fsync "+p, f.Sync())
+					f.WriteString(content)
+					ok("close "+p, f.Close())
+				case 2:
+					ok("rm "+p, os.Remove(p))
+				case 3, 4: // mv, over an existing name or not
+					ok("mv "+p, os.Rename(p, pick()))
+				case 5:
+					ok("chmod "+p, os.Chmod(p, os.FileMode(0o600+r.IntN(0o100))))
+				case 6:
+					ok("truncate "+p, os.Truncate(p, int64(r.IntN(100))))
+				default:
+					_, err := os.ReadFile(p)
+					ok("read "+p, err)
+				}
+				if d := time.Since(start); d > opBound {
+					fail("op %d on %s took %v", op, p, d)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, f := range failures {
+		t.Error(f)
+	}
+
+	// What the mount shows last, once every RELEASE is in.
+	time.Sleep(200 * time.Millisecond)
+	shown := map[string]string{}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		switch {
+		case err == nil:
+			shown[n] = string(b)
+		case !errors.Is(err, os.ErrNotExist):
+			t.Errorf("final read of %s: %v", n, err)
+		}
+	}
+	unmount(t, mt)
+	check := func(when string) {
+		for _, n := range e.names(t) {
+			if strings.HasSuffix(n, "/") || n == "d" {
+				continue // the directory's marker
+			}
+			if strings.Contains(n, ".conflict-") {
+				t.Errorf("%s: conflict copy %q: the mount conflicted with itself", when, n)
+				continue
+			}
+			want, listed := shown[n]
+			got, _, _ := e.get(t, n)
+			switch {
+			case !listed:
+				t.Errorf("%s: blob %q exists, but the mount showed no such file", when, n)
+			case got != want:
+				t.Errorf("%s: blob %q holds %d bytes, the mount showed %d", when, n, len(got), len(want))
+			}
+		}
+		for n := range shown {
+			if !slices.Contains(e.names(t), n) {
+				t.Errorf("%s: the mount showed %q but the service has no such blob", when, n)
+			}
+		}
+	}
+	check("after unmount")
+	_, mt2 := e.mount(t, fs.Options{CacheDir: cache})
+	unmount(t, mt2)
+	check("after a remount")
+	if kept, _ := filepath.Glob(filepath.Join(cache, "*", "*", "lost+found", "*")); len(kept) != 0 {
+		t.Errorf("lost+found holds %q, want nothing", kept)
+	}
+}
