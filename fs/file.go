@@ -114,7 +114,9 @@ func (f *fileNode) fillLocked(out *fuse.Attr) {
 	}
 	f.attrs.fill(f.m, out, syscall.S_IFREG, size, lastMod)
 	if !f.written.IsZero() {
-		out.SetTimes(&f.written, &f.written, nil)
+		// Written here and not committed yet: mtime and ctime are now's.
+		ct := f.attrs.ctimeAt(f.written)
+		out.SetTimes(nil, &f.written, &ct)
 	}
 	if f.unlinked {
 		out.Nlink = 0
@@ -241,6 +243,7 @@ func (f *fileNode) commit(ctx context.Context) error {
 	f.mu.Lock()
 	f.props, f.propsAt, f.keptETag = p, time.Now(), p.ETag
 	f.attrs.md = cloneMeta(md)
+	f.attrs.changed(f.written) // Last-Modified has only seconds
 	f.written, f.metaDirty = time.Time{}, false
 	f.mu.Unlock()
 	f.noteInParent(name, p)
