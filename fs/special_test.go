@@ -104,6 +104,7 @@ func TestSpecialFiles(t *testing.T) {
 	if _, p, _ := e.get(t, "c"); p.Metadata["rdev"] != "259" {
 		t.Errorf("blob c: rdev %q, want 259 (1,3)", p.Metadata["rdev"])
 	}
+	l.Close() // a bound socket keeps the mount busy
 	unmount(t, mt)
 	dir, _ = e.mountShared(t, fs.Options{})
 	check(dir, "after remount")
