@@ -49,14 +49,15 @@ func lstat(t *testing.T, p string) *syscall.Stat_t {
 	return &st
 }
 
-// sharedDirs makes pub (anyone may create) and sg (setgid, group 4242).
+// sharedDirs makes pub (anyone may create), sg (setgid, group 4242) and
+// sticky (1777, as /tmp).
 func sharedDirs(t *testing.T, dir string) {
 	t.Helper()
 	for _, d := range []struct {
 		name string
 		gid  int
 		mode os.FileMode
-	}{{"pub", 0, 0o777}, {"sg", 4242, 0o777 | os.ModeSetgid}} {
+	}{{"pub", 0, 0o777}, {"sg", 4242, 0o777 | os.ModeSetgid}, {"sticky", 0, 0o777 | os.ModeSticky}} {
 		p := filepath.Join(dir, d.name)
 		if err := os.Mkdir(p, 0o755); err != nil {
 			t.Fatal(err)
@@ -116,10 +117,15 @@ cd ../sg; touch f; mkdir d`)
 	unmount(t, mt)
 	dir, _ = e.mountShared(t, fs.Options{UID: 1000, GID: 1000})
 	check(dir, "after remount")
-	// Being the owner counts: the creator may chmod and write again.
-	asNobody(t, dir, "chmod 0640 pub/f; echo more >> pub/f; chmod 0700 pub/d; touch pub/d/in")
-	if b, err := os.ReadFile(filepath.Join(dir, "pub/f")); err != nil || string(b) != "data\nmore\n" {
-		t.Errorf("pub/f after the owner's append: %q, %v", b, err)
+	// Being the owner counts: the creator may chmod, write again,
+	// truncate, and rename in a sticky directory.
+	asNobody(t, dir, `chmod 0640 pub/f; echo more >> pub/f; truncate -s 7 pub/f
+chmod 0700 pub/d; touch pub/d/in; touch sticky/a; mv sticky/a sticky/b`)
+	if b, err := os.ReadFile(filepath.Join(dir, "pub/f")); err != nil || string(b) != "data\nmo" {
+		t.Errorf("pub/f after the owner's append and truncate: %q, %v", b, err)
+	}
+	if st := lstat(t, filepath.Join(dir, "sticky/b")); st.Uid != nobody {
+		t.Errorf("sticky/b: uid %d", st.Uid)
 	}
 }
 
