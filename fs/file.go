@@ -114,9 +114,12 @@ func (f *fileNode) fillLocked(out *fuse.Attr) {
 	}
 	f.attrs.fill(f.m, out, syscall.S_IFREG, size, lastMod)
 	if !f.written.IsZero() {
-		// Written here and not committed yet: mtime and ctime are now's.
-		ct := f.attrs.ctimeAt(f.written)
-		out.SetTimes(nil, &f.written, &ct)
+		// Written here and not committed yet: mtime is then, and so is
+		// ctime unless something changed later.
+		out.SetTimes(nil, &f.written, nil)
+		if f.written.After(time.Unix(int64(out.Ctime), int64(out.Ctimensec))) {
+			out.SetTimes(nil, nil, &f.written)
+		}
 	}
 	if f.unlinked {
 		out.Nlink = 0
