@@ -13,7 +13,14 @@ import (
 
 // Create makes a file that exists only here until its first close, when
 // it is uploaded (a small file in one Put Blob); nothing is sent before.
+//
+// The kernel has taken the umask off mode already (go-fuse does not ask
+// for FUSE_DONT_MASK), so mode is stored as it comes, 0 included. Owner
+// and times are the caller's and now, sent with that first upload.
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if errno := checkNameLen(name); errno != 0 {
+		return nil, nil, 0, errno
+	}
 	ctx = uninterruptible(ctx)
 	if d.m.readOnly || d.m.stage == nil {
 		return nil, nil, 0, syscall.EROFS
@@ -27,7 +34,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		return nil, nil, 0, toErrno(d.m.log, "create", full, err)
 	}
 	f := newFileNode(d.m, full, nil)
-	f.attrs.setMode(mode)
+	f.attrs.newInode(ctx, d, mode, false)
 	f.staged, f.written = st, time.Now()
 	// Even an O_RDONLY create must produce the blob at close, so the
 	// handle commits like a writer; the kernel refuses its write()s.
@@ -36,6 +43,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	f.addHandleLocked(h)
 	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG})
 	d.noteChild(name, &entry{typ: syscall.S_IFREG, pending: true})
+	d.entriesChanged()
 	f.fill(&out.Attr)
 	return ch, h, d.m.cacheFlags(true), 0
 }

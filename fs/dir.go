@@ -32,6 +32,10 @@ type dirNode struct {
 	absent    map[string]time.Time
 	isRoot    bool
 	listingOK bool // set on the root, whose existence needs no marker
+	// entriesAt is when this mount last added or removed an entry: the
+	// directory's mtime (and ctime, in attrs) as seen here. Kept in memory
+	// only, so that making a file stays one call.
+	entriesAt time.Time
 }
 
 var (
@@ -80,6 +84,23 @@ func (d *dirNode) prefix() string {
 
 func (d *dirNode) childPath(name string) string { return d.prefix() + name }
 
+// entriesChanged moves the directory's mtime and ctime: an entry was
+// made, removed or renamed here.
+func (d *dirNode) entriesChanged() {
+	now := time.Now()
+	d.mu.Lock()
+	d.entriesAt = now
+	d.attrs.changed(now)
+	d.mu.Unlock()
+}
+
+// setgid tells whether new entries take the directory's group, and which.
+func (d *dirNode) setgid() (bool, uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.attrs.mode(d.m.dirMode)&syscall.S_ISGID != 0, d.attrs.id(keyGID, d.m.gid)
+}
+
 // cachedListing returns the listing when it is still fresh.
 func (d *dirNode) cachedListing() *listing {
 	d.mu.Lock()
@@ -119,7 +140,11 @@ func (d *dirNode) listing(ctx context.Context) (*listing, error) {
 }
 
 // noteChild keeps a cached listing current after this mount changed name.
+// A nil e is a removal, which also moves the directory's times.
 func (d *dirNode) noteChild(name string, e *entry) {
+	if e == nil {
+		d.entriesChanged()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e == nil {
@@ -165,6 +190,9 @@ func (d *dirNode) knownAbsent(name string) bool {
 // Lookup answers from the cached listing when it is fresh (also for absent
 // names: no call), else with one probing List call.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := checkNameLen(name); errno != 0 {
+		return nil, errno
+	}
 	ctx, release := patient(ctx)
 	defer release()
 	if ch := d.GetChild(name); ch != nil && d.m.fresh(ch) {
@@ -259,7 +287,7 @@ func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time
 				return ch
 			}
 		case *symlinkNode:
-			if e.typ == syscall.S_IFLNK {
+			if e.typ == n.typ {
 				n.refresh(e.props, at)
 				return ch
 			}
@@ -278,7 +306,7 @@ func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time
 	switch e.typ {
 	case syscall.S_IFDIR:
 		ops = newDirNode(d.m, e.props)
-	case syscall.S_IFLNK:
+	case syscall.S_IFLNK, syscall.S_IFIFO, syscall.S_IFCHR, syscall.S_IFBLK, syscall.S_IFSOCK:
 		ops = newSymlinkNode(d.m, e.props, "")
 	default:
 		ops = newFileNode(d.m, d.childPath(name), e.props)
@@ -375,7 +403,27 @@ func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) sy
 		lastMod = d.marker.LastModified
 	}
 	d.attrs.fill(d.m, out, syscall.S_IFDIR, 0, lastMod)
+	if mt := time.Unix(int64(out.Mtime), int64(out.Mtimensec)); d.entriesAt.After(mt) {
+		out.SetTimes(nil, &d.entriesAt, nil)
+	}
+	out.Nlink = d.nlinkLocked()
 	return 0
+}
+
+// nlinkLocked is 2 + the subdirectories when a fresh listing knows them,
+// else 1, which find and fts read as "unknown" (as on btrfs): a guess
+// of 2 would tell them there are no subdirectories.
+func (d *dirNode) nlinkLocked() uint32 {
+	if !d.list.fresh(d.m.entryTTL) {
+		return 1
+	}
+	n := uint32(2)
+	for _, e := range d.list.entries {
+		if e.typ == syscall.S_IFDIR {
+			n++
+		}
+	}
+	return n
 }
 
 // Setattr stores mode, owner and times in the marker, writing one when the
@@ -400,9 +448,14 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	if !applySetattr(&a, in, d.m, &out.Attr) {
 		return 0
 	}
+	_, mtimeSet := in.GetMTime()
+	mtimeSet = mtimeSet || in.Valid&fuse.FATTR_MTIME_NOW != 0
 	if d.isRoot {
 		d.mu.Lock()
 		d.attrs = a
+		if mtimeSet {
+			d.entriesAt = time.Time{}
+		}
 		d.mu.Unlock()
 		return d.getattr(ctx, &out.Attr)
 	}
@@ -421,6 +474,10 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	}
 	d.mu.Lock()
 	d.setMarker(p)
+	d.attrs.changed(a.ctime)
+	if mtimeSet {
+		d.entriesAt = time.Time{}
+	}
 	d.mu.Unlock()
 	return d.getattr(ctx, &out.Attr)
 }
@@ -467,10 +524,23 @@ func applySetattr(a *fileAttrs, in *fuse.SetAttrIn, m *mount, cur *fuse.Attr) bo
 		a.setMtime(time.Now())
 		changed = true
 	}
+	if at, ok := in.GetATime(); ok {
+		a.setAtime(at)
+		changed = true
+	} else if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
+		a.setAtime(time.Now())
+		changed = true
+	}
+	if changed {
+		a.changed(time.Now())
+	}
 	return changed
 }
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := checkNameLen(name); errno != 0 {
+		return nil, errno
+	}
 	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return nil, syscall.EROFS
@@ -480,16 +550,17 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, toErrno(d.m.log, "mkdir", full, err)
 	}
 	a := fileAttrs{md: map[string]string{}}
-	a.setMode(mode)
-	a.setMtime(time.Now())
+	a.newInode(ctx, d, mode, true)
 	p, err := d.m.writeMarker(ctx, full+"/", a.md)
 	if err != nil {
 		return nil, toErrno(d.m.log, "mkdir", full, err)
 	}
 	nd := newDirNode(d.m, p)
+	nd.attrs.ctime = a.ctime
 	// A directory we just made is empty: lookups inside it need no calls.
 	nd.list = &listing{at: time.Now(), entries: map[string]*entry{}, marker: p}
 	d.noteChild(name, &entry{typ: syscall.S_IFDIR})
+	d.entriesChanged()
 	ch := d.NewInode(ctx, nd, gofs.StableAttr{Mode: syscall.S_IFDIR})
 	nd.getattr(ctx, &out.Attr)
 	return ch, 0
@@ -618,29 +689,21 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ctx = uninterruptible(ctx)
-	if d.m.readOnly {
-		return nil, syscall.EROFS
-	}
-	full := d.childPath(name)
-	a := fileAttrs{md: map[string]string{keySymlink: "true"}}
-	a.setMtime(time.Now())
-	p, err := d.m.store.Upload(ctx, full, []byte(target), blob.PutOptions{Metadata: a.md})
-	if err != nil {
-		return nil, toErrno(d.m.log, "symlink", full, err)
-	}
-	p.Name, p.Size, p.Metadata = full, int64(len(target)), a.md
-	sn := newSymlinkNode(d.m, p, target)
-	d.noteChild(name, &entry{typ: syscall.S_IFLNK, props: p})
-	ch := d.NewInode(ctx, sn, gofs.StableAttr{Mode: syscall.S_IFLNK})
-	sn.fill(&out.Attr)
-	return ch, 0
+	return d.makeMetaNode(ctx, "symlink", name, syscall.S_IFLNK|0777, 0, target, out)
 }
 
-// Mknod makes regular files only: a blob cannot be a device or a FIFO.
+// Mknod makes regular files, and FIFOs, devices and sockets as
+// zero-length blobs whose metadata says what they are (see makeMetaNode).
 func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if mode&syscall.S_IFMT != syscall.S_IFREG {
-		return nil, syscall.EPERM
+	if errno := checkNameLen(name); errno != 0 {
+		return nil, errno
+	}
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFREG:
+	case syscall.S_IFIFO, syscall.S_IFCHR, syscall.S_IFBLK, syscall.S_IFSOCK:
+		return d.makeMetaNode(ctx, "mknod", name, mode, dev, "", out)
+	default:
+		return nil, syscall.EINVAL
 	}
 	ch, fh, _, errno := d.Create(ctx, name, syscall.O_WRONLY, mode, out)
 	if errno != 0 {

@@ -34,22 +34,58 @@
 // Kept in blob metadata with lowercase alphanumeric keys (SharedKey signing
 // sorts header names culture-aware, so '_' and '-' are avoided):
 //
-//	mode   permission bits, octal ("0644"); written on create, mkdir, chmod
-//	uid    decimal; written only by chown
-//	gid    decimal; written only by chown
-//	mtime  RFC 3339 with nanoseconds, rclone's format; written with every
-//	       upload and by utimens (touch -d, cp -p, rsync -a)
+//	mode      permission bits, octal ("0644"); written on create, mkdir,
+//	          mknod, chmod
+//	uid, gid  decimal; written on create (the caller's fsuid and fsgid,
+//	          or the directory's gid in a setgid directory) and by chown
+//	mtime     RFC 3339 with nanoseconds, rclone's format; written with
+//	          every upload and by utimens (touch -d, cp -p, rsync -a)
+//	atime     same format; written on create and by utimens (touch -a)
+//	filetype  fifo, chr, blk or sock: a special file (see below)
+//	rdev      decimal device number of a chr or blk special file
+//
+// A new file, directory, symlink or special file gets them all with its
+// first upload, so creating a small file stays one Put Blob. mode is the
+// one the program asked for less its umask (the kernel takes it off), so
+// open(…, O_CREAT, 0) makes a file of mode 0000. In a setgid directory new
+// entries take the directory's group, and new subdirectories its setgid
+// bit.
 //
 // Blobs without them get the mount's --uid/--gid, --file-mode/--dir-mode
-// (default 0644/0755) less --umask, and Last-Modified as mtime; ctime is
-// Last-Modified, atime is mtime. Other tools' metadata survives every
-// rewrite (Put Blob and Put Block List replace the whole set, so the full
-// set is always sent).
+// (default 0644/0755) less --umask, Last-Modified as mtime, and mtime as
+// atime. Reads never move atime (noatime: a blob would have to be
+// rewritten for it). ctime is the blob's Last-Modified, which the service
+// moves on every upload, metadata change and copy, so chmod, chown,
+// utimens, write, truncate and rename all move it; this mount reports such
+// changes to the nanosecond, a remount to the second. Other tools'
+// metadata survives every rewrite (Put Blob and Put Block List replace the
+// whole set, so the full set is always sent).
 //
-// # Symlinks
+// A directory's mtime and ctime move when an entry is made, removed or
+// renamed through this mount. They are kept in memory, not written to the
+// marker (that would be a call per entry): after a remount, or when the
+// kernel has forgotten the directory, it shows the mtime stored by mkdir
+// or utimens again. Its st_nlink is 2 + its subdirectories while a listing
+// of it is fresh (within the entry TTL), else 1, which find and fts read
+// as "unknown", as on btrfs.
+//
+// A name (one path component) is at most 255 bytes (NAME_MAX, as statfs
+// says): any operation on a longer one fails with ENAMETOOLONG before a
+// call. A whole path is limited by the service to 1,024 characters, and
+// 254 segments.
+//
+// # Symlinks and special files
 //
 // A symlink is a blob whose content is the target, with is_symlink=true
 // (blobfuse2's convention, so both read each other's links).
+//
+// A FIFO (mkfifo), character or block device (mknod) or Unix socket
+// (bind) is a zero-length blob with filetype=fifo|chr|blk|sock, mode,
+// owner, times and, for devices, rdev. stat, ls -l, readdir, chmod,
+// chown, mv and rm treat it as what it is, after a remount too. The kernel
+// does its I/O: a FIFO passes data between processes of this machine, a
+// socket accepts connections while its program listens here, and a device
+// node cannot be opened (FUSE mounts are nodev).
 //
 // # Writes
 //
@@ -132,8 +168,7 @@
 // # Not possible on blobs
 //
 //	link(2)                  EPERM (a blob has one name)
-//	mknod of devices, FIFOs  EPERM (regular files are created)
-//	sockets                  EPERM
+//	paths over 1,024 chars   ENAMETOOLONG (the service's limit on names)
 //	extended attributes      ENOTSUP
 //	fallocate punch/zero     EOPNOTSUPP (plain and KEEP_SIZE work)
 //	O_TMPFILE                EOPNOTSUPP

@@ -150,7 +150,12 @@ func (f *fileNode) fillLocked(out *fuse.Attr) {
 	}
 	f.attrs.fill(f.m, out, syscall.S_IFREG, size, lastMod)
 	if !f.written.IsZero() {
-		out.SetTimes(&f.written, &f.written, nil)
+		// Written here and not committed yet: mtime is then, and so is
+		// ctime unless something changed later.
+		out.SetTimes(nil, &f.written, nil)
+		if f.written.After(time.Unix(int64(out.Ctime), int64(out.Ctimensec))) {
+			out.SetTimes(nil, nil, &f.written)
+		}
 	}
 	if f.state == stateRemoved {
 		out.Nlink = 0

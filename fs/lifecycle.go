@@ -211,6 +211,7 @@ func (f *fileNode) committedLocked(st *stage.File, dirty bool, name string, gen 
 		f.attrs.md, f.metaDirty = cloneMeta(md), false
 	}
 	if !st.Dirty() {
+		f.attrs.changed(f.written) // Last-Modified has only seconds
 		f.written = time.Time{}
 	}
 	if !dirty && f.staged == st {

@@ -15,7 +15,7 @@ const listPageSize = 5000
 
 // entry is what a listing says about one name in a directory.
 type entry struct {
-	typ uint32 // syscall.S_IFREG, S_IFDIR or S_IFLNK
+	typ uint32 // syscall.S_IFREG, S_IFDIR, S_IFLNK, or a special file's S_IFIFO...
 	// props is the file's or symlink's blob, or a directory's marker
 	// blob when the listing showed it (blobfuse2's "dir" style); nil for a
 	// prefix, whose marker (if any) the listing rolls up.
@@ -119,6 +119,8 @@ func entryOf(p *blob.Properties) *entry {
 		return &entry{typ: syscall.S_IFDIR, props: p}
 	case isSymlinkBlob(p):
 		return &entry{typ: syscall.S_IFLNK, props: p}
+	case specialType(p.Metadata) != 0:
+		return &entry{typ: specialType(p.Metadata), props: p}
 	}
 	return &entry{typ: syscall.S_IFREG, props: p}
 }

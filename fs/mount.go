@@ -199,8 +199,10 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		EntryTimeout:    &m.entryTTL,
 		AttrTimeout:     &m.attrTTL,
 		NegativeTimeout: &m.negTTL,
-		UID:             m.uid,
-		GID:             m.gid,
+		// Every node fills in its own owner and mode, defaults included:
+		// go-fuse's own defaults would show a stored mode 0000 as 0644 and
+		// a stored uid 0 as --uid.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName:        name,
 			Name:          "blobfs",

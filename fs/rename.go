@@ -35,6 +35,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if !ok {
 		return syscall.EXDEV
 	}
+	if errno := checkNameLen(newName); errno != 0 {
+		return errno
+	}
 	src, dst := d.childPath(name), nd.childPath(newName)
 	if src == dst {
 		return 0
@@ -98,7 +101,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 			n.mu.Lock()
 			n.props = p
 			n.mu.Unlock()
-			moved = &entry{typ: syscall.S_IFLNK, props: p}
+			moved = &entry{typ: n.typ, props: p}
 		}
 	}
 	if err != nil {
@@ -106,6 +109,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	d.noteChild(name, nil)
 	nd.noteChild(newName, moved)
+	nd.entriesChanged()
+	renamed(ch)
 	if d != nd {
 		d.keepIfEmpty(ctx)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"path"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -14,11 +15,15 @@ import (
 	"github.com/blobfs/blobfs/blob"
 )
 
-// symlinkNode is a blob whose content is the link's target, marked with
-// blobfuse2's is_symlink=true.
+// symlinkNode is an inode that a blob's metadata holds whole, with no
+// data of its own to read or write: a symlink, whose blob's content is
+// the target, marked with blobfuse2's is_symlink=true; or a FIFO, device
+// or socket, a zero-length blob with filetype=fifo|chr|blk|sock (and rdev
+// for devices), whose I/O the kernel does itself.
 type symlinkNode struct {
 	gofs.Inode
-	m *mount
+	m   *mount
+	typ uint32 // S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK or S_IFSOCK
 
 	mu     sync.Mutex
 	props  *blob.Properties
@@ -34,7 +39,52 @@ var (
 )
 
 func newSymlinkNode(m *mount, p *blob.Properties, target string) *symlinkNode {
-	return &symlinkNode{m: m, props: p, at: time.Now(), target: target, attrs: fileAttrs{md: cloneMeta(p.Metadata)}}
+	typ := specialType(p.Metadata)
+	if typ == 0 {
+		typ = syscall.S_IFLNK
+	}
+	return &symlinkNode{m: m, typ: typ, props: p, at: time.Now(), target: target, attrs: fileAttrs{md: cloneMeta(p.Metadata)}}
+}
+
+// makeMetaNode makes a symlink (typ S_IFLNK, with target) or a special
+// file: one Put Blob whose metadata holds the owner, mode, times and, for
+// special files, type and device number.
+func (d *dirNode) makeMetaNode(ctx context.Context, op, name string, mode, dev uint32, target string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if errno := checkNameLen(name); errno != 0 {
+		return nil, errno
+	}
+	ctx = uninterruptible(ctx)
+	if d.m.readOnly {
+		return nil, syscall.EROFS
+	}
+	full := d.childPath(name)
+	if err := blob.ValidateName(full); err != nil {
+		return nil, toErrno(d.m.log, op, full, err)
+	}
+	typ := mode & syscall.S_IFMT
+	a := fileAttrs{md: map[string]string{}}
+	a.newInode(ctx, d, mode, false)
+	if typ == syscall.S_IFLNK {
+		a.md[keySymlink] = "true"
+		delete(a.md, keyMode) // always 0777, as blobfuse2 and rclone links are
+	} else {
+		a.md[keyFileType] = specialTypeName(typ)
+		if typ == syscall.S_IFCHR || typ == syscall.S_IFBLK {
+			a.md[keyRdev] = strconv.FormatUint(uint64(dev), 10)
+		}
+	}
+	p, err := d.m.store.Upload(ctx, full, []byte(target), blob.PutOptions{Metadata: a.md})
+	if err != nil {
+		return nil, toErrno(d.m.log, op, full, err)
+	}
+	p.Name, p.Size, p.Metadata = full, int64(len(target)), a.md
+	sn := newSymlinkNode(d.m, p, target)
+	sn.attrs.ctime = a.ctime
+	d.noteChild(name, &entry{typ: typ, props: p})
+	d.entriesChanged()
+	ch := d.NewInode(ctx, sn, gofs.StableAttr{Mode: typ})
+	sn.fill(&out.Attr)
+	return ch, 0
 }
 
 func (s *symlinkNode) refresh(p *blob.Properties, at time.Time) {
@@ -61,7 +111,7 @@ func (s *symlinkNode) fill(out *fuse.Attr) {
 	if s.target != "" {
 		size = int64(len(s.target))
 	}
-	s.attrs.fill(s.m, out, syscall.S_IFLNK, size, s.props.LastModified)
+	s.attrs.fill(s.m, out, s.typ, size, s.props.LastModified)
 }
 
 func (s *symlinkNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -94,17 +144,21 @@ func (s *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return b, 0
 }
 
-// Setattr keeps times and mode in the link blob's metadata (lutimes, as
-// rsync -a and tar use on links).
+// Setattr keeps times, mode and owner in the blob's metadata (lutimes, as
+// rsync -a and tar use on links; chmod and chown of special files).
 func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	ctx = uninterruptible(ctx)
 	if s.m.readOnly {
 		return syscall.EROFS
 	}
 	s.mu.Lock()
-	a := fileAttrs{md: cloneMeta(s.attrs.md)}
+	a := fileAttrs{md: cloneMeta(s.attrs.md), ctime: s.attrs.ctime}
 	s.mu.Unlock()
-	a.md[keySymlink] = "true"
+	if s.typ == syscall.S_IFLNK {
+		a.md[keySymlink] = "true"
+	} else {
+		a.md[keyFileType] = specialTypeName(s.typ)
+	}
 	if applySetattr(&a, in, s.m, nil) {
 		name := s.Path(nil)
 		p, err := s.m.store.SetMetadata(ctx, name, a.md, blob.Conditions{})
@@ -118,7 +172,7 @@ func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.
 		s.mu.Unlock()
 		if _, parent := s.Parent(); parent != nil {
 			if d, ok := parent.Operations().(*dirNode); ok {
-				d.noteChild(path.Base(name), &entry{typ: syscall.S_IFLNK, props: &np})
+				d.noteChild(path.Base(name), &entry{typ: s.typ, props: &np})
 			}
 		}
 	}
