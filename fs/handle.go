@@ -312,7 +312,7 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	if h.write {
 		f.writers--
 	}
-	if f.writers == 0 && f.staged != nil && f.state != stateRemoved && !f.commitFailed && f.staged.Dirty() {
+	if f.writers == 0 && f.staged != nil && f.state != stateRemoved && !f.commitFailed && (f.staged.Dirty() || f.metaDirty) {
 		// Changed after the last close() committed, with no handle left
 		// to commit it: pages of a shared mapping that the kernel wrote
 		// back after close() (it does so before this RELEASE), or a

@@ -245,16 +245,17 @@ func (f *fileNode) send(ctx context.Context, st *stage.File, dirty bool, name st
 }
 
 // sendMetaLocked writes changed attributes to the blob now, unless a
-// commit is to carry them: a file created here and not yet committed, or
-// one open for writing. (A write's own side effects, such as the kernel
-// clearing the setuid bit, then do not change the ETag that the writer's
-// commit replaces, and the mount never conflicts with itself.) Called
+// commit is to carry them: a file created here and not yet committed, one
+// with changes not committed, or one a writer has open and will close.
+// (A write's own side effects, such as the kernel clearing the setuid
+// bit, then do not change the ETag that the writer's commit replaces, and
+// the mount never conflicts with itself.) Called
 // and returns with f.mu held; the caller notes what it returns in the
 // parent's listing.
 func (f *fileNode) sendMetaLocked(ctx context.Context) (*blob.Properties, error) {
 	f.beginLocked(opSetMeta)
 	defer f.endLocked()
-	if !f.metaDirty || f.state != stateCommitted || f.staged != nil {
+	if !f.metaDirty || f.state != stateCommitted || (f.staged != nil && (f.staged.Dirty() || f.activeWriterLocked())) {
 		return nil, nil
 	}
 	name, gen, old := f.name, f.metaGen, f.props
