@@ -367,7 +367,10 @@ func TestUnmountThenSIGTERM(t *testing.T) {
 			if _, ok := mountpoint.MountType(mp); ok {
 				t.Fatalf("%s still mounted after %v", mp, cmd)
 			}
-			if err := fg.Process.Signal(syscall.SIGTERM); err != nil {
+			// Without a holder the daemon may have seen the unmount and
+			// exited already: the race the issue is about is lost then,
+			// and that is fine.
+			if err := fg.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 				t.Fatal(err)
 			}
 			select {
