@@ -70,7 +70,7 @@ type Options struct {
 }
 
 // Hook decides the fate of one call: a non-nil error is returned to the
-// caller. op is one of the Op constants, name the blob (the prefix for
+// caller. It may also sleep, to make the call slow. op is one of the Op constants, name the blob (the prefix for
 // OpList, the destination for OpCopy).
 type Hook func(op, name string) error
 
@@ -584,6 +584,8 @@ func (s *Store) PutBlockList(ctx context.Context, name string, ids []string, opt
 	s.newVersion(e)
 	s.blobs[name] = e
 	delete(s.uncommitted, name)
+	// The service's answer also has an MD5, of the request body (the
+	// block list), which is no use to anyone: the fake gives none.
 	ans := &blob.Properties{Name: name, ETag: e.props.ETag, LastModified: e.props.LastModified}
 	s.mu.Unlock()
 	if err := s.done(ctx, OpPutBlockList, name); err != nil {
