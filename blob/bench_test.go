@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/blob/transfer"
 )
 
 // Throughput against Azurite, single stream (one Put Blob, one GET) and
@@ -45,13 +46,14 @@ func BenchmarkTransfer(b *testing.B) {
 			}
 		}
 	})
+	var bufs transfer.Buffers // one client's, as blob.Client held before
 	for _, s := range benchShapes {
-		opts := blob.TransferOptions{BlockSize: int64(s.block), Concurrency: s.conc}
+		opts := transfer.Options{BlockSize: int64(s.block), Concurrency: s.conc, Buffers: &bufs}
 		shape := fmt.Sprintf("%dMiBx%d", s.block>>20, s.conc)
 		b.Run("upload/parallel-"+shape, func(b *testing.B) {
 			b.SetBytes(benchSize)
 			for b.Loop() {
-				if _, err := e.ct.UploadFrom(ctx, "parallel", bytes.NewReader(data), benchSize, opts); err != nil {
+				if _, err := transfer.UploadFrom(ctx, e.ct, "parallel", bytes.NewReader(data), benchSize, opts); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -60,7 +62,7 @@ func BenchmarkTransfer(b *testing.B) {
 			b.SetBytes(benchSize)
 			dst := &memFile{b: make([]byte, benchSize)}
 			for b.Loop() {
-				if _, err := e.ct.DownloadTo(ctx, "parallel", dst, opts); err != nil {
+				if _, err := transfer.DownloadTo(ctx, e.ct, "parallel", dst, opts); err != nil {
 					b.Fatal(err)
 				}
 			}

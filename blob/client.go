@@ -47,7 +47,6 @@ type Client struct {
 	retry    RetryPolicy
 	log      logrus.FieldLogger
 	obs      Observer
-	bufs     bufPool
 }
 
 // NewClient returns a client for the account at endpoint. Plain http is

@@ -10,6 +10,7 @@ import (
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/blob/blobtest"
+	"github.com/blobfs/blobfs/blob/transfer"
 )
 
 // A 256 MiB upload and download through a proxy that faults 10 % of the
@@ -29,13 +30,13 @@ func TestTransferThroughFaults(t *testing.T) {
 	src := patternFile{size: size}
 	peak := watchHeap(t)
 	e.proxy.SetFaults(blobtest.Faults{Rate: 0.10, Stall: 10 * time.Second, RetryAfter: 200 * time.Millisecond, Seed: 42})
-	opts := blob.TransferOptions{BlockSize: 4 << 20, Concurrency: 8}
-	up, err := e.ct.UploadFrom(ctx, "big/file.bin", src, size, opts)
+	opts := transfer.Options{BlockSize: 4 << 20, Concurrency: 8}
+	up, err := transfer.UploadFrom(ctx, e.ct, "big/file.bin", src, size, opts)
 	if err != nil {
 		t.Fatalf("upload: %v (faults %v)", err, e.proxy.Injected())
 	}
 	dst := &patternSink{size: size}
-	down, err := e.ct.DownloadTo(ctx, "big/file.bin", dst, opts)
+	down, err := transfer.DownloadTo(ctx, e.ct, "big/file.bin", dst, opts)
 	if err != nil {
 		t.Fatalf("download: %v (faults %v)", err, e.proxy.Injected())
 	}

@@ -212,11 +212,6 @@ func (ct *Container) PutBlock(ctx context.Context, name, id string, data io.Read
 	return ct.putBlockSum(ctx, name, id, data, size, h.Sum(nil))
 }
 
-func (ct *Container) putBlock(ctx context.Context, name, id string, data []byte) error {
-	sum := md5.Sum(data)
-	return ct.putBlockSum(ctx, name, id, bytes.NewReader(data), int64(len(data)), sum[:])
-}
-
 func (ct *Container) putBlockSum(ctx context.Context, name, id string, data io.ReaderAt, size int64, sum []byte) error {
 	r, err := ct.blobRequest("PutBlock", http.MethodPut, name, url.Values{"comp": {"block"}, "blockid": {id}})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/blob/transfer"
 )
 
 func TestContainer(t *testing.T) {
@@ -162,7 +163,7 @@ func TestConditions(t *testing.T) {
 			return ct.Delete(ctx, "f", stale)
 		}, blob.ErrPrecondition},
 		{"download to on a stale ETag", func() error {
-			_, err := ct.DownloadTo(ctx, "f", &memFile{}, blob.TransferOptions{PutOptions: blob.PutOptions{Conditions: stale}})
+			_, err := transfer.DownloadTo(ctx, ct, "f", &memFile{}, transfer.Options{PutOptions: blob.PutOptions{Conditions: stale}})
 			return err
 		}, blob.ErrPrecondition},
 	} {
@@ -309,7 +310,7 @@ func TestIntegrity(t *testing.T) {
 	ctx := testContext(t)
 	e := newEnv(t, "integrity", envOptions{})
 	data := randomBytes(3<<20, 7)
-	if _, err := e.ct.UploadFrom(ctx, "f", bytes.NewReader(data), int64(len(data)), blob.TransferOptions{BlockSize: 1 << 20}); err != nil {
+	if _, err := transfer.UploadFrom(ctx, e.ct, "f", bytes.NewReader(data), int64(len(data)), transfer.Options{BlockSize: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := e.ct.GetProperties(ctx, "f")
@@ -329,13 +330,13 @@ func TestIntegrity(t *testing.T) {
 	if !errors.Is(err, blob.ErrIntegrity) {
 		t.Errorf("whole download: %v, want ErrIntegrity", err)
 	}
-	opts := blob.TransferOptions{BlockSize: 1 << 20, Concurrency: 3}
-	if _, err := e.ct.DownloadTo(ctx, "f", &memFile{}, opts); !errors.Is(err, blob.ErrIntegrity) {
+	opts := transfer.Options{BlockSize: 1 << 20, Concurrency: 3}
+	if _, err := transfer.DownloadTo(ctx, e.ct, "f", &memFile{}, opts); !errors.Is(err, blob.ErrIntegrity) {
 		t.Errorf("DownloadTo: %v, want ErrIntegrity", err)
 	}
 	opts.NoVerify = true
 	var m memFile
-	if _, err := e.ct.DownloadTo(ctx, "f", &m, opts); err != nil || !bytes.Equal(m.bytes(), data) {
+	if _, err := transfer.DownloadTo(ctx, e.ct, "f", &m, opts); err != nil || !bytes.Equal(m.bytes(), data) {
 		t.Errorf("DownloadTo without verification: %v", err)
 	}
 	// Ranged reads are not checked against the whole-blob MD5.
@@ -356,22 +357,22 @@ func TestTransfers(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		size       int
-		opts       blob.TransferOptions
+		opts       transfer.Options
 		putBlocks  int // PutBlock calls expected; 0 means one Put Blob
 		rangedGETs int
 	}{
-		{"empty", 0, blob.TransferOptions{}, 0, 2},
-		{"one byte", 1, blob.TransferOptions{}, 0, 1},
-		{"one block exactly", 1 << 20, blob.TransferOptions{BlockSize: 1 << 20}, 0, 1},
-		{"one block and a byte", 1<<20 + 1, blob.TransferOptions{BlockSize: 1 << 20}, 2, 2},
-		{"odd size, narrow", 5<<20 + 12345, blob.TransferOptions{BlockSize: 1 << 20, Concurrency: 2}, 6, 6},
-		{"single shot above the block size", 3 << 20, blob.TransferOptions{BlockSize: 1 << 20, SingleShot: 4 << 20}, 0, 3},
+		{"empty", 0, transfer.Options{}, 0, 2},
+		{"one byte", 1, transfer.Options{}, 0, 1},
+		{"one block exactly", 1 << 20, transfer.Options{BlockSize: 1 << 20}, 0, 1},
+		{"one block and a byte", 1<<20 + 1, transfer.Options{BlockSize: 1 << 20}, 2, 2},
+		{"odd size, narrow", 5<<20 + 12345, transfer.Options{BlockSize: 1 << 20, Concurrency: 2}, 6, 6},
+		{"single shot above the block size", 3 << 20, transfer.Options{BlockSize: 1 << 20, SingleShot: 4 << 20}, 0, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := randomBytes(tc.size, uint64(tc.size))
 			name := "t/" + tc.name
 			e.proxy.ResetCounts()
-			up, err := e.ct.UploadFrom(ctx, name, bytes.NewReader(data), int64(len(data)), tc.opts)
+			up, err := transfer.UploadFrom(ctx, e.ct, name, bytes.NewReader(data), int64(len(data)), tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -381,7 +382,7 @@ func TestTransfers(t *testing.T) {
 			}
 			e.proxy.ResetCounts()
 			var m memFile
-			p, err := e.ct.DownloadTo(ctx, name, &m, tc.opts)
+			p, err := transfer.DownloadTo(ctx, e.ct, name, &m, tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -407,7 +408,7 @@ func TestInvalidNamesSendNothing(t *testing.T) {
 		if _, err := e.ct.Upload(ctx, name, []byte("x"), blob.PutOptions{}); !errors.Is(err, blob.ErrInvalidName) && !errors.Is(err, blob.ErrNameTooLong) {
 			t.Errorf("upload %q: %v", name, err)
 		}
-		if _, err := e.ct.UploadFrom(ctx, name, bytes.NewReader(nil), 0, blob.TransferOptions{}); err == nil {
+		if _, err := transfer.UploadFrom(ctx, e.ct, name, bytes.NewReader(nil), 0, transfer.Options{}); err == nil {
 			t.Errorf("UploadFrom %q succeeded", name)
 		}
 		if _, err := e.ct.Copy(ctx, "ok", name, nil, blob.Conditions{}, blob.Conditions{}); err == nil {

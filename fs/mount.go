@@ -280,14 +280,22 @@ func (mt *Mounted) Unmount(ctx context.Context) error {
 		if err := mt.m.stop(ctx, &mt.root.Inode); err != nil {
 			errs = append(errs, err)
 		}
-		if err := mt.unmount(ctx); err != nil {
+		gone, err := mt.unmount(ctx)
+		if err != nil {
 			errs = append(errs, err)
 		}
 		// After a lazy unmount the server runs until the last open file
-		// closes: do not wait for that past ctx.
-		select {
-		case <-mt.served:
-		case <-ctx.Done():
+		// closes: do not wait for that past ctx. When the mountpoint was
+		// unmounted from outside and the server still runs, something
+		// else holds the connection (a copy of the mount in another mount
+		// namespace, a file open on a lazily detached mount) for as long
+		// as it likes: do not wait for it at all. The commits are done;
+		// the connection ends when the process exits.
+		if !gone {
+			select {
+			case <-mt.served:
+			case <-ctx.Done():
+			}
 		}
 		if mt.m.stage != nil {
 			if err := mt.m.stage.Close(); err != nil {
@@ -300,31 +308,38 @@ func (mt *Mounted) Unmount(ctx context.Context) error {
 }
 
 // unmount asks the kernel to let go, retrying while the mount is busy and
-// detaching it lazily when ctx runs out, so nothing is left behind.
-func (mt *Mounted) unmount(ctx context.Context) error {
+// detaching it lazily when ctx runs out, so nothing is left behind. It
+// reports gone when the mountpoint had already been unmounted from outside
+// (umount, fusermount3 -u, blobfs unmount --lazy) while the server still
+// runs: asking again would only fail with EINVAL until ctx runs out.
+func (mt *Mounted) unmount(ctx context.Context) (gone bool, err error) {
 	for {
 		select {
 		case <-mt.served:
-			// Already unmounted from outside (umount, fusermount -u,
-			// blobfs unmount --lazy): nothing left to ask the kernel.
-			return nil
+			// Already unmounted from outside, and the connection is
+			// closed: nothing left to ask the kernel.
+			return false, nil
 		default:
+		}
+		if !fuseMountedAt(mt.dir) {
+			mt.m.log.WithField("mountpoint", mt.dir).Info("the mountpoint was already unmounted from outside; not unmounting it again")
+			return true, nil
 		}
 		err := mt.server.Unmount()
 		if err == nil {
-			return nil
+			return false, nil
 		}
 		select {
 		case <-mt.served:
-			return nil
+			return false, nil
 		case <-ctx.Done():
 			if lazy := syscall.Unmount(mt.dir, syscall.MNT_DETACH); lazy != nil {
 				out, lerr := exec.Command("fusermount3", "-u", "-z", mt.dir).CombinedOutput()
 				if lerr != nil {
-					return fmt.Errorf("unmounting %s: %w (lazy unmount: %v %s)", mt.dir, err, lerr, out)
+					return false, fmt.Errorf("unmounting %s: %w (lazy unmount: %v %s)", mt.dir, err, lerr, out)
 				}
 			}
-			return nil
+			return false, nil
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/blob/transfer"
 )
 
 // copyBuf is the size of each write and read through the mount, as cp
@@ -26,7 +27,7 @@ func seqWrite() *workload {
 		title: func(c config) string { return fmt.Sprintf("write %s (until close returns)", formatSize(c.Size)) },
 		bytes: func(c config) int64 { return c.Size },
 		direct: func(ctx context.Context, r *round) error {
-			_, err := r.w.ct.UploadFrom(ctx, seqDirect, r.seq, r.cfg.Size, blob.TransferOptions{})
+			_, err := transfer.UploadFrom(ctx, r.w.ct, seqDirect, r.seq, r.cfg.Size, transfer.Options{Buffers: &r.w.bufs})
 			return err
 		},
 		directMakes: []string{seqDirect},
@@ -56,7 +57,7 @@ func seqRead() *workload {
 		setup: ensureSeq,
 		direct: func(ctx context.Context, r *round) error {
 			ck := r.seq.checker()
-			_, err := r.w.ct.DownloadTo(ctx, seqDirect, ck, blob.TransferOptions{NoVerify: true})
+			_, err := transfer.DownloadTo(ctx, r.w.ct, seqDirect, ck, transfer.Options{NoVerify: true, Buffers: &r.w.bufs})
 			return err
 		},
 		prepare: statDir("seq"),
@@ -176,7 +177,7 @@ func ensureSeq(ctx context.Context, r *round) error {
 	if r.have[seqDirect] {
 		return nil
 	}
-	if _, err := r.w.ct.UploadFrom(ctx, seqDirect, r.seq, r.cfg.Size, blob.TransferOptions{}); err != nil {
+	if _, err := transfer.UploadFrom(ctx, r.w.ct, seqDirect, r.seq, r.cfg.Size, transfer.Options{Buffers: &r.w.bufs}); err != nil {
 		return err
 	}
 	r.have[seqDirect] = true
@@ -250,7 +251,7 @@ func verifyBlob(ctx context.Context, ct *blob.Container, name string, p *pattern
 	if props.Size != p.size {
 		return fmt.Errorf("blob %s has %d bytes, want %d", name, props.Size, p.size)
 	}
-	_, err = ct.DownloadTo(ctx, name, p.checker(), blob.TransferOptions{NoVerify: true})
+	_, err = transfer.DownloadTo(ctx, ct, name, p.checker(), transfer.Options{NoVerify: true})
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/blob/transfer"
 )
 
 const (
@@ -22,7 +23,7 @@ func rename() *workload {
 		setup: func(ctx context.Context, r *round) error {
 			p := newPattern(uint64(r.n)+99, r.cfg.RenameSize)
 			for _, name := range []string{renDirect, renFS} {
-				if _, err := r.w.ct.UploadFrom(ctx, name, p, p.size, blob.TransferOptions{}); err != nil {
+				if _, err := transfer.UploadFrom(ctx, r.w.ct, name, p, p.size, transfer.Options{Buffers: &r.w.bufs}); err != nil {
 					return err
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/blobfs/blobfs/auth/authtest"
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/blob/blobtest"
+	"github.com/blobfs/blobfs/blob/transfer"
 )
 
 // containerName is the container every round mounts.
@@ -24,8 +25,9 @@ type world struct {
 	az    *blobtest.Azurite
 	proxy *blobtest.Proxy
 	emu   *authtest.Server
-	ct    *blob.Container // the direct client, through the proxy
-	dir   string          // scratch for this round: cache, logs, mountpoint
+	ct    *blob.Container  // the direct client, through the proxy
+	dir   string           // scratch for this round: cache, logs, mountpoint
+	bufs  transfer.Buffers // shared by the direct transfers, as one client's would be
 }
 
 func startWorld(ctx context.Context, dir string) (w *world, err error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,5 +292,102 @@ func TestUnmountLazy(t *testing.T) {
 	// Nothing is mounted any more: unmount says so.
 	if _, stderr, code := w.blobfs(w.env(), "unmount", mp); code == 0 || !strings.Contains(stderr, "nothing is mounted") {
 		t.Errorf("unmount of an unmounted dir: exit %d, %q", code, stderr)
+	}
+}
+
+// Issue 20, scenario 5: an unmount from outside (fusermount3 -u, or
+// umount as systemd does at shutdown) followed at once by SIGTERM. The
+// kernel has already let go of the mountpoint, so the daemon must finish
+// its uploads and exit. When something still holds the FUSE connection
+// after the unmount (a copy of the mount in another mount namespace, as
+// services with private namespaces have, or a file open on a lazily
+// detached mount, as systemd-shutdown leaves), the daemon used to retry
+// the unmount, which fails with EINVAL on a directory no longer mounted,
+// for its whole --unmount-timeout.
+func TestUnmountThenSIGTERM(t *testing.T) {
+	needFUSE(t)
+	az := blobtest.StartT(t, blobtest.Options{})
+	tests := []struct {
+		name    string
+		hold    string   // what keeps the connection alive after the unmount: "", "namespace", "open file"
+		unmount []string // the command run before SIGTERM
+	}{
+		{name: "fusermount", unmount: []string{"fusermount3", "-u"}},
+		{name: "umount", unmount: []string{"umount"}},
+		{name: "fusermount-ns", hold: "namespace", unmount: []string{"fusermount3", "-u"}},
+		{name: "umount-ns", hold: "namespace", unmount: []string{"umount"}},
+		{name: "lazy-open", hold: "open file", unmount: []string{"umount", "-l"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := exec.LookPath(tt.unmount[0]); err != nil {
+				t.Skip(err)
+			}
+			w := newWorld(t, worldOptions{az: az})
+			mp := filepath.Join(w.dir, "mnt")
+			os.MkdirAll(mp, 0o755)
+			w.cleanupMount(mp)
+			// An unmount timeout far longer than the test may take: the
+			// daemon must not wait for it.
+			fg := exec.Command(binPath, w.mountArgs(mp, "--foreground", "--unmount-timeout", "10m")...)
+			fg.Env = w.env()
+			if err := fg.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer fg.Process.Kill()
+			exited := make(chan error, 1)
+			go func() { exited <- fg.Wait() }()
+			waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+			if err := os.WriteFile(filepath.Join(mp, "before.txt"), []byte("closed before the unmount"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			switch tt.hold {
+			case "namespace":
+				// A private copy of the mount table, holding the mount.
+				ns := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "600")
+				if err := ns.Start(); err != nil {
+					t.Skipf("unshare: %v", err)
+				}
+				t.Cleanup(func() { ns.Process.Kill(); ns.Wait() })
+				waitFor(t, "the other namespace", 10*time.Second, func() bool {
+					b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", ns.Process.Pid))
+					return err == nil && strings.Contains(string(b), mp)
+				})
+			case "open file":
+				f, err := os.Open(filepath.Join(mp, "before.txt"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+			}
+			cmd := append(tt.unmount, mp)
+			if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", cmd, err, out)
+			}
+			if _, ok := mountpoint.MountType(mp); ok {
+				t.Fatalf("%s still mounted after %v", mp, cmd)
+			}
+			// Without a holder the daemon may have seen the unmount and
+			// exited already: the race the issue is about is lost then,
+			// and that is fine.
+			if err := fg.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Errorf("blobfs exited with %v after %v and SIGTERM, want 0\nlog:\n%s", err, cmd, w.log())
+				}
+			case <-time.After(90 * time.Second):
+				fg.Process.Kill()
+				t.Fatalf("blobfs still running 90 s after %v and SIGTERM (its --unmount-timeout is 10m)\nlog:\n%s", cmd, w.log())
+			}
+			if b, err := w.restGet("before.txt"); err != nil || string(b) != "closed before the unmount" {
+				t.Errorf("blob before.txt: %q, %v", b, err)
+			}
+			if log := w.log(); strings.Contains(log, "Invalid argument") {
+				t.Errorf("the daemon tried to unmount a directory no longer mounted:\n%s", log)
+			}
+		})
 	}
 }

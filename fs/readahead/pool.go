@@ -1,7 +1,6 @@
 package readahead
 
 import (
-	"context"
 	"sync"
 
 	"github.com/blobfs/blobfs/fs/blockbuf"
@@ -50,17 +49,6 @@ func (p *Pool) tryGet() []byte {
 	}
 }
 
-// Get lends a buffer of BlockSize bytes, waiting for one when all are
-// lent. Give it back with Put.
-func (p *Pool) Get(ctx context.Context) ([]byte, error) {
-	select {
-	case p.slots <- struct{}{}:
-		return p.take(), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 func (p *Pool) take() []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -71,9 +59,6 @@ func (p *Pool) take() []byte {
 	}
 	return blockbuf.New(int(p.blockSize))
 }
-
-// Put returns a buffer lent by Get.
-func (p *Pool) Put(b []byte) { p.put(b) }
 
 func (p *Pool) put(b []byte) {
 	p.mu.Lock()

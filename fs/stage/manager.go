@@ -359,24 +359,6 @@ func (m *Manager) openFiles() []*File {
 	return out
 }
 
-// Wait blocks until no commit or upload is under way (at unmount, after
-// the fs layer has committed every open file).
-func (m *Manager) Wait(ctx context.Context) error {
-	for {
-		m.mu.Lock()
-		busy, ch := m.busy, m.changed
-		m.mu.Unlock()
-		if busy == 0 {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("stage: %d uploads still under way: %w", busy, ctx.Err())
-		}
-	}
-}
-
 // Freeze makes Open fail with ErrFrozen from now on: the mount is
 // shutting down and starts nothing new. Files already open carry on.
 func (m *Manager) Freeze() {

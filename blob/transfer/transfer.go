@@ -1,4 +1,9 @@
-package blob
+// Package transfer moves whole blobs between a container and a local
+// file with parallel blocks and ranged reads. The mount does not use it
+// (fs/stage and fs/readahead move data their own way); the benchmark and
+// blob's tests do, so it lives outside blob, where it would only add to
+// what the mount carries.
+package transfer
 
 import (
 	"bytes"
@@ -11,6 +16,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+
+	"github.com/blobfs/blobfs/blob"
 )
 
 // Transfer defaults. Measured with BenchmarkTransfer (64 MiB, Azurite
@@ -29,15 +36,24 @@ const (
 	MaxBlocks = 50000
 )
 
-// TransferOptions tune UploadFrom and DownloadTo. Zero values take the
+// Store is what a transfer needs of the container: *blob.Container, or a
+// fake of it.
+type Store interface {
+	Upload(ctx context.Context, name string, data []byte, opts blob.PutOptions) (*blob.Properties, error)
+	PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error
+	PutBlockList(ctx context.Context, name string, ids []string, opts blob.PutOptions) (*blob.Properties, error)
+	Download(ctx context.Context, name string, offset, count int64, cond blob.Conditions) (io.ReadCloser, *blob.Properties, error)
+}
+
+// Options tune UploadFrom and DownloadTo. Zero values take the
 // defaults. A transfer holds at most Concurrency × BlockSize bytes of
 // buffers (64 MiB by default), whatever the blob's size.
-type TransferOptions struct {
+type Options struct {
 	// PutOptions go with the upload's final Put Blob or Put Block List
 	// (metadata, content type, conditions). ContentMD5 is ignored: the
 	// whole-blob MD5 is computed while reading the source. For a download,
 	// Conditions.IfMatch pins the version to read.
-	PutOptions
+	blob.PutOptions
 	// BlockSize is the size of one Put Block or ranged GET; default 8 MiB.
 	// It is raised when a blob would need more than MaxBlocks blocks.
 	BlockSize int64
@@ -49,9 +65,11 @@ type TransferOptions struct {
 	SingleShot int64
 	// NoVerify skips checking a download against the blob's MD5.
 	NoVerify bool
+	// Buffers, when set, lends the block buffers; nil allocates them.
+	Buffers *Buffers
 }
 
-func (o TransferOptions) withDefaults(size int64) TransferOptions {
+func (o Options) withDefaults(size int64) Options {
 	if o.BlockSize <= 0 {
 		o.BlockSize = DefaultBlockSize
 	}
@@ -75,14 +93,15 @@ func (o TransferOptions) withDefaults(size int64) TransferOptions {
 // service checks; the whole blob's MD5, computed in the same single pass
 // over src, is stored as x-ms-blob-content-md5 so that downloads (ours and
 // other tools') can verify it. Memory: Concurrency × BlockSize at most.
-func (ct *Container) UploadFrom(ctx context.Context, name string, src io.ReaderAt, size int64, opts TransferOptions) (*Properties, error) {
-	if err := checkName(name); err != nil {
+func UploadFrom(ctx context.Context, ct Store, name string, src io.ReaderAt, size int64, opts Options) (*blob.Properties, error) {
+	if err := blob.ValidateName(name); err != nil {
 		return nil, err
 	}
+	bufs := opts.Buffers
 	opts = opts.withDefaults(size)
 	if size <= opts.SingleShot {
-		buf := ct.c.bufs.get(int(size))
-		defer ct.c.bufs.put(buf)
+		buf := bufs.get(int(size))
+		defer bufs.put(buf)
 		if n, err := src.ReadAt(buf, 0); n < len(buf) {
 			return nil, fmt.Errorf("PutBlob %q: reading the source: %w", name, err)
 		}
@@ -111,8 +130,8 @@ func (ct *Container) UploadFrom(ctx context.Context, name string, src io.ReaderA
 			break
 		}
 		if buf == nil {
-			buf = ct.c.bufs.get(int(opts.BlockSize))
-			defer ct.c.bufs.put(buf)
+			buf = bufs.get(int(opts.BlockSize))
+			defer bufs.put(buf)
 		}
 		block := buf[:min(opts.BlockSize, size-off)]
 		if n, err := src.ReadAt(block, off); n < len(block) {
@@ -125,7 +144,7 @@ func (ct *Container) UploadFrom(ctx context.Context, name string, src io.ReaderA
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := ct.putBlock(gctx, name, id, block); err != nil {
+			if err := ct.PutBlock(gctx, name, id, bytes.NewReader(block), int64(len(block))); err != nil {
 				cancel(err)
 			}
 			free <- buf
@@ -157,11 +176,12 @@ func uploadBlockID(nonce uint32, n int) string {
 // (x-ms-blob-content-md5) the bytes are hashed in order as they arrive and
 // a mismatch fails with ErrIntegrity. Memory: Concurrency × BlockSize at
 // most. It returns the blob's properties.
-func (ct *Container) DownloadTo(ctx context.Context, name string, dst io.WriterAt, opts TransferOptions) (*Properties, error) {
+func DownloadTo(ctx context.Context, ct Store, name string, dst io.WriterAt, opts Options) (*blob.Properties, error) {
+	bufs := opts.Buffers
 	opts = opts.withDefaults(0)
 	bs := opts.BlockSize
 	first, p, err := ct.Download(ctx, name, 0, bs, opts.Conditions)
-	if errors.Is(err, ErrInvalidRange) {
+	if errors.Is(err, blob.ErrInvalidRange) {
 		// An empty blob has no range to ask for: read it whole.
 		rc, p, err := ct.Download(ctx, name, 0, -1, opts.Conditions)
 		if err != nil {
@@ -184,7 +204,7 @@ func (ct *Container) DownloadTo(ctx context.Context, name string, dst io.WriterA
 		first = nil
 		bs = opts.BlockSize
 	}
-	pinned := Conditions{IfMatch: p.ETag}
+	pinned := blob.Conditions{IfMatch: p.ETag}
 	chunks := int((p.Size + bs - 1) / bs)
 	verify := !opts.NoVerify && len(p.ContentMD5) == md5.Size
 
@@ -206,8 +226,8 @@ func (ct *Container) DownloadTo(ctx context.Context, name string, dst io.WriterA
 			break
 		}
 		if buf == nil {
-			buf = ct.c.bufs.get(int(bs))
-			defer ct.c.bufs.put(buf)
+			buf = bufs.get(int(bs))
+			defer bufs.put(buf)
 		}
 		off := int64(i) * bs
 		chunk := buf[:min(bs, p.Size-off)]
@@ -216,7 +236,7 @@ func (ct *Container) DownloadTo(ctx context.Context, name string, dst io.WriterA
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := ct.fetchRange(gctx, name, body, chunk, off, pinned); err != nil {
+			if err := fetchRange(gctx, ct, name, body, chunk, off, pinned); err != nil {
 				cancel(err)
 				free <- buf
 				return
@@ -238,9 +258,7 @@ func (ct *Container) DownloadTo(ctx context.Context, name string, dst io.WriterA
 	}
 	if verify {
 		if got := h.sum(); !bytes.Equal(got, p.ContentMD5) {
-			err := &IntegrityError{Op: "GetBlob", Name: name, Want: p.ContentMD5, Got: got}
-			ct.c.log.WithField("blob", name).Error(err.Error())
-			return nil, err
+			return nil, &blob.IntegrityError{Op: "GetBlob", Name: name, Want: p.ContentMD5, Got: got}
 		}
 	}
 	return p, nil
@@ -248,7 +266,7 @@ func (ct *Container) DownloadTo(ctx context.Context, name string, dst io.WriterA
 
 // fetchRange fills chunk with the blob's bytes at off, from body when the
 // first answer already holds them, else with a ranged GET.
-func (ct *Container) fetchRange(ctx context.Context, name string, body io.ReadCloser, chunk []byte, off int64, pinned Conditions) error {
+func fetchRange(ctx context.Context, ct Store, name string, body io.ReadCloser, chunk []byte, off int64, pinned blob.Conditions) error {
 	if body == nil {
 		var err error
 		body, _, err = ct.Download(ctx, name, off, int64(len(chunk)), pinned)
