@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/blobfs/blobfs/auth/authtest"
 	"github.com/blobfs/blobfs/blob/blobtest"
+	"github.com/blobfs/blobfs/cmd/blobfs/internal/mountpoint"
 )
 
 // A new user's first mistakes: each must fail within seconds, naming the
@@ -189,5 +191,105 @@ func TestCaptureStderrSeesChildren(t *testing.T) {
 	}
 	if got != "fusermount3: failed to open /dev/fuse: Permission denied" {
 		t.Errorf("captured %q", got)
+	}
+}
+
+// A typo in a flag gets one line naming the flag meant, exit status 2, and
+// no help on stdout.
+func TestUnknownFlagSuggests(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"mount", "/mnt", "--read-onyl"}, "unknown flag --read-onyl: did you mean --read-only?"},
+		{[]string{"mount", "--acount", "x", "/mnt"}, "did you mean --account?"},
+		{[]string{"check", "--write-prob"}, "did you mean --write-probe?"},
+		{[]string{"unmount", "--lazzy", "/mnt"}, "did you mean --lazy?"},
+		{[]string{"stats", "--jsn", "/mnt"}, "did you mean --json?"},
+		{[]string{"mount", "--frobnicate", "/mnt"}, "unknown flag --frobnicate (see blobfs mount --help)"},
+		{[]string{"mnt"}, `unknown command "mnt": did you mean "mount"?`},
+	}
+	for _, tt := range tests {
+		t0 := time.Now()
+		out, errOut, code := runInProcess(tt.args, nil)
+		if code != 2 || out != "" {
+			t.Errorf("%v: exit %d, stdout %d bytes; want 2 and nothing", tt.args, code, len(out))
+		}
+		if strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: stderr %q, want one line with %q", tt.args, errOut, tt.want)
+		}
+		if took := time.Since(t0); took > promptly {
+			t.Errorf("%v took %v", tt.args, took)
+		}
+	}
+}
+
+// Every command's --help lists every flag it takes, and the mount(8)
+// helper answers --help too.
+func TestEveryHelpListsItsFlags(t *testing.T) {
+	for cmd, flags := range map[string][]string{
+		"unmount": {"--run-dir", "--lazy", "--timeout"},
+		"stats":   {"--run-dir", "--json", "--prometheus"},
+		"mount":   {"--run-dir", "--nonempty", "--read-only"},
+		"check":   {"--run-dir", "--write-probe"},
+	} {
+		out, _, code := runInProcess([]string{cmd, "--help"}, nil)
+		if code != 0 {
+			t.Errorf("%s --help: exit %d", cmd, code)
+		}
+		for _, f := range flags {
+			if !strings.Contains(out, f) {
+				t.Errorf("%s --help does not list %s", cmd, f)
+			}
+		}
+	}
+	var o, e strings.Builder
+	code := run([]string{"/sbin/mount.fuse.blobfs", "--help"}, env{getenv: func(string) string { return "" }, stdout: &o, stderr: &e})
+	if code != 0 || !strings.Contains(o.String(), "fuse.blobfs") || !strings.Contains(o.String(), "nonempty") {
+		t.Errorf("mount.fuse.blobfs --help: exit %d, stdout:\n%s\nstderr: %s", code, o.String(), e.String())
+	}
+}
+
+// A successful mount says so in one line; a non-empty mountpoint is
+// refused unless --nonempty; check on the live mount asks its daemon.
+func TestMountSaysWhatItDid(t *testing.T) {
+	needFUSE(t)
+	w := newWorld(t, worldOptions{})
+	mp := filepath.Join(w.dir, "mnt")
+	if err := os.MkdirAll(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mp, "local.txt"), []byte("hidden by a mount"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code, took := w.timedMount(w.env(), mp)
+	if code != 1 || !strings.Contains(stderr, "is not empty") || !strings.Contains(stderr, `"local.txt"`) || !strings.Contains(stderr, "--nonempty") {
+		t.Fatalf("mount over a non-empty directory: exit %d, stderr:\n%s", code, stderr)
+	}
+	if took > promptly {
+		t.Errorf("took %v to refuse", took)
+	}
+	if _, ok := mountpoint.MountType(mp); ok {
+		t.Fatal("the refused mount is mounted")
+	}
+
+	stdout, stderr, code, _ := w.timedMount(w.env(), mp, "--nonempty")
+	if code != 0 {
+		t.Fatalf("mount --nonempty: exit %d: %s", code, stderr)
+	}
+	pid := w.pid(mp)
+	ownDaemon(t, w.runDir, mp, pid)
+	want := fmt.Sprintf("blobfs: mounted %s/%s at %s (pid %d, log %s)\n", w.az.Account(), w.container, mp, pid, filepath.Join(w.dir, "blobfs.log"))
+	if stdout != want {
+		t.Errorf("mount printed %q, want %q", stdout, want)
+	}
+
+	t0 := time.Now()
+	out, _, code := w.blobfs(w.env(), "check", "--account", w.az.Account(), "--container", w.container, mp)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("ok    mountpoint                         %s is mounted: blobfs e2e-test, pid %d", mp, pid)) {
+		t.Errorf("check on the live mount: exit %d\n%s", code, out)
+	}
+	if took := time.Since(t0); took > promptly {
+		t.Errorf("check took %v", took)
 	}
 }
