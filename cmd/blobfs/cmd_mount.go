@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,6 +259,8 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		return err
 	}
 
+	lfDir := lostFoundDir(s.CacheDir)
+	lostBefore := lostFound(lfDir)
 	stopCapture := captureStderr()
 	m, err := fs.Mount(ctx, d.mp, ct, fs.Options{
 		UID: uint32(s.UID), GID: uint32(s.GID),
@@ -280,6 +283,13 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		return err
 	}
 	d.mounted.Store(m)
+	// fs.Mount recovered what a previous run left staged: name each file
+	// it had to put aside, where the user will see it.
+	for _, name := range lostFound(lfDir) {
+		if !slices.Contains(lostBefore, name) {
+			d.say(fmt.Sprintf("%s/%s: a file the previous blobfs was still writing when it stopped; not uploaded, since it may be incomplete (see \"Restoring a file from lost+found\" in the README)", lfDir, name))
+		}
+	}
 
 	ctrl, err := control.Listen(s.RunDir, d.mp, d)
 	if err != nil {
@@ -343,6 +353,24 @@ func (d *mountDaemon) prepareMountpoint(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// lostFoundDir is where fs/stage puts staged files it could not upload.
+func lostFoundDir(cacheDir string) string { return filepath.Join(cacheDir, "lost+found") }
+
+// lostFound lists the data files in dir (not their .json journals).
+func lostFound(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }
 
 // someEntries returns up to n names in dir, quoted, with "..." when
@@ -519,6 +547,10 @@ func (d *mountDaemon) Status() control.Status {
 	}
 	if m := d.mounted.Load(); m != nil {
 		st.Uploads, _ = mountStats(m)
+	}
+	if !d.l.ReadOnly {
+		st.LostFoundDir = lostFoundDir(d.l.CacheDir)
+		st.LostFound = lostFound(st.LostFoundDir)
 	}
 	return st
 }

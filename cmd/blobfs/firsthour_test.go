@@ -23,8 +23,10 @@ const promptly = 15 * time.Second
 // exit status and how long it took.
 func (w *world) timedMount(env []string, mp string, extra ...string) (string, string, int, time.Duration) {
 	w.t.Helper()
-	if err := os.MkdirAll(mp, 0o755); err != nil {
-		w.t.Fatal(err)
+	if st, _ := mountpoint.Inspect(mp); st == mountpoint.Missing {
+		if err := os.MkdirAll(mp, 0o755); err != nil {
+			w.t.Fatal(err)
+		}
 	}
 	w.cleanupMount(mp)
 	t0 := time.Now()
@@ -291,5 +293,48 @@ func TestMountSaysWhatItDid(t *testing.T) {
 	}
 	if took := time.Since(t0); took > promptly {
 		t.Errorf("check took %v", took)
+	}
+}
+
+// A file the previous daemon was still writing when it was killed is put
+// in lost+found by the next mount: the mount says so on the terminal, and
+// stats lists it.
+func TestLostFoundIsAnnounced(t *testing.T) {
+	needFUSE(t)
+	w := newWorld(t, worldOptions{})
+	mp := filepath.Join(w.dir, "mnt")
+	os.MkdirAll(mp, 0o755)
+	w.cleanupMount(mp)
+	fg := exec.Command(binPath, w.mountArgs(mp, "--foreground")...)
+	fg.Env = w.env()
+	if err := fg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer fg.Process.Kill()
+	waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+	f, err := os.Create(filepath.Join(mp, "half-written.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("the first half"); err != nil {
+		t.Fatal(err)
+	}
+	fg.Process.Kill()
+	fg.Wait()
+	f.Close() // ENOTCONN: the daemon is gone
+
+	_, stderr, code, _ := w.timedMount(w.env(), mp)
+	if code != 0 {
+		t.Fatalf("mount after the crash: exit %d: %s", code, stderr)
+	}
+	ownDaemon(t, w.runDir, mp, w.pid(mp))
+	t.Logf("mount said:\n%s", stderr)
+	lf := filepath.Join(w.dir, "cache", "lost+found", "half-written.txt.")
+	if !strings.Contains(stderr, lf) || !strings.Contains(stderr, "lost+found") {
+		t.Errorf("the mount did not name the file it put in lost+found (%s*):\n%s", lf, stderr)
+	}
+	out, _, code := w.blobfs(w.env(), "stats", mp)
+	if code != 0 || !strings.Contains(out, "In lost+found") || !strings.Contains(out, "half-written.txt.") {
+		t.Errorf("stats does not list lost+found: exit %d\n%s", code, out)
 	}
 }
