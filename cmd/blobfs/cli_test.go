@@ -102,6 +102,7 @@ func TestHelperArgs(t *testing.T) {
 		{"container only, glued -o",
 			[]string{"data", "/mnt/data", "-oaccount=acct1,blob-endpoint=http://127.0.0.1:1/acct1", "-n"},
 			"/mnt/data --container data --account=acct1 --blob-endpoint=http://127.0.0.1:1/acct1", ""},
+		{"nonempty", []string{"a/b", "/m", "-o", "nonempty"}, "/m --account a --container b --nonempty", ""},
 		{"FUSE spelling of direct I/O", []string{"a/b", "/m", "-o", "direct_io"}, "/m --account a --container b --direct-io", ""},
 		{"quoted comma", []string{"c", "/m", "-o", `log-file="/var/log/a,b.log"`}, "/m --container c --log-file=/var/log/a,b.log", ""},
 		{"unknown option", []string{"a/b", "/m", "-o", "cache_sise=1G"}, "", "cache-sise"},
