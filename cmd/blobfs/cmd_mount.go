@@ -273,7 +273,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		Debug:       s.FuseDebug,
 		Log:         d.log,
 	})
-	if said := stopCapture(); err != nil {
+	if said := fusermountLines(stopCapture()); err != nil {
 		closeListener(metricsLn)
 		if said != "" {
 			// fusermount3 explains itself on stderr, which in the daemon

@@ -202,3 +202,16 @@ func captureStderr() func() string {
 		return strings.TrimSpace(buf.String())
 	}
 }
+
+// fusermountLines keeps what fusermount3 wrote ("fusermount3: ...",
+// "fuse: ...") out of everything captured on stderr, which in the
+// foreground may include log lines.
+func fusermountLines(captured string) string {
+	var keep []string
+	for _, l := range strings.Split(captured, "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "fusermount") || strings.HasPrefix(l, "fuse:") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "; ")
+}

@@ -194,6 +194,10 @@ func TestCaptureStderrSeesChildren(t *testing.T) {
 	if got != "fusermount3: failed to open /dev/fuse: Permission denied" {
 		t.Errorf("captured %q", got)
 	}
+	mixed := "time=... level=debug msg=\"mounting\"\nfusermount3: mount failed: Operation not permitted\nfuse: device not found\n"
+	if got, want := fusermountLines(mixed), "fusermount3: mount failed: Operation not permitted; fuse: device not found"; got != want {
+		t.Errorf("fusermountLines = %q, want %q", got, want)
+	}
 }
 
 // A typo in a flag gets one line naming the flag meant, exit status 2, and
