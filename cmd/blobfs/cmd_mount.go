@@ -261,6 +261,9 @@ func (d *mountDaemon) start(ctx context.Context) error {
 
 	lfDir := lostFoundDir(s.CacheDir)
 	lostBefore := lostFound(lfDir)
+	recovered := &recoveryHook{say: d.say}
+	recovered.active.Store(true)
+	d.log.AddHook(recovered)
 	stopCapture := captureStderr()
 	m, err := fs.Mount(ctx, d.mp, ct, fs.Options{
 		UID: uint32(s.UID), GID: uint32(s.GID),
@@ -273,6 +276,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		Debug:       s.FuseDebug,
 		Log:         d.log,
 	})
+	recovered.active.Store(false) // only fs.Mount's own recovery
 	if said := fusermountLines(stopCapture()); err != nil {
 		closeListener(metricsLn)
 		if said != "" {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -214,4 +215,33 @@ func fusermountLines(captured string) string {
 		}
 	}
 	return strings.Join(keep, "; ")
+}
+
+// recoveryHook hears fs.Mount's log line for each upload it finished on
+// behalf of a previous run, and tells the user, who otherwise would find
+// it only in the log. It is a hook because fs reports recoveries only to
+// the log.
+type recoveryHook struct {
+	say    func(string)
+	active atomic.Bool
+}
+
+// recoveredMsg is fs.Mount's message for a recovered upload; the lost+found
+// case is reported from the directory instead (see lostFound).
+const recoveredMsg = "recovered a staged upload from a previous run"
+
+func (h *recoveryHook) Levels() []logrus.Level { return []logrus.Level{logrus.InfoLevel} }
+
+func (h *recoveryHook) Fire(e *logrus.Entry) error {
+	if !h.active.Load() || e.Message != recoveredMsg {
+		return nil
+	}
+	name, _ := e.Data["blob"].(string)
+	saved, _ := e.Data["saved_as"].(string)
+	msg := fmt.Sprintf("finished uploading %q (%v bytes), which the previous blobfs was committing when it stopped", name, e.Data["size"])
+	if saved != "" && saved != name {
+		msg += fmt.Sprintf("; the blob had changed meanwhile, so this version is %q", saved)
+	}
+	h.say(msg)
+	return nil
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/blobfs/blobfs/auth/authtest"
 	"github.com/blobfs/blobfs/blob/blobtest"
@@ -302,7 +305,7 @@ func TestMountSaysWhatItDid(t *testing.T) {
 
 // A file the previous daemon was still writing when it was killed is put
 // in lost+found by the next mount: the mount says so on the terminal, and
-// stats lists it.
+// stats lists it. A file fsync had committed is not mentioned.
 func TestLostFoundIsAnnounced(t *testing.T) {
 	needFUSE(t)
 	w := newWorld(t, worldOptions{})
@@ -323,9 +326,20 @@ func TestLostFoundIsAnnounced(t *testing.T) {
 	if _, err := f.WriteString("the first half"); err != nil {
 		t.Fatal(err)
 	}
+	synced, err := os.Create(filepath.Join(mp, "synced.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synced.WriteString("fsync returned"); err != nil {
+		t.Fatal(err)
+	}
+	if err := synced.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	fg.Process.Kill()
 	fg.Wait()
 	f.Close() // ENOTCONN: the daemon is gone
+	synced.Close()
 
 	_, stderr, code, _ := w.timedMount(w.env(), mp)
 	if code != 0 {
@@ -337,8 +351,40 @@ func TestLostFoundIsAnnounced(t *testing.T) {
 	if !strings.Contains(stderr, lf) || !strings.Contains(stderr, "lost+found") {
 		t.Errorf("the mount did not name the file it put in lost+found (%s*):\n%s", lf, stderr)
 	}
+	if strings.Contains(stderr, "synced.txt") {
+		t.Errorf("the mount speaks of synced.txt, which fsync had committed:\n%s", stderr)
+	}
 	out, _, code := w.blobfs(w.env(), "stats", mp)
 	if code != 0 || !strings.Contains(out, "In lost+found") || !strings.Contains(out, "half-written.txt.") {
 		t.Errorf("stats does not list lost+found: exit %d\n%s", code, out)
+	}
+}
+
+// An upload fs.Mount finishes for a previous run is told to the user: the
+// hook turns fs's log line into one line, and fs still logs that line.
+func TestRecoveryHookSaysWhatWasFinished(t *testing.T) {
+	src, err := os.ReadFile("../../fs/mount.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), `"`+recoveredMsg+`"`) {
+		t.Fatalf("fs/mount.go no longer logs %q: the recovery hook would stay silent", recoveredMsg)
+	}
+	var said []string
+	h := &recoveryHook{say: func(s string) { said = append(said, s) }}
+	lg := logrus.New()
+	lg.SetOutput(io.Discard)
+	lg.AddHook(h)
+	lg.WithFields(logrus.Fields{"blob": "a/b.txt", "size": int64(14), "saved_as": "a/b.txt"}).Info(recoveredMsg)
+	h.active.Store(true)
+	lg.WithFields(logrus.Fields{"blob": "a/b.txt", "size": int64(14), "saved_as": "a/b.txt"}).Info(recoveredMsg)
+	lg.WithFields(logrus.Fields{"blob": "c.txt", "size": int64(3), "saved_as": "c.txt.conflict-20261206T040000Z"}).Info(recoveredMsg)
+	lg.Info("something else")
+	want := []string{
+		`finished uploading "a/b.txt" (14 bytes), which the previous blobfs was committing when it stopped`,
+		`finished uploading "c.txt" (3 bytes), which the previous blobfs was committing when it stopped; the blob had changed meanwhile, so this version is "c.txt.conflict-20261206T040000Z"`,
+	}
+	if strings.Join(said, "\n") != strings.Join(want, "\n") {
+		t.Errorf("said:\n%s\nwant:\n%s", strings.Join(said, "\n"), strings.Join(want, "\n"))
 	}
 }
