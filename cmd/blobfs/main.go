@@ -115,4 +115,7 @@ Every flag can also come from an environment variable or a YAML file
 
 As /sbin/mount.fuse.blobfs, blobfs is mount(8)'s helper:
   mount -t fuse.blobfs ACCOUNT/CONTAINER /mnt/data -o allow_other,_netdev
+
+To try it without Azure, 'make sandbox' in the source tree starts Azurite
+and an IMDS/ARM emulator on 127.0.0.1 and prints the mount line to paste.
 `
