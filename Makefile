@@ -1,4 +1,4 @@
-# blobfs: see README.md. Everything runs on this machine; tests and the
+# blobfs: see README.md and docs/. Everything runs on this machine; tests and the
 # demo talk only to Azurite and the IMDS/ARM emulator on 127.0.0.1.
 
 GO      ?= go
@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 AZURITE := blob/blobtest/node_modules/.bin/azurite-blob
 
-.PHONY: all deps build test demo install uninstall bench readme clean
+.PHONY: all deps build test demo sandbox sandbox-stop install uninstall bench readme clean
 
 all: build
 
@@ -24,7 +24,8 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/blobfs ./cmd/blobfs
 	$(GO) build -o bin/blobfs-emulator ./cmd/blobfs-emulator
 
-# Every test, none skipped: a missing Azurite or /dev/fuse is a failure here.
+# Every package's tests; a missing Azurite is a failure here, not a skip.
+# Some tests still skip (no rsync or sqlite3, not root): docs/DEVELOPMENT.md.
 # -p 2: FUSE- and Azurite-heavy packages would starve each other on 2 cores.
 # The packages with concurrency run under the race detector; the daemon's
 # end-to-end tests (cmd/) without it, to stay within 15 minutes. Broken
@@ -40,9 +41,20 @@ test: $(AZURITE)
 demo: build $(AZURITE)
 	cmd/blobfs/demo.sh
 
+# Azurite and the IMDS/ARM emulator on fixed loopback ports (10000, 40342,
+# 40343), a container 'sandbox', and the blobfs mount line to paste; they
+# keep running until make sandbox-stop.
+sandbox: build $(AZURITE)
+	cmd/blobfs/sandbox.sh start
+
+sandbox-stop:
+	cmd/blobfs/sandbox.sh stop
+
 # The binary, and the mount(8) helper so that `mount -t fuse.blobfs` and
-# /etc/fstab work.
-install: build
+# /etc/fstab work. It installs what make build built and does not build:
+# `sudo make install` then works where Go is only on the user's PATH.
+install:
+	@test -x bin/blobfs || { echo "bin/blobfs is not built: run 'make build' first (as yourself), then 'sudo make install'" >&2; exit 1; }
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR)
 	install -m 0755 bin/blobfs $(DESTDIR)$(PREFIX)/bin/blobfs
 	ln -sf $(PREFIX)/bin/blobfs $(DESTDIR)$(SBINDIR)/mount.fuse.blobfs
@@ -56,13 +68,14 @@ uninstall:
 bench: $(AZURITE)
 	$(GO) run ./cmd/blobfs-bench $(BENCHFLAGS)
 
-# Regenerates the README's configuration reference from the settings table.
+# Regenerates the configuration reference (docs/CONFIGURATION.md) from the
+# settings table.
 readme: build
 	bin/blobfs config-reference > .readme-config.tmp
 	awk 'BEGIN{skip=0} \
 	  /<!-- BEGIN CONFIG REFERENCE/ {print; while ((getline line < ".readme-config.tmp") > 0) print line; skip=1; next} \
-	  /<!-- END CONFIG REFERENCE/ {skip=0} !skip {print}' README.md > README.md.tmp
-	mv README.md.tmp README.md
+	  /<!-- END CONFIG REFERENCE/ {skip=0} !skip {print}' docs/CONFIGURATION.md > docs/CONFIGURATION.md.tmp
+	mv docs/CONFIGURATION.md.tmp docs/CONFIGURATION.md
 	rm -f .readme-config.tmp
 
 clean:

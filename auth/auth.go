@@ -78,8 +78,25 @@ type Config struct {
 	// and per key listing (RefreshKey), for metrics.
 	OnRefresh func(kind string)
 
+	// OnWait, when set, is called before each pause between two attempts
+	// at IMDS or ARM, so that a person watching hears what is awaited and
+	// until when instead of silence.
+	OnWait func(Wait)
+
 	Transport http.RoundTripper // nil: default transports; IMDS's ignores proxies
 	Log       logrus.FieldLogger
+}
+
+// Wait describes a pause before retrying IMDS or ARM.
+type Wait struct {
+	Step     string        // what is being asked, e.g. "IMDS token for https://management.azure.com/"
+	Endpoint string        // scheme://host of the endpoint asked
+	Attempt  int           // attempts made so far
+	Elapsed  time.Duration // since the first attempt
+	Pause    time.Duration // before the next attempt
+	Until    time.Time     // when retrying stops (the budget's end)
+	Err      error         // why: no answer (refused, timeout), or nil for a transient status
+	Status   int           // the transient status answered, when Err is nil
 }
 
 // WithEnv fills what the flags left empty from the environment, the way

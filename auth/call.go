@@ -19,6 +19,7 @@ type caller struct {
 	client *http.Client
 	retry  Retry
 	log    logrus.FieldLogger
+	onWait func(Wait) // may be nil
 }
 
 // answer is a complete HTTP answer; bodies here are small JSON documents.
@@ -88,6 +89,10 @@ func (c *caller) call(ctx context.Context, step string, budget time.Duration,
 				f["retry_after"] = after
 			}
 			c.log.WithFields(f).Debug("auth: transient answer; retrying")
+		}
+		if c.onWait != nil {
+			c.onWait(Wait{Step: step, Endpoint: endpoint, Attempt: n + 1, Elapsed: elapsed, Pause: wait,
+				Until: start.Add(budget), Err: lastErr, Status: a.status})
 		}
 		select {
 		case <-ctx.Done():

@@ -100,7 +100,7 @@ func (d *diagnosis) identityClient() (*identityClient, error) {
 	if rt == nil {
 		rt = imdsTransport()
 	}
-	c := &caller{client: &http.Client{Transport: rt}, retry: d.cfg.Retry, log: d.log}
+	c := &caller{client: &http.Client{Transport: rt}, retry: d.cfg.Retry, log: d.log, onWait: d.cfg.OnWait}
 	ic := &identityClient{c: c}
 	imds, err := url.Parse(strings.TrimSuffix(d.cfg.IMDSEndpoint, "/"))
 	if err != nil || imds.Host == "" {
@@ -183,7 +183,7 @@ func (d *diagnosis) msiKey(ctx context.Context) (blob.Credential, error) {
 		rt = armTransport()
 	}
 	arm := &armClient{base: u, tokens: tokens, who: ic.ep.who(),
-		c: &caller{client: &http.Client{Transport: rt}, retry: d.cfg.Retry, log: d.log}}
+		c: &caller{client: &http.Client{Transport: rt}, retry: d.cfg.Retry, log: d.log, onWait: d.cfg.OnWait}}
 
 	ref, guessed, err := d.locate(ctx, ic)
 	if err != nil {
@@ -359,6 +359,13 @@ func (d *diagnosis) secret(value, file, fileFlag, env, hop string) (Secret, stri
 		return Secret{}, "", d.fail(hop, &Error{Step: hop, Kind: ErrConfig,
 			Detail: "none given", Fix: fmt.Sprintf("pass %s or set %s", fileFlag, env)})
 	}
+	// As ssh does with private keys: a secret others may read is refused,
+	// before it is used, so that the mode gets fixed rather than ignored.
+	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return Secret{}, "", d.fail(hop, &Error{Step: hop, Kind: ErrConfig,
+			Detail: fmt.Sprintf("%s has mode %#o: other users may read it", file, fi.Mode().Perm()),
+			Fix:    fmt.Sprintf("chmod 600 %s (and make its owner the user blobfs runs as)", file)})
+	}
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return Secret{}, "", d.fail(hop, &Error{Step: hop, Kind: ErrConfig,
@@ -368,9 +375,6 @@ func (d *diagnosis) secret(value, file, fileFlag, env, hop string) (Secret, stri
 	if s == "" {
 		return Secret{}, "", d.fail(hop, &Error{Step: hop, Kind: ErrConfig,
 			Detail: file + " is empty", Fix: "check " + fileFlag})
-	}
-	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		d.log.WithField("file", file).Warn("auth: the secret file is readable by other users; chmod 600 it")
 	}
 	return NewSecret(s), file, nil
 }

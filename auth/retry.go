@@ -19,9 +19,12 @@ import (
 // during an update or a VM boot may need (Microsoft's guidance), and
 // slower than IMDS's 5 requests/s throttle.
 type Retry struct {
-	Base           time.Duration
-	MaxWait        time.Duration
-	Budget         time.Duration // IMDS; ARM uses min(Budget, 60 s) unless ARMBudget is set
+	Base    time.Duration
+	MaxWait time.Duration
+	// Budget is IMDS's; ARM uses min(Budget, 60 s) unless ARMBudget is
+	// set. Zero means the default; a negative Budget means no retries at
+	// all, for IMDS and ARM (--auth-wait 0).
+	Budget         time.Duration
 	ARMBudget      time.Duration
 	AttemptTimeout time.Duration // one request, until its whole answer is read
 }
@@ -44,6 +47,10 @@ func (r Retry) withDefaults() Retry {
 	}
 	if r.MaxWait > 0 {
 		d.MaxWait = r.MaxWait
+	}
+	if r.Budget < 0 {
+		d.Budget, d.ARMBudget = 0, 0
+		return d
 	}
 	if r.Budget > 0 {
 		d.Budget = r.Budget

@@ -43,8 +43,11 @@ func (ct *Container) Create(ctx context.Context) error {
 }
 
 // Check makes sure the container exists and the credential may read it.
+// It is a GET, not a HEAD: only a GET's refusal carries the error body
+// whose message tells a wrong key from a missing permission (Azurite says
+// AuthorizationFailure for both and puts the difference in the message).
 func (ct *Container) Check(ctx context.Context) error {
-	r := ct.containerRequest("GetContainerProperties", http.MethodHead, nil)
+	r := ct.containerRequest("GetContainerProperties", http.MethodGet, nil)
 	r.ok, r.idempotent = []int{http.StatusOK}, true
 	resp, err := ct.c.do(ctx, r)
 	if err != nil {

@@ -89,6 +89,9 @@ func (e *StorageError) hint() string {
 	case "AuthorizationPermissionMismatch":
 		return "the identity lacks a data role: assign Storage Blob Data Contributor on the account or container"
 	case "AuthorizationFailure":
+		if e.SignatureRefused() { // Azurite's word for a bad signature
+			return "the service refused the signature: check the account name and key (or the SAS), and the clock"
+		}
 		return "the request is not authorized (check the SAS permissions, the firewall and the identity's role)"
 	}
 	return ""

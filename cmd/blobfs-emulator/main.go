@@ -10,15 +10,19 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/blobfs/blobfs/auth/authtest"
+	"github.com/blobfs/blobfs/blob"
 )
 
 func main() {
@@ -35,6 +39,8 @@ func main() {
 		noShared = flag.Bool("shared-key-disabled", false, "report allowSharedKeyAccess=false for the account")
 		denyKeys = flag.Bool("deny-listkeys", false, "deny listKeys to the system identity")
 		header   = flag.String("identity-header", "", "also serve IDENTITY_ENDPOINT, requiring this X-IDENTITY-HEADER")
+		endpoint = flag.String("blob-endpoint", "", "with --create-container: the (loopback) blob endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1")
+		create   = flag.String("create-container", "", "create this container (with --key) at --blob-endpoint before serving, if it is not there")
 	)
 	flag.Parse()
 	if *key == "" {
@@ -43,6 +49,11 @@ func main() {
 	for _, a := range []string{*imdsAddr, *armAddr} {
 		if !loopback(a) {
 			fail(fmt.Sprintf("%s is not a loopback address: the emulator must not be reachable from the network", a))
+		}
+	}
+	if *create != "" {
+		if err := createContainer(*endpoint, *account, *key, *create); err != nil {
+			fail(err.Error())
 		}
 	}
 	if *key2 == "" {
@@ -69,6 +80,27 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
+}
+
+// createContainer makes the sandbox's container, so that the first mount
+// needs no --create-container.
+func createContainer(endpoint, account, key, name string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || !loopback(u.Host) {
+		return fmt.Errorf("--blob-endpoint %q: give a loopback URL such as http://127.0.0.1:10000/%s", endpoint, account)
+	}
+	c, err := blob.NewClient(endpoint, &blob.SharedKey{Account: account, Keys: blob.StaticKey(key)}, blob.Options{
+		Retry: blob.RetryPolicy{Budget: 20 * time.Second}, // Azurite may still be starting
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Container(name).Create(ctx); err != nil && !errors.Is(err, blob.ErrExists) {
+		return fmt.Errorf("creating container %s at %s: %w", name, endpoint, err)
+	}
+	return nil
 }
 
 func loopback(addr string) bool {

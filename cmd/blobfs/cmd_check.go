@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -69,7 +71,7 @@ func cmdCheck(args []string, e env) int {
 
 	checkFUSE(c, l)
 	if len(l.Args) > 0 {
-		checkMountpoint(c, control.CleanMountpoint(l.Args[0]))
+		checkMountpoint(c, l, control.CleanMountpoint(l.Args[0]))
 	}
 
 	lg, err := logs.New(logs.Options{Level: l.LogLevel, Format: l.LogFormat, Target: l.LogFile})
@@ -82,6 +84,8 @@ func cmdCheck(args []string, e env) int {
 	defer cancel()
 
 	acfg := authConfig(l, lg)
+	say := func(msg string) { fmt.Fprintf(e.stdout, "      .. %s\n", msg) }
+	acfg.OnWait = waitReporter(say)
 	cred, err := auth.Diagnose(ctx, acfg, func(h auth.Hop) {
 		if h.OK {
 			c.ok(h.Name, h.Detail)
@@ -101,7 +105,8 @@ func cmdCheck(args []string, e env) int {
 		return c.done()
 	}
 	ct := client.Container(l.Container)
-	err = ct.Check(ctx)
+	err = contactContainer(ctx, ct, cred, &l.Settings, quiet(lg), say)
+	var se *blob.StorageError
 	switch {
 	case err == nil:
 		c.ok("storage accepts the credential", l.BlobEndpoint)
@@ -117,6 +122,9 @@ func cmdCheck(args []string, e env) int {
 		var ae *auth.Error
 		if errors.As(auth.Explain(acfg, err), &ae) {
 			detail, fix = ae.Detail, ae.Fix
+		} else if errors.As(err, &se) {
+			// explainEndpoint's advice, or the service's own words.
+			detail, fix = fmt.Sprintf("storage answered %d %s", se.Status, se.Code), err.Error()
 		}
 		c.fail("storage accepts the credential", detail, fix)
 		return c.done()
@@ -141,10 +149,9 @@ func (c *checker) done() int {
 
 // checkFUSE looks at what the kernel side of a mount needs.
 func checkFUSE(c *checker, l *config.Loaded) {
-	if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
-		c.fail("/dev/fuse", err.Error(), "load the fuse module (modprobe fuse) or, in a container, pass --device /dev/fuse --cap-add SYS_ADMIN")
+	if detail, fix := fuseDeviceProblem(); detail != "" {
+		c.fail("/dev/fuse", detail, fix)
 	} else {
-		f.Close()
 		c.ok("/dev/fuse", "can be opened")
 	}
 	if p, err := exec.LookPath("fusermount3"); err != nil {
@@ -169,9 +176,14 @@ func checkFUSE(c *checker, l *config.Loaded) {
 	}
 }
 
-func checkMountpoint(c *checker, mp string) {
+func checkMountpoint(c *checker, l *config.Loaded, mp string) {
 	st, err := mountpoint.Inspect(mp)
 	switch {
+	case err == nil && st == mountpoint.Mounted:
+		checkLiveMount(c, l, mp)
+	case err == nil && st == mountpoint.Ready && !l.NonEmpty && len(someEntries(mp, 3)) > 0:
+		c.fail("mountpoint", mp+" is not empty: holds "+strings.Join(someEntries(mp, 3), ", "),
+			"empty it, pick another directory, or mount with --nonempty to hide those files while mounted")
 	case err != nil:
 		c.fail("mountpoint", err.Error(), "")
 	case st == mountpoint.Ready:
@@ -183,6 +195,31 @@ func checkMountpoint(c *checker, mp string) {
 	default:
 		c.fail("mountpoint", mp+": "+st.String(), "unmount it or pick another directory")
 	}
+}
+
+// checkLiveMount asks the blobfs serving mp how it is, rather than calling
+// a healthy mount a failure because the directory is taken.
+func checkLiveMount(c *checker, l *config.Loaded, mp string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var st *control.Status
+	err := control.Call(ctx, l.RunDir, mp, "stats", func(m control.Message) {
+		if m.Status != nil {
+			st = m.Status
+		}
+	})
+	if err != nil || st == nil {
+		typ, _ := mountpoint.MountType(mp)
+		c.fail("mountpoint", fmt.Sprintf("%s has a %s filesystem mounted and no blobfs answers for it in --run-dir %s", mp, typ, l.RunDir),
+			"if a blobfs serves it, pass the --run-dir it was mounted with; otherwise unmount it (blobfs unmount "+mp+") or pick another directory")
+		return
+	}
+	detail := fmt.Sprintf("%s is mounted: blobfs %s, pid %d, serving %s/%s since %s, %d upload(s) pending",
+		mp, st.Version, st.PID, st.Account, st.Container, st.Since.Format(time.RFC3339), len(st.Uploads))
+	if st.Account != l.Account || st.Container != l.Container {
+		detail += fmt.Sprintf(" (not the %s/%s checked here)", l.Account, l.Container)
+	}
+	c.ok("mountpoint", detail)
 }
 
 // writeProbe writes, reads back and deletes a small blob.

@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,13 +55,13 @@ func cmdMount(args []string, e env) int {
 	}
 	n, child := daemon.Child()
 	if !l.Foreground && !child {
-		return spawnDaemon(args, l, e)
+		return spawnDaemon(args, l, mp, e)
 	}
 	return serve(l, mp, n, e)
 }
 
 // spawnDaemon starts the background blobfs and waits for its verdict.
-func spawnDaemon(args []string, l *config.Loaded, e env) int {
+func spawnDaemon(args []string, l *config.Loaded, mp string, e env) int {
 	target := l.LogFile
 	if target == "" {
 		if logs.SyslogAvailable() {
@@ -90,7 +93,10 @@ func spawnDaemon(args []string, l *config.Loaded, e env) int {
 	childArgs := append(append([]string{"mount"}, args...), "--log-file", target)
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout+time.Minute)
 	defer cancel()
-	if _, err := daemon.Spawn(ctx, daemon.Options{Args: childArgs, Output: out}); err != nil {
+	pid, err := daemon.Spawn(ctx, daemon.Options{Args: childArgs, Output: out, Progress: func(msg string) {
+		fmt.Fprintf(e.stderr, "blobfs mount: %s\n", msg)
+	}})
+	if err != nil {
 		msg := err.Error()
 		if out != nil {
 			msg += " (log: " + target + ")"
@@ -98,7 +104,13 @@ func spawnDaemon(args []string, l *config.Loaded, e env) int {
 		fmt.Fprintf(e.stderr, "blobfs mount: %s\n", msg)
 		return 1
 	}
+	fmt.Fprintln(e.stdout, mountedLine(l, mp, pid, target))
 	return 0
+}
+
+// mountedLine is the one line a successful mount prints.
+func mountedLine(l *config.Loaded, mp string, pid int, logTarget string) string {
+	return fmt.Sprintf("blobfs: mounted %s/%s at %s (pid %d, log %s)", l.Account, l.Container, mp, pid, logTarget)
 }
 
 // serve mounts and serves until a signal or an unmount; it runs in the
@@ -121,7 +133,17 @@ func serve(l *config.Loaded, mp string, n *daemon.Notifier, e env) int {
 	}
 	defer lg.Close()
 
-	d := &mountDaemon{l: l, mp: mp, log: lg, started: time.Now(), done: make(chan struct{})}
+	// say is for what the person who ran blobfs mount should see while
+	// they wait: the parent prints what the daemon child sends it.
+	say := func(msg string) {
+		lg.Info(msg)
+		if n != nil {
+			n.Progress(msg)
+		} else if target != logs.Stderr {
+			fmt.Fprintf(e.stderr, "blobfs mount: %s\n", msg)
+		}
+	}
+	d := &mountDaemon{l: l, mp: mp, log: lg, say: say, started: time.Now(), done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	err = d.start(ctx)
 	cancel()
@@ -135,6 +157,9 @@ func serve(l *config.Loaded, mp string, n *daemon.Notifier, e env) int {
 		return 1
 	}
 	lg.WithField("mountpoint", mp).Info("mounted")
+	if n == nil {
+		fmt.Fprintln(e.stdout, mountedLine(l, mp, os.Getpid(), target))
+	}
 	if n != nil {
 		n.Ready()
 		// Hold no directory busy: the admin may want to unmount or remove it.
@@ -148,6 +173,7 @@ type mountDaemon struct {
 	l       *config.Loaded
 	mp      string
 	log     *logs.Logger
+	say     func(string)
 	started time.Time
 
 	metrics  *metrics.Set
@@ -183,6 +209,9 @@ func (d *mountDaemon) start(ctx context.Context) error {
 	if err := d.prepareMountpoint(ctx); err != nil {
 		return err
 	}
+	if detail, fix := fuseDeviceProblem(); detail != "" {
+		return fmt.Errorf("cannot open /dev/fuse: %s: %s", detail, fix)
+	}
 	if s.AllowOther && os.Geteuid() != 0 && !mountpoint.UserAllowOther("/etc/fuse.conf") {
 		return errors.New("--allow-other needs a line 'user_allow_other' in /etc/fuse.conf when blobfs does not run as root: add it (as root) or drop --allow-other")
 	}
@@ -213,6 +242,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 
 	acfg := authConfig(d.l, d.log)
 	acfg.OnRefresh = d.metrics.OnRefresh
+	acfg.OnWait = waitReporter(d.say)
 	cred, err := auth.NewCredential(ctx, acfg)
 	if err != nil {
 		closeListener(metricsLn)
@@ -224,11 +254,17 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		return fmt.Errorf("--blob-endpoint: %w", err)
 	}
 	ct := client.Container(s.Container)
-	if err := checkContainer(ctx, ct, acfg, s.CreateContainer, d.log); err != nil {
+	if err := checkContainer(ctx, ct, cred, acfg, s, d.log, d.say); err != nil {
 		closeListener(metricsLn)
 		return err
 	}
 
+	lfDir := lostFoundDir(s.CacheDir)
+	lostBefore := lostFound(lfDir)
+	recovered := &recoveryHook{say: d.say}
+	recovered.active.Store(true)
+	d.log.AddHook(recovered)
+	stopCapture := captureStderr()
 	m, err := fs.Mount(ctx, d.mp, ct, fs.Options{
 		UID: uint32(s.UID), GID: uint32(s.GID),
 		FileMode: s.FileMode.FileMode(), DirMode: s.DirMode.FileMode(), Umask: s.Umask.FileMode(),
@@ -240,11 +276,24 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		Debug:       s.FuseDebug,
 		Log:         d.log,
 	})
-	if err != nil {
+	recovered.active.Store(false) // only fs.Mount's own recovery
+	if said := fusermountLines(stopCapture()); err != nil {
 		closeListener(metricsLn)
+		if said != "" {
+			// fusermount3 explains itself on stderr, which in the daemon
+			// is the log file: bring its words to the user.
+			return fmt.Errorf("%w: fusermount said: %s", err, said)
+		}
 		return err
 	}
 	d.mounted.Store(m)
+	// fs.Mount recovered what a previous run left staged: name each file
+	// it had to put aside, where the user will see it.
+	for _, name := range lostFound(lfDir) {
+		if !slices.Contains(lostBefore, name) {
+			d.say(fmt.Sprintf("%s/%s: a file the previous blobfs was still writing when it stopped; not uploaded, since it may be incomplete (see \"Restoring a file from lost+found\" in the README)", lfDir, name))
+		}
+	}
 
 	ctrl, err := control.Listen(s.RunDir, d.mp, d)
 	if err != nil {
@@ -301,7 +350,51 @@ func (d *mountDaemon) prepareMountpoint(ctx context.Context) error {
 			return fmt.Errorf("mountpoint %s is still unusable after detaching the stale mount (%v %v)", d.mp, st, err)
 		}
 	}
+	if !d.l.NonEmpty {
+		if names := someEntries(d.mp, 3); len(names) > 0 {
+			return fmt.Errorf("mountpoint %s is not empty (it holds %s): the mount would hide those files until unmounted; empty it, pick another directory, or pass --nonempty (-o nonempty)",
+				d.mp, strings.Join(names, ", "))
+		}
+	}
 	return nil
+}
+
+// lostFoundDir is where fs/stage puts staged files it could not upload.
+func lostFoundDir(cacheDir string) string { return filepath.Join(cacheDir, "lost+found") }
+
+// lostFound lists the data files in dir (not their .json journals).
+func lostFound(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// someEntries returns up to n names in dir, quoted, with "..." when
+// there are more.
+func someEntries(dir string, n int) []string {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(n + 1)
+	var out []string
+	for i, name := range names {
+		if i == n {
+			out = append(out, "...")
+			break
+		}
+		out = append(out, strconv.Quote(name))
+	}
+	return out
 }
 
 // authConfig maps the settings onto auth's.
@@ -319,16 +412,25 @@ func authConfig(l *config.Loaded, lg logrus.FieldLogger) auth.Config {
 		IdentityResourceID: s.IdentityResourceID,
 		AccountKey:         s.AccountKey,
 		SASToken:           s.SASToken,
-		Retry:              auth.Retry{Budget: s.AuthWait.D()},
+		Retry:              authRetry(s.AuthWait.D()),
 		Log:                lg,
 	}.WithEnv(os.Getenv)
 }
 
+// authRetry maps --auth-wait: 0 means no retries, not the default.
+func authRetry(wait time.Duration) auth.Retry {
+	if wait <= 0 {
+		return auth.Retry{Budget: -1}
+	}
+	return auth.Retry{Budget: wait}
+}
+
 // checkContainer makes sure the container is there and the credential may
 // use it, creating it when asked to.
-func checkContainer(ctx context.Context, ct *blob.Container, acfg auth.Config, create bool, lg logrus.FieldLogger) error {
-	err := ct.Check(ctx)
-	if errors.Is(err, blob.ErrNotFound) && create {
+func checkContainer(ctx context.Context, ct *blob.Container, cred blob.Credential, acfg auth.Config, s *config.Settings,
+	lg logrus.FieldLogger, say func(string)) error {
+	err := contactContainer(ctx, ct, cred, s, lg, say)
+	if errors.Is(err, blob.ErrNotFound) && s.CreateContainer {
 		lg.WithField("container", ct.Name()).Info("creating the container")
 		err = ct.Create(ctx)
 		if errors.Is(err, blob.ErrExists) {
@@ -449,6 +551,10 @@ func (d *mountDaemon) Status() control.Status {
 	}
 	if m := d.mounted.Load(); m != nil {
 		st.Uploads, _ = mountStats(m)
+	}
+	if !d.l.ReadOnly {
+		st.LostFoundDir = lostFoundDir(d.l.CacheDir)
+		st.LostFound = lostFound(st.LostFoundDir)
 	}
 	return st
 }

@@ -132,6 +132,16 @@ func printStats(w io.Writer, st *control.Status) error {
 	fmt.Fprintf(w, "Credential refreshes: %s\n", strings.Join(refreshes, ", "))
 	fmt.Fprintf(w, "Pending upload: %d file(s)\n", len(st.Uploads))
 	fmt.Fprint(w, formatUploads(st.Uploads))
+	if len(st.LostFound) > 0 {
+		fmt.Fprintf(w, "In lost+found (%s), not uploaded: %d file(s); see the README on restoring one\n", st.LostFoundDir, len(st.LostFound))
+		for i, name := range st.LostFound {
+			if i == 20 {
+				fmt.Fprintf(w, "  ... and %d more\n", len(st.LostFound)-i)
+				break
+			}
+			fmt.Fprintf(w, "  %s\n", name)
+		}
+	}
 	return nil
 }
 

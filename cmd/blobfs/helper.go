@@ -25,6 +25,11 @@ func helperMain(args []string, e env) int {
 		}
 	}
 	os.Setenv("PATH", strings.TrimPrefix(path, string(filepath.ListSeparator)))
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--help" || a == "-help" }) {
+		fmt.Fprint(e.stdout, helperUsage)
+		config.PrintHelp(e.stdout, "mount")
+		return 0
+	}
 	mountArgs, err := helperArgs(args)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mount.fuse.blobfs: %v\n", err)
@@ -32,6 +37,19 @@ func helperMain(args []string, e env) int {
 	}
 	return cmdMount(mountArgs, e)
 }
+
+const helperUsage = `Usage: mount -t fuse.blobfs [ACCOUNT/]CONTAINER MOUNTPOINT -o OPTIONS
+       mount.fuse.blobfs [ACCOUNT/]CONTAINER MOUNTPOINT [-o key=value,...]
+
+mount(8)'s helper for blobfs, also used by /etc/fstab and systemd:
+  ACCOUNT/CONTAINER /mnt/data fuse.blobfs _netdev,allow_other,auth_mode=key,account_key_file=/etc/blobfs/data.key 0 0
+
+Each -o key=value is the blobfs setting of that name (underscores may
+stand for hyphens); a bare key sets a true boolean; ro means read-only;
+mount(8)'s and systemd's own options (_netdev, nofail, x-systemd.*) are
+ignored. The settings are those of blobfs mount:
+
+`
 
 // ignoredOptions belong to mount(8), systemd or the kernel's generic mount
 // flags that FUSE mounts get anyway (nosuid, nodev).

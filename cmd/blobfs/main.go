@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+
+	"github.com/blobfs/blobfs/cmd/blobfs/internal/config"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -86,7 +88,11 @@ func run(args []string, e env) int {
 		fmt.Fprint(e.stdout, configReference())
 		return 0
 	}
-	fmt.Fprintf(e.stderr, "blobfs: unknown command %q\n\n%s", cmd, topUsage)
+	hint := ""
+	if c := config.Closest(cmd, []string{"mount", "unmount", "check", "stats", "version", "help"}); c != "" {
+		hint = fmt.Sprintf(": did you mean %q?", c)
+	}
+	fmt.Fprintf(e.stderr, "blobfs: unknown command %q%s (run 'blobfs help' for the list)\n", cmd, hint)
 	return 2
 }
 
@@ -109,4 +115,7 @@ Every flag can also come from an environment variable or a YAML file
 
 As /sbin/mount.fuse.blobfs, blobfs is mount(8)'s helper:
   mount -t fuse.blobfs ACCOUNT/CONTAINER /mnt/data -o allow_other,_netdev
+
+To try it without Azure, 'make sandbox' in the source tree starts Azurite
+and an IMDS/ARM emulator on 127.0.0.1 and prints the mount line to paste.
 `

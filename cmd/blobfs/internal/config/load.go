@@ -32,9 +32,9 @@ func Parse(cmd string, args []string, getenv func(string) string, usage func(*fl
 	table := Table()
 	fset := flag.NewFlagSet("blobfs "+cmd, flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
-	if usage != nil {
-		fset.Usage = func() { usage(fset) }
-	}
+	// flag calls Usage on any parse error; the help is printed only when
+	// asked for, below, so that a typo gets one line, not the whole help.
+	fset.Usage = func() {}
 	raw := map[int]string{} // field index → flag value, applied last
 	for _, s := range table {
 		if s.Key == "" || !s.For(cmd) {
@@ -49,9 +49,12 @@ func Parse(cmd string, args []string, getenv func(string) string, usage func(*fl
 	for {
 		if err := fset.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err // fset.Usage has printed the help
+				if usage != nil {
+					usage(fset)
+				}
+				return nil, err
 			}
-			return nil, fmt.Errorf("%w (see blobfs %s --help)", err, cmd)
+			return nil, flagError(fset, cmd, err)
 		}
 		rest := fset.Args()
 		if len(rest) == 0 {
@@ -208,4 +211,64 @@ func (l *Loaded) Get(s Setting) string {
 		return "(set)"
 	}
 	return v
+}
+
+// flagError rewrites flag's "flag provided but not defined: -read-onyl"
+// into one line that names the closest flag there is.
+func flagError(fset *flag.FlagSet, cmd string, err error) error {
+	const undefined = "flag provided but not defined: "
+	msg := err.Error()
+	name, ok := strings.CutPrefix(msg, undefined)
+	if !ok {
+		return fmt.Errorf("%w (see blobfs %s --help)", err, cmd)
+	}
+	name = strings.TrimLeft(name, "-")
+	var names []string
+	fset.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	if best := Closest(name, names); best != "" {
+		return fmt.Errorf("unknown flag --%s: did you mean --%s? (see blobfs %s --help)", name, best, cmd)
+	}
+	return fmt.Errorf("unknown flag --%s (see blobfs %s --help)", name, cmd)
+}
+
+// Closest returns the candidate a mistyped name most likely meant, or ""
+// when none is close enough to suggest.
+func Closest(name string, candidates []string) string {
+	best, bestD := "", 0
+	for _, c := range candidates {
+		if d := editDistance(name, c); best == "" || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best != "" && (bestD <= 2 || bestD <= len(name)/3 || len(name) >= 3 && strings.HasPrefix(best, name)) {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Damerau-Levenshtein distance (adjacent swaps count
+// one), which catches the usual typos: --read-onyl, --acount.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
 }

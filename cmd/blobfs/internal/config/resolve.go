@@ -216,6 +216,11 @@ func checkURL(raw string, strict bool) error {
 }
 
 func readSecretFile(path string) (string, error) {
+	// As ssh does with private keys: refuse a secret others may read, so
+	// that the mode gets fixed rather than ignored.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s has mode %#o: other users may read it: chmod 600 %s (owned by the user blobfs runs as)", path, fi.Mode().Perm(), path)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err

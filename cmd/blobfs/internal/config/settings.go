@@ -49,6 +49,7 @@ type Settings struct {
 	FileMode    Mode     `key:"file-mode" env:"BLOBFS_FILE_MODE" default:"0644" group:"Mount" help:"permissions of files that have none stored"`
 	DirMode     Mode     `key:"dir-mode" env:"BLOBFS_DIR_MODE" default:"0755" group:"Mount" help:"permissions of directories that have none stored"`
 	Umask       Mode     `key:"umask" env:"BLOBFS_UMASK" default:"0000" group:"Mount" help:"bits cleared from every permission shown"`
+	NonEmpty    bool     `key:"nonempty" env:"BLOBFS_NONEMPTY" group:"Mount" help:"mount over a directory that has files in it, which the mount hides until it is unmounted (refused otherwise)"`
 	AllowOther  bool     `key:"allow-other" env:"BLOBFS_ALLOW_OTHER" group:"Mount" help:"let other users than the mounting one in (non-root: needs user_allow_other in /etc/fuse.conf)"`
 	AttrTTL     Duration `key:"attr-ttl" env:"BLOBFS_ATTR_TTL" default:"30s" group:"Mount" help:"how long file attributes are trusted before asking the service again (0: always ask)"`
 	EntryTTL    Duration `key:"entry-ttl" env:"BLOBFS_ENTRY_TTL" default:"30s" group:"Mount" help:"how long name lookups and directory listings are reused; changes by other clients show within this (0: always list)"`

@@ -38,7 +38,11 @@ type Status struct {
 	AuthMode   string    `json:"auth_mode"`
 	Since      time.Time `json:"since"`
 	Uploads    []Upload  `json:"uploads"`
-	Metrics    string    `json:"metrics"` // Prometheus text format
+	// LostFound lists the staged files a previous run could not upload,
+	// in LostFoundDir (see the README on restoring one).
+	LostFound    []string `json:"lost_found,omitempty"`
+	LostFoundDir string   `json:"lost_found_dir,omitempty"`
+	Metrics      string   `json:"metrics"` // Prometheus text format
 }
 
 // Message is one answer line. Unmount answers with progress lines (Status

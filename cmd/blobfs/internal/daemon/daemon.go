@@ -7,6 +7,7 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -32,6 +34,9 @@ type Options struct {
 	Output *os.File
 	// Env is the child's environment; nil means this process's.
 	Env []string
+	// Progress, when set, hears each line the child sends with
+	// Notifier.Progress while the parent waits (e.g. "waiting for IMDS").
+	Progress func(string)
 }
 
 // ChildError is the failure the child reported, as it reported it.
@@ -76,8 +81,27 @@ func Spawn(ctx context.Context, o Options) (int, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := io.ReadAll(io.LimitReader(r, 64<<10))
-		done <- result{strings.TrimSpace(string(b)), err}
+		// Progress lines come first, one per line; whatever follows the
+		// last of them is the verdict ("ok" or the error).
+		br := bufio.NewReader(io.LimitReader(r, 1<<20))
+		var verdict strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			if msg, ok := strings.CutPrefix(line, progressPrefix); ok && verdict.Len() == 0 {
+				if o.Progress != nil {
+					o.Progress(strings.TrimSpace(msg))
+				}
+			} else {
+				verdict.WriteString(line)
+			}
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				done <- result{strings.TrimSpace(verdict.String()), err}
+				return
+			}
+		}
 	}()
 	var res result
 	select {
@@ -104,8 +128,15 @@ func Spawn(ctx context.Context, o Options) (int, error) {
 	return 0, fmt.Errorf("the background process died before the mount was ready (%v)", werr)
 }
 
-// Notifier is the child's end of the pipe.
-type Notifier struct{ f *os.File }
+// progressPrefix marks a progress line, which is not the verdict.
+const progressPrefix = "\x00progress "
+
+// Notifier is the child's end of the pipe. Its methods may be called from
+// several goroutines: progress comes from the auth retry loop.
+type Notifier struct {
+	mu sync.Mutex
+	f  *os.File
+}
 
 // Child reports whether this process is a daemon child, and if so returns
 // its notifier. It clears the marker from the environment so that nothing
@@ -136,8 +167,28 @@ func (n *Notifier) Fail(err error) {
 	n.send(msg)
 }
 
+// Progress tells the waiting parent what the child is waiting for; the
+// parent shows it to the user. Newlines in msg are flattened.
+func (n *Notifier) Progress(msg string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.f == nil {
+		return
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	_, _ = io.WriteString(n.f, progressPrefix+msg+"\n")
+}
+
 func (n *Notifier) send(msg string) {
-	if n == nil || n.f == nil {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.f == nil {
 		return
 	}
 	_, _ = io.WriteString(n.f, msg+"\n")

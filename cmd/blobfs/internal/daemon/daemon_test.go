@@ -35,6 +35,12 @@ func TestMain(m *testing.M) {
 		case "fail":
 			n.Fail(errors.New("container \"x\" does not exist: create it or check --container"))
 			os.Exit(1)
+		case "progress":
+			n.Progress("waiting for IMDS at http://127.0.0.1:1\n(connection refused)")
+			n.Progress("still waiting")
+			n.Fail(errors.New("IMDS kept refusing\nsecond line of the error"))
+			n.Progress("after the verdict: never sent")
+			os.Exit(1)
 		case "crash":
 			os.Exit(7)
 		case "hang":
@@ -81,5 +87,26 @@ func TestSpawn(t *testing.T) {
 				t.Errorf("ChildError: %v, want %v", errors.As(err, &ce), tt.child)
 			}
 		})
+	}
+}
+
+// Progress lines reach the parent's callback as they come, each on one
+// line, and do not mix with the verdict, which may span lines.
+func TestSpawnProgress(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got []string
+	_, err := Spawn(ctx, Options{
+		Args:     []string{"-test.run=^$"},
+		Env:      append(os.Environ(), "BLOBFS_DAEMON_TEST=progress"),
+		Progress: func(msg string) { got = append(got, msg) },
+	})
+	want := []string{"waiting for IMDS at http://127.0.0.1:1 (connection refused)", "still waiting"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("progress %q, want %q", got, want)
+	}
+	var ce *ChildError
+	if !errors.As(err, &ce) || ce.Msg != "IMDS kept refusing\nsecond line of the error" {
+		t.Errorf("verdict %v, want the child's two-line error", err)
 	}
 }

@@ -1,0 +1,65 @@
+package auth_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blobfs/blobfs/auth"
+	"github.com/blobfs/blobfs/auth/authtest"
+)
+
+// A negative budget (--auth-wait 0) asks IMDS once; a positive one
+// reports every pause to OnWait, with why and until when.
+func TestRetryBudgetAndOnWait(t *testing.T) {
+	tests := []struct {
+		name     string
+		budget   time.Duration
+		attempts int // token requests that reach the refusing IMDS, at least
+		waits    bool
+	}{
+		{"no retries", -1, 1, false},
+		{"retries reported", 300 * time.Millisecond, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, authtest.Options{})
+			h.srv.StopIMDS()
+			cfg := h.config()
+			cfg.Retry.Budget = tt.budget
+			var mu sync.Mutex
+			var waits []auth.Wait
+			cfg.OnWait = func(w auth.Wait) {
+				mu.Lock()
+				waits = append(waits, w)
+				mu.Unlock()
+			}
+			t0 := time.Now()
+			_, err := h.newCredential(cfg)
+			if !errors.Is(err, auth.ErrIdentityUnreachable) || !strings.Contains(err.Error(), "connection refused") {
+				t.Fatalf("err = %v, want unreachable (connection refused)", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !tt.waits {
+				if len(waits) != 0 {
+					t.Errorf("%d pauses with no retries wanted: %+v", len(waits), waits)
+				}
+				return
+			}
+			if len(waits) < tt.attempts-1 {
+				t.Fatalf("%d pauses reported, want at least %d", len(waits), tt.attempts-1)
+			}
+			w := waits[0]
+			if !errors.Is(w.Err, syscall.ECONNREFUSED) || w.Endpoint == "" || w.Step == "" || w.Attempt != 1 {
+				t.Errorf("first pause %+v: want the refusal, the endpoint, the step, attempt 1", w)
+			}
+			if d := w.Until.Sub(t0); d < tt.budget-50*time.Millisecond || d > tt.budget+time.Second {
+				t.Errorf("until %v after the start, want about the budget %v", d, tt.budget)
+			}
+		})
+	}
+}
