@@ -162,17 +162,27 @@ func (h *fileHandle) readBlob(ctx context.Context, name string, props *blob.Prop
 func (h *fileHandle) takeNewVersion(ctx context.Context, name string) bool {
 	f := h.f
 	f.mu.Lock()
+	// A step of this mount may have replaced the blob and not yet taken
+	// in its new version: let it end first.
+	f.waitStepLocked()
 	cur, staged, state := f.props, f.staged != nil, f.state
 	h.mu.Lock()
 	v, served := h.version, h.served
-	own := staged || (cur != nil && v != nil && cur.ETag != v.ETag)
+	if staged {
+		// A local copy holds the content now (a writer's, or one made
+		// for readers by a removal): Read reads it.
+		h.mu.Unlock()
+		f.mu.Unlock()
+		return true
+	}
+	own := cur != nil && v != nil && cur.ETag != v.ETag
 	if state == stateRemoved || (!own && served) {
 		h.mu.Unlock()
 		f.mu.Unlock()
 		return false
 	}
 	if own {
-		h.resetLocked(cur) // with staged, Read reads that instead
+		h.resetLocked(cur)
 		h.mu.Unlock()
 		f.mu.Unlock()
 		f.NotifyContent(-1, 0) // see below

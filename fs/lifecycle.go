@@ -109,8 +109,13 @@ func (f *fileNode) beginLocked(op fileOp) {
 
 // waitRemovalLocked waits while a removal is under way on f. Called and
 // returns with f.mu held.
-func (f *fileNode) waitRemovalLocked() {
-	for f.op == opRemove {
+func (f *fileNode) waitRemovalLocked() { f.waitLocked(func() bool { return f.op == opRemove }) }
+
+// waitStepLocked waits while any step is under way on f.
+func (f *fileNode) waitStepLocked() { f.waitLocked(func() bool { return f.op != opNone }) }
+
+func (f *fileNode) waitLocked(busy func() bool) {
+	for busy() {
 		ch := f.opDone
 		f.mu.Unlock()
 		<-ch
@@ -363,10 +368,19 @@ func (f *fileNode) replaced(ctx context.Context) (end func(ok bool), err error) 
 	if f.state == stateCommitted {
 		err = f.localizeLocked(ctx)
 	}
+	// The local copy is held as a writer holds it until the rename ends,
+	// so that a RELEASE meanwhile does not drop it from under readers.
+	held := f.staged != nil
+	if held {
+		f.writers++
+	}
 	f.mu.Unlock()
 	end = func(ok bool) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if held {
+			f.writers--
+		}
 		if ok && f.state != stateRemoved {
 			f.setStateLocked(stateRemoved)
 		}

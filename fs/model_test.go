@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blobfs/blobfs/blob/blobfake"
 	"github.com/blobfs/blobfs/fs"
 )
 
@@ -29,15 +30,51 @@ import (
 //     last, with the content it showed (nothing removed comes back,
 //     nothing moved stays behind, nothing acknowledged is lost);
 //   - a remount changes nothing and leaves lost+found empty.
+//
+// It runs on the in-memory fake of the service (fast, and the model's
+// "service" is exactly what the fake holds) and on Azurite.
 func TestRandomLifecycle(t *testing.T) {
+	t.Run("fake", func(t *testing.T) {
+		st := blobfake.New(blobfake.Options{})
+		randomLifecycle(t, serviceView{
+			store: st,
+			names: func(t *testing.T) []string { return st.Names() },
+			get: func(t *testing.T, name string) string {
+				b, _, _ := st.Content(name)
+				return string(b)
+			},
+		})
+	})
+	t.Run("azurite", func(t *testing.T) {
+		e := newEnv(t)
+		randomLifecycle(t, serviceView{
+			store: e.mct,
+			names: e.names,
+			get: func(t *testing.T, name string) string {
+				got, _, _ := e.get(t, name)
+				return got
+			},
+		})
+	})
+}
+
+// serviceView is a service to mount, and how to see what it holds
+// without the mount.
+type serviceView struct {
+	store fs.Store
+	names func(t *testing.T) []string
+	get   func(t *testing.T, name string) string
+}
+
+func randomLifecycle(t *testing.T, sv serviceView) {
 	const (
 		workers = 6
 		steps   = 40
 		opBound = 60 * time.Second
 	)
-	e := newEnv(t)
+	var e env // mountStore uses nothing of it
 	cache := t.TempDir()
-	dir, mt := e.mount(t, fs.Options{CacheDir: cache})
+	dir, mt := e.mountStore(t, sv.store, fs.Options{CacheDir: cache})
 	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +157,7 @@ func TestRandomLifecycle(t *testing.T) {
 	}
 	unmount(t, mt)
 	check := func(when string) {
-		for _, n := range e.names(t) {
+		for _, n := range sv.names(t) {
 			if strings.HasSuffix(n, "/") || n == "d" {
 				continue // the directory's marker
 			}
@@ -129,7 +166,7 @@ func TestRandomLifecycle(t *testing.T) {
 				continue
 			}
 			want, listed := shown[n]
-			got, _, _ := e.get(t, n)
+			got := sv.get(t, n)
 			switch {
 			case !listed:
 				t.Errorf("%s: blob %q exists, but the mount showed no such file", when, n)
@@ -138,13 +175,13 @@ func TestRandomLifecycle(t *testing.T) {
 			}
 		}
 		for n := range shown {
-			if !slices.Contains(e.names(t), n) {
+			if !slices.Contains(sv.names(t), n) {
 				t.Errorf("%s: the mount showed %q but the service has no such blob", when, n)
 			}
 		}
 	}
 	check("after unmount")
-	_, mt2 := e.mount(t, fs.Options{CacheDir: cache})
+	_, mt2 := e.mountStore(t, sv.store, fs.Options{CacheDir: cache})
 	unmount(t, mt2)
 	check("after a remount")
 	if kept, _ := filepath.Glob(filepath.Join(cache, "*", "*", "lost+found", "*")); len(kept) != 0 {
