@@ -44,6 +44,7 @@ type File struct {
 	reason        string
 	incompleteAt  int64 // stIncomplete: offset of the first failed write
 	noSpace       bool  // stIncomplete for lack of space
+	dropped       bool  // noSpace: the data was dropped (dropDataLocked)
 	sentBlocks    bool  // a block of it went to Put Block (see spare)
 	unconditional bool
 	ctype         string
@@ -272,6 +273,9 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 }
 
 func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last int) (int, error) {
+	if f.dropped {
+		return 0, f.droppedErr()
+	}
 	end := off + int64(len(p))
 	newSize := max(f.size, end)
 	// Refuse before changing anything: a partial rewrite of a block whose
@@ -388,6 +392,9 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if f.closed {
 		return 0, errClosed
 	}
+	if f.dropped {
+		return 0, f.droppedErr()
+	}
 	if off >= f.size {
 		return 0, io.EOF
 	}
@@ -452,6 +459,9 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 }
 
 func (f *File) truncateLocked(size int64) error {
+	if f.dropped && size != 0 {
+		return f.droppedErr()
+	}
 	if size == f.size {
 		return nil
 	}

@@ -376,6 +376,34 @@ func TestFullCacheDiskIsNeverPublished(t *testing.T) {
 				t.Fatalf("writing %d bytes into a %d-byte disk: %v, want ENOSPC", len(src), disk, werr)
 			}
 			t.Logf("the write at %d failed: %v", off-64<<10, werr)
+			// Its space is back at once, while the program still has
+			// the file open: for the accounting and on the disk.
+			if st := m.Stats(); st.CachedBytes != 0 {
+				t.Errorf("after the failed write the cache counts %d bytes", st.CachedBytes)
+			}
+			if free := freeBytes(t, dir); free < disk*3/4 {
+				t.Errorf("after the failed write %d of %d bytes are free", free, disk)
+			}
+			if _, err := f.ReadAt(ctx, make([]byte, 10), 0); !errors.Is(err, stage.ErrIncomplete) {
+				t.Errorf("reading the dropped data = %v, want ErrIncomplete", err)
+			}
+			// A new file of most of the disk can be staged meanwhile.
+			next := pattern(disk*3/5, 99)
+			g, err := m.Open(ctx, name+"-next", nil, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.WriteAt(ctx, next, 0); err != nil {
+				t.Fatalf("a new file after the failed one: %v", err)
+			}
+			if _, err := g.Commit(ctx, blob.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			g.Close()
+			if got, _ := download(t, ct, name+"-next"); !bytes.Equal(got, next) {
+				t.Errorf("the new file's blob differs")
+			}
+			store.commits.Store(0)
 			// close() then fails, with EIO, and publishes nothing.
 			var errno syscall.Errno
 			if _, err := f.Commit(ctx, blob.PutOptions{}); !errors.Is(err, stage.ErrIncomplete) || !errors.As(err, &errno) || errno != syscall.EIO {
@@ -385,30 +413,9 @@ func TestFullCacheDiskIsNeverPublished(t *testing.T) {
 				if err := f.Close(); err != nil {
 					t.Fatal(err)
 				}
-				// The space is back, for the accounting and on the disk.
 				if st := m.Stats(); st.CachedBytes != 0 {
 					t.Errorf("after Close the cache counts %d bytes", st.CachedBytes)
 				}
-				if free := freeBytes(t, dir); free < disk*3/4 {
-					t.Errorf("after Close %d of %d bytes are free", free, disk)
-				}
-				// A new file of most of the disk can be staged.
-				next := pattern(disk*3/5, 99)
-				g, err := m.Open(ctx, name+"-next", nil, true)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := g.WriteAt(ctx, next, 0); err != nil {
-					t.Fatalf("a new file after the failed one: %v", err)
-				}
-				if _, err := g.Commit(ctx, blob.PutOptions{}); err != nil {
-					t.Fatal(err)
-				}
-				g.Close()
-				if got, _ := download(t, ct, name+"-next"); !bytes.Equal(got, next) {
-					t.Errorf("the new file's blob differs")
-				}
-				store.commits.Store(0)
 			}
 			m.Close()
 
@@ -445,9 +452,9 @@ func TestFullCacheDiskIsNeverPublished(t *testing.T) {
 	}
 }
 
-// After a write that failed for lack of room in the disk, the blocks past
-// it are given back at once, and a truncate below it makes the file
-// whole again: the program may start over.
+// After a write that failed for lack of room in the disk, the file's
+// space is given back at once, and a truncate to 0 makes it usable again:
+// the program may start over.
 func TestTruncateClearsIncomplete(t *testing.T) {
 	ctx := context.Background()
 	ct := newContainer(t)
@@ -463,6 +470,14 @@ func TestTruncateClearsIncomplete(t *testing.T) {
 	}
 	if st := m.Stats(); st.CachedBytes != 0 {
 		t.Errorf("after the failed write at 0 the cache counts %d bytes", st.CachedBytes)
+	}
+	// Its data is gone: it refuses to be read or written on, or cut to
+	// anything but empty.
+	if _, err := f.WriteAt(ctx, []byte("more"), 10); !errors.Is(err, stage.ErrIncomplete) {
+		t.Errorf("write after the data was dropped = %v, want ErrIncomplete", err)
+	}
+	if err := f.Truncate(ctx, 10); !errors.Is(err, stage.ErrIncomplete) {
+		t.Errorf("truncate to 10 after the data was dropped = %v, want ErrIncomplete", err)
 	}
 	if err := f.Truncate(ctx, 0); err != nil {
 		t.Fatal(err)

@@ -96,7 +96,7 @@ func (f *File) markIncompleteLocked(off int64, cause error) {
 	f.reason = cause.Error()
 	if errors.Is(cause, syscall.ENOSPC) || errors.Is(cause, syscall.EDQUOT) {
 		f.noSpace = true
-		f.releaseFrom(f.incompleteAt)
+		f.dropDataLocked()
 	}
 	if err := f.writeJournalSync(true); err != nil {
 		// The journal then still says writing (a write's markDirty
@@ -105,17 +105,17 @@ func (f *File) markIncompleteLocked(off int64, cause error) {
 	}
 }
 
-// releaseFrom gives back the disk space, and the cache's count, of the
-// blocks wholly past off of a file that failed for lack of space: the
-// disk is full, and what they hold is never published (the data of such
-// a file is dropped at Close anyway). They read as zeros from now on;
-// the content past the failed write is undefined. Without this, the
-// failed file kept the cache disk full until the program closed it, and
-// every other file's write failed meanwhile.
-func (f *File) releaseFrom(off int64) {
-	first := int((off + f.bs - 1) / f.bs)
+// dropDataLocked gives back the disk space, and the cache's count, of a
+// file whose write failed for lack of space: the disk is full, and what
+// the file holds is never published. Without this the failed file kept
+// the cache disk full, and every other file's writes failed, until its
+// program closed it, or (before the journal knew) until the next mount.
+// From then on the file refuses reads and writes with an IncompleteError
+// (EIO): its data is gone. A truncate to 0 makes it usable again.
+// Called from WriteAt, which settles the space with f.accounted.
+func (f *File) dropDataLocked() {
 	var freed int64
-	for i := first; i < len(f.blocks); i++ {
+	for i := range f.blocks {
 		b := &f.blocks[i]
 		if b.state == blkLocal {
 			freed += blen(i, f.size, f.bs)
@@ -123,20 +123,24 @@ func (f *File) releaseFrom(off int64) {
 		b.state, b.spans, b.frag = blkZero, nil, false
 		b.ver = f.nextVer()
 	}
-	if start := int64(first) * f.bs; start < f.size {
-		if err := unix.Fallocate(int(f.data.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, f.size-start); err != nil {
-			f.m.log.WithError(err).Warn("cannot punch the cut-off part of a failed file out of its cache file")
-		}
+	if err := unix.Fallocate(int(f.data.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, max(f.size, 1)); err != nil {
+		f.m.log.WithError(err).Warn("cannot punch the data of a failed file out of its cache file")
 	}
-	// The caller (WriteAt) settles the cache's count with f.accounted.
 	f.accounted -= freed
+	f.dropped = true
+}
+
+// droppedErr is what a dropped file answers reads and writes with.
+func (f *File) droppedErr() error {
+	return &IncompleteError{Name: f.name, Offset: f.incompleteAt, Reason: f.reason + "; its staged data was dropped to free the cache"}
 }
 
 // clearIncomplete: a truncate to size cut away the failed write, so the
-// content is again exactly what the program made it.
+// content is again exactly what the program made it (for a file whose
+// data was dropped, only a truncate to 0 does).
 func (f *File) clearIncomplete(size int64) {
-	if f.state == stIncomplete && size <= f.incompleteAt {
-		f.state, f.reason, f.noSpace = stWriting, "", false
+	if f.state == stIncomplete && size <= f.incompleteAt && (!f.dropped || size == 0) {
+		f.state, f.reason, f.noSpace, f.dropped = stWriting, "", false, false
 		if !f.dirty {
 			f.state = stClean
 		}
