@@ -58,9 +58,8 @@ func TestFullCacheDiskThroughMount(t *testing.T) {
 	// The next file fits: the failed one's space was given back.
 	next := bytes.Repeat([]byte("next file "), (disk/2)/10)
 	if err := os.WriteFile(filepath.Join(dir, "next"), next, 0o644); err != nil {
-		t.Fatalf("a %d-byte file after the failed one: %v", len(next), err)
-	}
-	if got, _, ok := e.get(t, "next"); !ok || got != string(next) {
+		t.Errorf("a %d-byte file after the failed one: %v", len(next), err)
+	} else if got, _, ok := e.get(t, "next"); !ok || got != string(next) {
 		t.Errorf("next: %d bytes in the service, want %d", len(got), len(next))
 	}
 	unmount(t, mt)
