@@ -183,9 +183,9 @@ func (f *File) Failed(err error) error {
 // its content must never be published. Readers may go on reading it until
 // Close, which drops it, as do Manager.Close and the next mount's Recover
 // (a crash right after Removed returns included: the journal is on disk).
-// Uploads in the background stop; Commit fails with ErrRemoved from now
-// on. A commit already under way is not stopped: whether it lands is the
-// caller's ordering (the fs layer lets it land, then deletes the blob).
+// Commit fails with ErrRemoved from now on. A commit already under way is
+// not stopped (nor are its uploads): whether it lands is the caller's
+// ordering (the fs layer lets it land, then deletes the blob).
 func (f *File) Removed() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -194,7 +194,6 @@ func (f *File) Removed() error {
 		return nil
 	}
 	f.setState(stRemoved)
-	f.queue = nil
 	if err := f.writeJournalSync(true); err != nil {
 		return fmt.Errorf("stage: recording that %q was removed: %w", f.name, err)
 	}

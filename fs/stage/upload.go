@@ -292,10 +292,24 @@ func (f *File) upload(ctx context.Context, name string, opts blob.PutOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := f.publishable(); err != nil {
+		return nil, err
+	}
 	f.mu.Unlock()
 	props, err := f.m.store.PutBlockList(ctx, name, ids, opts)
 	f.mu.Lock()
 	return props, err
+}
+
+// publishable refuses, right before the call that publishes, content that
+// a write failing meanwhile (the lock is let go while blocks upload) made
+// incomplete: a cut-off or dropped file is never committed. Called with
+// f.mu held.
+func (f *File) publishable() error {
+	if f.state == stIncomplete {
+		return &IncompleteError{Name: f.name, Offset: f.incompleteAt, Reason: f.reason}
+	}
+	return nil
 }
 
 // putWhole commits a small file with one Put Blob.
@@ -317,6 +331,9 @@ func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) 
 				return nil, err
 			}
 		}
+	}
+	if err := f.publishable(); err != nil {
+		return nil, err
 	}
 	f.mu.Unlock()
 	props, err := f.m.store.Upload(ctx, name, p, opts)
