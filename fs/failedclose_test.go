@@ -49,14 +49,18 @@ func (r *refuseCommits) PutBlockList(ctx context.Context, name string, ids []str
 // gone by the next mount).
 func TestFailedCloseIsNeverPublishedLater(t *testing.T) {
 	tests := []struct {
-		name      string
-		err       error
-		errno     syscall.Errno
-		theirs    string // the blob before, written by another client
-		rm        bool   // rm the file after the failed close
-		wantCache int    // files in lost+found for it afterwards
+		name   string
+		err    error
+		errno  syscall.Errno
+		theirs string // the blob before, written by another client
+		rm     bool   // rm the file after the failed close
+		// copies of the data in lost+found afterwards; -1: 0 or 1. The
+		// rm may reach the mount before the kernel's RELEASE of the
+		// closed file (it is sent after close() returns): a file
+		// removed while open is dropped, one closed first is kept.
+		wantCache int
 	}{
-		{name: "outage then rm", err: blob.ErrUnavailable, errno: syscall.EIO, rm: true, wantCache: 1},
+		{name: "outage then rm", err: blob.ErrUnavailable, errno: syscall.EIO, rm: true, wantCache: -1},
 		{name: "lease", err: blob.ErrBusy, errno: syscall.EBUSY, theirs: "the lease holder's", wantCache: 1},
 	}
 	for k, tc := range tests {
@@ -105,10 +109,12 @@ func TestFailedCloseIsNeverPublishedLater(t *testing.T) {
 					data0 = append(data0, p)
 				}
 			}
-			if len(data0) != tc.wantCache {
+			if len(data0) != tc.wantCache && (tc.wantCache >= 0 || len(data0) > 1) {
 				t.Errorf("lost+found holds %v, want %d copy of the data", kept, tc.wantCache)
-			} else if b, err := os.ReadFile(data0[0]); err != nil || !bytes.Equal(b, data) {
-				t.Errorf("the copy in lost+found: %d bytes, %v; want the %d written", len(b), err, len(data))
+			} else if len(data0) == 1 {
+				if b, err := os.ReadFile(data0[0]); err != nil || !bytes.Equal(b, data) {
+					t.Errorf("the copy in lost+found: %d bytes, %v; want the %d written", len(b), err, len(data))
+				}
 			}
 			unmount(t, mt2)
 		})
