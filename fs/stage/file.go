@@ -654,7 +654,7 @@ func (f *File) close(discard bool) error {
 	if keep {
 		l := f.m.log.WithFields(map[string]any{"blob": name, "cache_file": dataPath(f.m.root, f.id)})
 		if st == stClosing {
-			l.Warn("closed with changes not committed (the commit failed); kept in the cache directory, the next mount commits it")
+			l.Warn("closed while its commit was cut short (the staging area is closing); kept in the cache directory, the next mount commits it")
 		} else {
 			l.Warn("closed with changes never asked to be committed; kept in the cache directory, the next mount moves it to lost+found")
 		}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/blobfs/blobfs/blob"
 )
 
@@ -180,9 +182,7 @@ func refusedForGood(err error) bool {
 // commit failed and the program was told, or a write failed half-way) to
 // lost+found; the data of one that failed for lack of space is dropped
 // (see keepAside).
-func (m *Manager) keepFailed(id string, j *journal, log interface {
-	Warnf(string, ...any)
-}) Recovered {
+func (m *Manager) keepFailed(id string, j *journal, log logrus.FieldLogger) Recovered {
 	r := Recovered{Name: j.Name}
 	if st, err := os.Stat(dataPath(m.root, id)); err == nil {
 		r.Size = st.Size()
