@@ -135,6 +135,9 @@ func TestFailedCommitIsNeverPublished(t *testing.T) {
 			if _, err := f.Commit(ctx, blob.PutOptions{}); !errors.Is(err, blob.ErrUnavailable) {
 				t.Fatalf("Commit during the outage = %v, want ErrUnavailable", err)
 			}
+			if st := f.State(); st != "failed" {
+				t.Errorf("State after the failed commit = %q, want failed", st)
+			}
 			store.refuse(nil) // the service is back: recovery could commit
 			if tc.removed {
 				if err := f.Removed(); err != nil {
@@ -142,6 +145,9 @@ func TestFailedCommitIsNeverPublished(t *testing.T) {
 				}
 				if _, err := f.Commit(ctx, blob.PutOptions{}); !errors.Is(err, stage.ErrRemoved) {
 					t.Errorf("Commit after Removed = %v, want ErrRemoved", err)
+				}
+				if p := m.Pending(); len(p) != 0 {
+					t.Errorf("Pending lists a removed file: %+v", p)
 				}
 			}
 			if tc.closed {

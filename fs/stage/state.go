@@ -160,6 +160,16 @@ func (f *File) markFailedLocked(cause error) {
 	}
 }
 
+// State is what may become of the file's content, one of "clean",
+// "writing", "closing", "failed", "incomplete" or "removed" (see state):
+// the fs layer asks it instead of keeping its own flags, e.g. not to
+// retry at the last release a commit whose failure the program was told.
+func (f *File) State() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state.String()
+}
+
 // Failed records that the program was told err about this file's
 // content by something other than Commit (which records its own
 // failures): what is staged now is never published by recovery, and goes
