@@ -33,6 +33,36 @@ var ErrEvicted = errors.New("this part of the file was uploaded and dropped from
 // but kept in lost+found.
 var ErrNotClosed = errors.New("the program writing it had not closed it when blobfs stopped, so it may be incomplete; it was not uploaded")
 
+// ErrIncomplete is a Commit, or a recovered file, whose content is not
+// what its program wrote: a write failed after it may have changed the
+// cache file (ENOSPC or EIO from the cache disk). It is never published;
+// the file goes to lost+found when closed. *IncompleteError matches it
+// and wraps syscall.EIO, the errno the fs layer answers at close().
+var ErrIncomplete = errors.New("a write to the staging cache failed, so the staged copy is not what the program wrote; it is never uploaded")
+
+// IncompleteError says which write failed.
+type IncompleteError struct {
+	Name   string
+	Offset int64  // where the failed write began
+	Reason string // what it failed with
+}
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("not uploading %q: a write at offset %d failed (%s), so the staged copy is not what the program wrote", e.Name, e.Offset, e.Reason)
+}
+
+func (e *IncompleteError) Is(target error) bool { return target == ErrIncomplete }
+
+func (e *IncompleteError) Unwrap() error { return syscall.EIO }
+
+// ErrCommitFailed is what Recover reports for a staged file whose commit
+// had failed and whose program was told so: it is never published later,
+// but kept in lost+found.
+var ErrCommitFailed = errors.New("its commit had failed and the program was told so; it was not uploaded")
+
+// ErrRemoved is a Commit of a file after Removed: its name is gone.
+var ErrRemoved = errors.New("the file was removed; its content is not uploaded")
+
 // ErrFrozen is an Open after Manager.Freeze: the mount is shutting down.
 // It wraps syscall.EROFS, the errno the fs layer answers.
 var ErrFrozen error = frozen{}

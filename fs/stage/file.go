@@ -36,12 +36,16 @@ type File struct {
 	vers      uint64
 	seq       uint64 // bumped by every change, to tell whether a commit caught them all
 
-	dirty         bool // changed since the last commit (or open)
-	jDirty        bool // what the journal says
-	closing       bool // a commit was asked for and nothing changed since
-	jClosing      bool // what the journal says
-	jClean        bool // the journal's last write succeeded and says committed
-	sentBlocks    bool // a block of it went to Put Block (see spare)
+	dirty         bool  // changed since the last commit (or open)
+	jDirty        bool  // what the journal says
+	state         state // what may be published (see state); set by setState
+	jState        state // what the journal says
+	jClean        bool  // the journal's last write succeeded and says committed
+	reason        string
+	incompleteAt  int64 // stIncomplete: offset of the first failed write
+	noSpace       bool  // stIncomplete for lack of space
+	dropped       bool  // noSpace: the data was dropped (dropDataLocked)
+	sentBlocks    bool  // a block of it went to Put Block (see spare)
 	unconditional bool
 	ctype         string
 	meta          map[string]string
@@ -60,7 +64,7 @@ type File struct {
 	upErr    error
 	changed  chan struct{} // closed and replaced when an upload ends
 	closed   bool
-	orphan   bool // Orphan: nothing to keep at Manager.Close
+	orphan   bool // Removed: nothing to keep at Manager.Close
 }
 
 func (f *File) setBase(p *blob.Properties) {
@@ -231,13 +235,13 @@ func (f *File) grow(newSize int64) {
 
 // markDirty records in the journal, before the first change after a
 // commit is acknowledged, that the file now differs from the service.
-// It also clears closing: content that changes after a close() or
-// fsync() asked for a commit is again work in progress.
+// It also ends closing and failed: content that changes after a close()
+// or fsync() asked for a commit is again work in progress.
 func (f *File) markDirty() error {
 	f.seq++
 	f.dirty = true
-	f.closing = false
-	if f.jDirty && !f.jClosing {
+	f.setState(stWriting)
+	if f.jDirty && f.jState == f.state {
 		return nil
 	}
 	return f.writeJournal()
@@ -269,6 +273,9 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 }
 
 func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last int) (int, error) {
+	if f.dropped {
+		return 0, f.droppedErr()
+	}
 	end := off + int64(len(p))
 	newSize := max(f.size, end)
 	// Refuse before changing anything: a partial rewrite of a block whose
@@ -313,14 +320,20 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last
 		b.ver = f.nextVer()
 		b.lastUse = now
 	}
+	// From here on a failure leaves the file other than the program
+	// believes (the state says written, the cache file may not hold it):
+	// it is marked incomplete, never to be published.
 	n, err := f.data.WriteAt(p, off)
 	if err != nil {
-		return n, fmt.Errorf("stage: writing the cache file of %q: %w", f.name, err)
+		err = fmt.Errorf("stage: writing the cache file of %q: %w", f.name, err)
+		f.markIncompleteLocked(off, err)
+		return n, err
 	}
 	// Data first, journal second: a crash in between loses only this
 	// write, which was never acknowledged.
 	if journal {
 		if err := f.writeJournal(); err != nil {
+			f.markIncompleteLocked(off, err)
 			return 0, err
 		}
 	}
@@ -400,6 +413,9 @@ func (f *File) readAtLocked(ctx context.Context, p []byte, off int64) (int, erro
 	if f.closed {
 		return 0, errClosed
 	}
+	if f.dropped {
+		return 0, f.droppedErr()
+	}
 	if off >= f.size {
 		return 0, io.EOF
 	}
@@ -464,6 +480,9 @@ func (f *File) Truncate(ctx context.Context, size int64) error {
 }
 
 func (f *File) truncateLocked(size int64) error {
+	if f.dropped && size != 0 {
+		return f.droppedErr()
+	}
 	if size == f.size {
 		return nil
 	}
@@ -479,6 +498,12 @@ func (f *File) truncateLocked(size int64) error {
 	}
 	if err := f.data.Truncate(size); err != nil {
 		return fmt.Errorf("stage: truncating the cache file of %q: %w", f.name, err)
+	}
+	if f.state == stIncomplete && size <= f.incompleteAt {
+		f.clearIncomplete(size)
+		if err := f.writeJournal(); err != nil {
+			return err
+		}
 	}
 	if size > f.size {
 		f.grow(size)
@@ -544,6 +569,9 @@ func (f *File) renameLocked(name string) {
 	f.name = name
 	f.target = ""
 	f.dirty = true
+	if f.state == stClean {
+		f.setState(stWriting)
+	}
 	f.seq++
 	// Uploaded blocks belong to the old name's block list.
 	for i := range f.blocks {
@@ -568,26 +596,38 @@ func (f *File) Moved(name string, p *blob.Properties) {
 	f.resetBaseLocked(p)
 	if !dirty {
 		f.dirty = false
+		if f.state == stWriting {
+			f.setState(stClean)
+		}
 	}
 	f.journalLogged()
 }
 
-// Orphan says nobody can reach the file's content any more (it was
-// unlinked while open): if the Manager closes before the file does, its
-// staged data is dropped instead of kept for recovery.
+// Orphan is Removed, for callers that cannot act on its error (logged).
 func (f *File) Orphan() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.orphan = true
+	if err := f.Removed(); err != nil {
+		f.m.log.WithError(err).Error("cannot record a removal in the staging journal")
+	}
 }
 
-// Close releases the staged data once committed; uncommitted data stays
-// in the cache directory for the next mount's Recover.
+// Close releases the staged data once committed. What must not be
+// published (a failed commit, a failed write) goes to lost+found now;
+// what a commit was asked for but did not finish (the staging area was
+// closing) stays in the cache directory for the next mount's Recover, as
+// does content never asked to be committed (which Recover keeps in
+// lost+found); a removed file is dropped. Its space is released from the
+// cache's accounting in every case.
 func (f *File) Close() error { return f.close(false) }
 
-// Discard drops the staged data without committing it: for a file removed
-// while open, whose content nobody can reach any more.
-func (f *File) Discard() error { return f.close(true) }
+// Discard is Removed then Close: it drops the staged data without
+// committing it, for a file removed while open whose content nobody can
+// reach any more.
+func (f *File) Discard() error {
+	if err := f.Removed(); err != nil {
+		f.m.log.WithError(err).Error("cannot record a removal in the staging journal")
+	}
+	return f.close(true)
+}
 
 func (f *File) close(discard bool) error {
 	f.commitMu.Lock()
@@ -605,7 +645,8 @@ func (f *File) close(discard bool) error {
 		<-ch
 		f.mu.Lock()
 	}
-	dirty, closing, name := f.dirty, f.closing, f.name
+	dirty, st, name := f.dirty, f.state, f.name
+	discard = discard || st == stRemoved
 	f.m.settle(0, -f.accounted)
 	f.accounted = 0
 	f.mu.Unlock()
@@ -613,7 +654,8 @@ func (f *File) close(discard bool) error {
 	f.m.mu.Lock()
 	delete(f.m.files, f)
 	f.m.mu.Unlock()
-	if !dirty && !discard {
+	keep := dirty && !discard
+	if !keep && !discard && st == stClean {
 		f.mu.Lock()
 		kept := f.m.recycle(f)
 		f.mu.Unlock()
@@ -624,11 +666,16 @@ func (f *File) close(discard bool) error {
 	err := f.data.Close()
 	f.mu.Lock()
 	f.jlog.close()
+	if keep && (st == stFailed || st == stIncomplete) {
+		f.keepAside()
+		f.mu.Unlock()
+		return err
+	}
 	f.mu.Unlock()
-	if dirty && !discard {
+	if keep {
 		l := f.m.log.WithFields(map[string]any{"blob": name, "cache_file": dataPath(f.m.root, f.id)})
-		if closing {
-			l.Warn("closed with changes not committed (the commit failed); kept in the cache directory, the next mount commits it")
+		if st == stClosing {
+			l.Warn("closed while its commit was cut short (the staging area is closing); kept in the cache directory, the next mount commits it")
 		} else {
 			l.Warn("closed with changes never asked to be committed; kept in the cache directory, the next mount moves it to lost+found")
 		}
@@ -651,8 +698,12 @@ func (f *File) journal() *journal {
 	j := &journal{
 		ID: f.id, Name: f.name, UploadName: f.upName,
 		BaseName: f.baseName, BaseETag: f.baseETag, BaseLimit: f.baseLimit,
-		BlockSize: f.bs, Dirty: f.dirty, Closing: f.closing && f.dirty, Unconditional: f.unconditional,
+		BlockSize: f.bs, Dirty: f.dirty, Closing: f.state == stClosing && f.dirty, Unconditional: f.unconditional,
 		ContentType: f.ctype, Metadata: f.meta, Target: f.target,
+		State: f.state.String(), Reason: f.reason, NoSpace: f.noSpace,
+	}
+	if f.state == stIncomplete {
+		j.IncompleteAt = f.incompleteAt
 	}
 	if f.baseProps != nil {
 		j.BaseSize = f.baseProps.Size
@@ -678,7 +729,7 @@ func (f *File) writeJournalSync(sync bool) error {
 		f.jClean = false
 		return err
 	}
-	f.jDirty, f.jClosing, f.jClean = j.Dirty, j.Closing, !j.Dirty
+	f.jDirty, f.jState, f.jClean = j.Dirty, f.state, !j.Dirty && f.state == stClean
 	return nil
 }
 

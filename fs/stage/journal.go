@@ -48,7 +48,17 @@ type journal struct {
 	// close() or fsync() started a commit of it, and nothing changed
 	// since. Recover commits only such files; one still being written
 	// when the daemon died may be a prefix of what the program meant.
-	Closing       bool              `json:"closing,omitempty"`
+	Closing bool `json:"closing,omitempty"`
+	// State is what may become of the content (see state): Recover
+	// publishes only "closing". Dirty and Closing still say the same for
+	// a blobfs that predates State, which then keeps failed, incomplete
+	// and removed files in lost+found: never publishes them either.
+	State        string `json:"state,omitempty"`
+	Reason       string `json:"reason,omitempty"`        // why failed or incomplete
+	IncompleteAt int64  `json:"incomplete_at,omitempty"` // the offset of the failed write
+	NoSpace      bool   `json:"no_space,omitempty"`      // it failed for lack of space
+	// DataDropped: in lost+found, only this journal was kept (see keepAside).
+	DataDropped   bool              `json:"data_dropped,omitempty"`
 	Unconditional bool              `json:"unconditional,omitempty"`
 	ContentType   string            `json:"content_type,omitempty"`
 	Metadata      map[string]string `json:"metadata,omitempty"`
@@ -56,6 +66,21 @@ type journal struct {
 }
 
 const journalVersion = 1
+
+// state is the journal's state, from Dirty and Closing when it was
+// written by a blobfs that did not record State.
+func (j *journal) state() state {
+	if s, ok := parseState(j.State); ok {
+		return s
+	}
+	switch {
+	case !j.Dirty:
+		return stClean
+	case j.Closing:
+		return stClosing
+	}
+	return stWriting
+}
 
 func encodeJournal(j *journal) ([]byte, error) {
 	j.Version = journalVersion

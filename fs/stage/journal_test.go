@@ -223,3 +223,41 @@ func TestRecoverUnreadableJournal(t *testing.T) {
 		})
 	}
 }
+
+// The state read from a journal: from State when it is there, else (a
+// journal of a blobfs before State) from Dirty and Closing. And a blobfs
+// before State, which reads only Dirty and Closing, must not publish a
+// file that may not be: only a closing State says Closing.
+func TestJournalState(t *testing.T) {
+	tests := []struct {
+		line string
+		want state
+	}{
+		{`{"version":1,"id":"a","name":"n","block_size":1,"dirty":false}`, stClean},
+		{`{"version":1,"id":"a","name":"n","block_size":1,"dirty":true}`, stWriting},
+		{`{"version":1,"id":"a","name":"n","block_size":1,"dirty":true,"closing":true}`, stClosing},
+		{`{"version":1,"id":"a","name":"n","block_size":1,"dirty":true,"state":"failed"}`, stFailed},
+		{`{"version":1,"id":"a","name":"n","block_size":1,"dirty":true,"state":"incomplete"}`, stIncomplete},
+		{`{"version":1,"id":"a","name":"n","block_size":1,"dirty":false,"state":"removed"}`, stRemoved},
+		{`{"version":1,"id":"a","name":"n","block_size":1,"dirty":true,"closing":true,"state":"some later state"}`, stClosing},
+	}
+	for _, tc := range tests {
+		path := filepath.Join(t.TempDir(), "j.json")
+		if err := os.WriteFile(path, []byte(tc.line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		j, err := readJournal(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := j.state(); got != tc.want {
+			t.Errorf("%s: state %v, want %v", tc.line, got, tc.want)
+		}
+	}
+	for s := stClean; s <= stRemoved; s++ {
+		f := &File{id: "a", name: "n", bs: 1, dirty: true, state: s}
+		if j := f.journal(); j.Closing != (s == stClosing) || j.state() != s {
+			t.Errorf("%v journals closing=%v state=%v", s, j.Closing, j.state())
+		}
+	}
+}

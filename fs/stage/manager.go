@@ -28,7 +28,10 @@
 // Commit marks the journal "closing" before it sends anything (the
 // program asked for this content), and the next change clears the mark:
 // Recover finishes only marked files and keeps the others, which may be
-// prefixes of what their program meant, in lost+found.
+// prefixes of what their program meant, in lost+found. A failed commit,
+// a write that failed half-way and a removal are journaled (fsynced)
+// before the caller hears of them, and such files are never published:
+// see state for the whole life of a staged file.
 //
 // Memory does not grow with file sizes: data moves between the cache files
 // and the network through the page cache; the package's own memory is a
@@ -303,15 +306,21 @@ type Progress struct {
 	Name     string
 	Size     int64
 	Uploaded int64 // bytes already in the service as blocks
+	// State is "writing", "closing" (a commit is under way or was cut
+	// short) or "failed" (the last commit failed; a new close() or
+	// fsync() of the program may still commit it).
+	State string
 }
 
-// Pending lists the open files with changes not yet committed.
+// Pending lists the open files with changes not yet committed that may
+// still be: not those removed or whose write failed half-way (see Kept
+// for what becomes of them).
 func (m *Manager) Pending() []Progress {
 	var out []Progress
 	for _, f := range m.openFiles() {
 		f.mu.Lock()
-		if f.dirty {
-			p := Progress{Name: f.name, Size: f.size}
+		if f.dirty && f.state != stRemoved && f.state != stIncomplete {
+			p := Progress{Name: f.name, Size: f.size, State: f.state.String()}
 			for i := range f.blocks {
 				if f.uploaded(i) {
 					p.Uploaded += blen(i, f.size, f.bs)

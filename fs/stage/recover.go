@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/blobfs/blobfs/blob"
 )
 
@@ -86,27 +88,34 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 		return Recovered{}, false
 	}
 	if err != nil {
-		path, lerr := m.moveToLostFound(id, "damaged")
+		path, lerr := m.moveToLostFound(id, &journal{ID: id, Name: "damaged", State: "damaged", Reason: err.Error()})
 		if lerr != nil {
 			path = journalPath(m.root, id)
 		}
 		log.WithError(err).Error("unreadable staging journal")
 		return Recovered{SavedAs: path, Err: err}, true
 	}
-	if !j.Dirty {
+	r := Recovered{Name: j.Name}
+	switch j.state() {
+	case stClean:
 		// Committed (or saved aside) before the crash.
 		m.removeStaged(id)
 		return Recovered{}, false
-	}
-	r := Recovered{Name: j.Name}
-	if !j.Closing {
+	case stRemoved:
+		m.removeStaged(id)
+		log.WithField("blob", j.Name).Info("dropped a staged file whose name was removed")
+		return Recovered{}, false
+	case stFailed, stIncomplete:
+		return m.keepFailed(id, j, log), true
+	case stWriting:
 		// The writer was still writing when the daemon died (or was
 		// stopped): committing would publish what may be a prefix.
 		if st, err := os.Stat(dataPath(m.root, id)); err == nil {
 			r.Size = st.Size()
 		}
 		r.Err = ErrNotClosed
-		path, err := m.moveToLostFound(id, j.Name)
+		j.Reason = ErrNotClosed.Error()
+		path, err := m.moveToLostFound(id, j)
 		if err != nil {
 			r.SavedAs = dataPath(m.root, id)
 			r.Err = fmt.Errorf("%w; moving it to %s failed, it stays at %s: %v", ErrNotClosed, m.LostFound(), r.SavedAs, err)
@@ -122,12 +131,13 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 	f, err := m.reopen(j)
 	if err != nil {
 		r.Err = err
-		r.SavedAs, _ = m.moveToLostFound(id, j.Name)
+		j.State, j.Reason = stFailed.String(), err.Error()
+		r.SavedAs, _ = m.moveToLostFound(id, j)
 		log.WithError(err).Error("cannot reopen a staged file")
 		return r, true
 	}
 	r.Size = f.size
-	_, err = f.Commit(ctx, blob.PutOptions{ContentType: j.ContentType, Metadata: j.Metadata})
+	_, err = f.commit(ctx, blob.PutOptions{ContentType: j.ContentType, Metadata: j.Metadata}, false)
 	var ce *ConflictError
 	switch {
 	case err == nil:
@@ -135,14 +145,18 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 		log.WithField("blob", j.Name).Info("uploaded a file left staged by a crash")
 	case errors.As(err, &ce):
 		r.SavedAs, r.Err = ce.SavedAs, err
-	case errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrNotFound) || errors.Is(err, ErrEvicted):
-		// The base it needs is gone: nothing to retry.
+	case refusedForGood(err):
+		// The base it needs is gone, or the service refuses the
+		// change for a reason that does not go away by itself (a
+		// lease): nothing to retry.
 		r.Err = err
 		f.mu.Lock()
-		r.SavedAs, _ = f.keepLocally()
+		r.SavedAs, _ = f.keepLocally(err.Error())
 		f.dirty = false
+		f.setState(stClean)
 		f.journalLogged()
 		f.mu.Unlock()
+		log.WithError(err).WithFields(map[string]any{"blob": j.Name, "kept_at": r.SavedAs}).Warn("the service refuses a file left staged by a crash; kept it in lost+found")
 	default:
 		r.Err = err
 		r.SavedAs = dataPath(m.root, id)
@@ -150,6 +164,48 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 	}
 	f.Close()
 	return r, true
+}
+
+// refusedForGood says a commit failed for a reason that retrying at the
+// next mount does not cure.
+func refusedForGood(err error) bool {
+	for _, kind := range []error{blob.ErrPrecondition, blob.ErrNotFound, ErrEvicted, blob.ErrBusy, blob.ErrExists,
+		blob.ErrTooLarge, blob.ErrInvalidName, blob.ErrNameTooLong} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepFailed moves a staged file that must never be published (its
+// commit failed and the program was told, or a write failed half-way) to
+// lost+found; the data of one that failed for lack of space is dropped
+// (see keepAside).
+func (m *Manager) keepFailed(id string, j *journal, log logrus.FieldLogger) Recovered {
+	r := Recovered{Name: j.Name}
+	if st, err := os.Stat(dataPath(m.root, id)); err == nil {
+		r.Size = st.Size()
+	}
+	r.Err = fmt.Errorf("%w: %s", ErrCommitFailed, j.Reason)
+	if j.state() == stIncomplete {
+		r.Err = &IncompleteError{Name: j.Name, Offset: j.IncompleteAt, Reason: j.Reason}
+		if j.NoSpace {
+			os.Remove(dataPath(m.root, id))
+			j.DataDropped = true
+		}
+	}
+	path, err := m.moveToLostFound(id, j)
+	if err != nil {
+		r.SavedAs = dataPath(m.root, id)
+		r.Err = fmt.Errorf("%w; moving it to %s failed, it stays at %s: %v", r.Err, m.LostFound(), r.SavedAs, err)
+	} else if j.DataDropped {
+		r.SavedAs = path + ".json"
+	} else {
+		r.SavedAs = path
+	}
+	log.Warnf("not uploading %q: %v; kept at %s", j.Name, r.Err, r.SavedAs)
+	return r
 }
 
 // reopen rebuilds a File from its journal and cache file.
@@ -168,7 +224,7 @@ func (m *Manager) reopen(j *journal) (*File, error) {
 		name: j.Name, upName: j.UploadName,
 		baseName: j.BaseName, baseETag: j.BaseETag, target: j.Target,
 		baseLimit: min(j.BaseLimit, st.Size()), size: st.Size(),
-		dirty: true, jDirty: true, closing: j.Closing, jClosing: j.Closing,
+		dirty: true, jDirty: true, state: j.state(), jState: j.state(),
 		unconditional: j.Unconditional,
 		ctype:         j.ContentType, meta: j.Metadata,
 	}
@@ -204,16 +260,30 @@ func (m *Manager) reopen(j *journal) (*File, error) {
 	return f, nil
 }
 
-// moveToLostFound moves a staged file's data and journal out of the way.
-func (m *Manager) moveToLostFound(id, name string) (string, error) {
+// moveToLostFound moves a staged file's data out of the way, next to j
+// (which says why it is there), and removes its journal from the cache
+// directory. A crash half-way leaves the journal, and the next Recover
+// does it again.
+func (m *Manager) moveToLostFound(id string, j *journal) (string, error) {
 	lf := m.LostFound()
 	if err := os.MkdirAll(lf, 0o700); err != nil {
 		return "", err
 	}
-	path := filepath.Join(lf, strings.ReplaceAll(name, "/", "_")+"."+id)
+	path := filepath.Join(lf, strings.ReplaceAll(j.Name, "/", "_")+"."+id)
 	if err := os.Rename(dataPath(m.root, id), path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
+	if j.BlockSize > 0 {
+		j.Closing = false // what is in lost+found is not to be committed
+		if err := writeJournal(path+".json", j, true); err != nil {
+			return "", err
+		}
+		if err := os.Remove(journalPath(m.root, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return path, nil
+	}
+	// An unreadable journal is moved as it is, for whoever looks into it.
 	if err := os.Rename(journalPath(m.root, id), path+".json"); err != nil {
 		return "", err
 	}

@@ -90,7 +90,7 @@ func (f *File) worker() {
 			f.upErr = err
 		default:
 			b.upVer, b.reuse = ver, ""
-			if job.state == blkLocal && !f.closing {
+			if job.state == blkLocal && f.state != stClosing {
 				// Streamed while the writer goes on: its pages are
 				// better reused for the next blocks (see dropCached).
 				// Not at a commit, which would wait for the disk for a
@@ -183,7 +183,20 @@ func readBase(ctx context.Context, store Store, p []byte, off int64, name, etag 
 // A file of at most one block is committed with one Put Blob and nothing
 // else; larger ones with Put Block for the blocks not uploaded yet (in
 // parallel) and one Put Block List.
+//
+// A failure is recorded in the journal before Commit returns it: that
+// content is then never published by recovery, and goes to lost+found at
+// Close, unless a later write or Commit starts over. Only a commit cut
+// short by ctx or by the Manager closing is left for recovery to finish.
+// A file whose write failed half-way is never committed (ErrIncomplete),
+// nor one that was Removed (ErrRemoved).
 func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properties, error) {
+	return f.commit(ctx, opts, true)
+}
+
+// commit is Commit; record says to record a failure as such (Recover
+// does not: its failures are retried at the next mount or kept aside).
+func (f *File) commit(ctx context.Context, opts blob.PutOptions, record bool) (*blob.Properties, error) {
 	f.commitMu.Lock()
 	defer f.commitMu.Unlock()
 	f.m.addBusy(1)
@@ -192,6 +205,12 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil, errClosed
+	}
+	switch f.state {
+	case stRemoved:
+		return nil, fmt.Errorf("stage: committing %q: %w", f.name, ErrRemoved)
+	case stIncomplete:
+		return nil, &IncompleteError{Name: f.name, Offset: f.incompleteAt, Reason: f.reason}
 	}
 	if !f.dirty {
 		if f.last == nil && f.lastErr == nil {
@@ -202,10 +221,13 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 	// The journal says the program asked for this content before anything
 	// is sent: a crash during the commit then finishes it at the next
 	// mount, while a file nobody closed is kept aside instead.
-	f.closing = true
-	if opts.ContentType != f.ctype || !sameMeta(opts.Metadata, f.meta) || !f.jClosing {
+	f.setState(stClosing)
+	if opts.ContentType != f.ctype || !sameMeta(opts.Metadata, f.meta) || f.jState != stClosing {
 		f.ctype, f.meta = opts.ContentType, opts.Metadata
 		if err := f.writeJournal(); err != nil {
+			if record {
+				f.markFailedLocked(err)
+			}
 			return nil, err
 		}
 	}
@@ -216,6 +238,11 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 		return nil, f.saveConflict(ctx, name, opts, err)
 	}
 	if err != nil {
+		// Cut short by the caller or by shutdown, the commit is the
+		// crash recovery finishes; any other failure was reported.
+		if record && f.seq == seq && ctx.Err() == nil && f.m.ctx.Err() == nil && !errors.Is(err, errClosed) {
+			f.markFailedLocked(err)
+		}
 		return nil, err
 	}
 	if props.Name == "" {
@@ -228,6 +255,7 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 	f.baseName, f.baseETag, f.target = name, props.ETag, props.ETag
 	if f.seq == seq {
 		f.dirty = false
+		f.setState(stClean)
 	}
 	f.journalLogged()
 	return props, nil
@@ -264,10 +292,24 @@ func (f *File) upload(ctx context.Context, name string, opts blob.PutOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	if err := f.publishable(); err != nil {
+		return nil, err
+	}
 	f.mu.Unlock()
 	props, err := f.m.store.PutBlockList(ctx, name, ids, opts)
 	f.mu.Lock()
 	return props, err
+}
+
+// publishable refuses, right before the call that publishes, content that
+// a write failing meanwhile (the lock is let go while blocks upload) made
+// incomplete: a cut-off or dropped file is never committed. Called with
+// f.mu held.
+func (f *File) publishable() error {
+	if f.state == stIncomplete {
+		return &IncompleteError{Name: f.name, Offset: f.incompleteAt, Reason: f.reason}
+	}
+	return nil
 }
 
 // putWhole commits a small file with one Put Blob.
@@ -289,6 +331,9 @@ func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) 
 				return nil, err
 			}
 		}
+	}
+	if err := f.publishable(); err != nil {
+		return nil, err
 	}
 	f.mu.Unlock()
 	props, err := f.m.store.Upload(ctx, name, p, opts)
@@ -400,10 +445,14 @@ func (f *File) saveConflict(ctx context.Context, name string, opts blob.PutOptio
 	err := f.copyTo(ctx, saveAs, opts)
 	ce := &ConflictError{Name: name, SavedAs: saveAs, Err: cause}
 	if err != nil {
-		path, lerr := f.keepLocally()
+		path, lerr := f.keepLocally(ce.Error())
 		if lerr != nil {
-			return fmt.Errorf("stage: %q changed in the service since it was opened; saving this version as %q failed (%v) and so did keeping it in %s (%v): %w",
+			// Still staged, and never to be published under name:
+			// failed, so Close moves it to lost+found.
+			err = fmt.Errorf("stage: %q changed in the service since it was opened; saving this version as %q failed (%v) and so did keeping it in %s (%v): %w",
 				name, saveAs, err, f.m.LostFound(), lerr, cause)
+			f.markFailedLocked(err)
+			return err
 		}
 		f.m.log.WithError(err).WithField("blob", name).Warn("cannot upload the conflicting version; kept it locally")
 		ce.SavedAs, ce.Local = path, true
@@ -411,6 +460,7 @@ func (f *File) saveConflict(ctx context.Context, name string, opts blob.PutOptio
 	f.m.log.WithFields(map[string]any{"blob": name, "saved_as": ce.SavedAs}).Warn("blob changed by another writer since open; kept this version aside")
 	f.last, f.lastErr = nil, ce
 	f.dirty = false
+	f.setState(stClean)
 	f.journalLogged()
 	return ce
 }
@@ -451,8 +501,9 @@ func (f *File) copyTo(ctx context.Context, name string, opts blob.PutOptions) er
 	return err
 }
 
-// keepLocally hard-links the cache file and its journal into lost+found.
-func (f *File) keepLocally() (string, error) {
+// keepLocally hard-links the cache file into lost+found, next to a
+// journal that says why it is there (reason).
+func (f *File) keepLocally(reason string) (string, error) {
 	lf := f.m.LostFound()
 	if err := os.MkdirAll(lf, 0o700); err != nil {
 		return "", err
@@ -462,7 +513,9 @@ func (f *File) keepLocally() (string, error) {
 	if err := os.Link(dataPath(f.m.root, f.id), path); err != nil {
 		return "", err
 	}
-	if err := writeJournal(path+".json", f.journal(), true); err != nil {
+	j := f.journal()
+	j.State, j.Closing, j.Reason = stFailed.String(), false, reason
+	if err := writeJournal(path+".json", j, true); err != nil {
 		return "", err
 	}
 	return path, nil
