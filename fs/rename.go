@@ -12,6 +12,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/blobfs/blobfs/blob"
 )
@@ -218,16 +219,14 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 		copied []string
 		copies = map[string]*blob.Properties{}
 		errs   []error
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, renameParallelism)
 	)
+	// Every copy is tried, not only up to the first failure, so that the
+	// error names all that failed; each failure is collected, not returned.
+	var g errgroup.Group
+	g.SetLimit(renameParallelism)
 	for _, b := range blobs {
 		to := dst + "/" + strings.TrimPrefix(b.Name, src+"/")
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(b *blob.Properties, to string) {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			m.stats.copies.Add(1)
 			got, err := m.store.CopyFrom(ctx, to, b, nil, blob.Conditions{})
 			if err == nil && got.CopyStatus != "" && got.CopyStatus != "success" {
@@ -237,15 +236,16 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("copying %q: %w", b.Name, err))
-				return
+				return nil
 			}
 			copied = append(copied, to)
 			c := *b // same bytes and properties, new name and version
 			c.Name, c.ETag, c.LastModified = to, got.ETag, got.LastModified
 			copies[to] = &c
-		}(b, to)
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	if len(errs) > 0 {
 		for _, c := range copied {
 			if err := m.store.Delete(ctx, c, blob.Conditions{}); err != nil && !errors.Is(err, blob.ErrNotFound) {
@@ -262,20 +262,17 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 		}
 	}
 	for _, b := range blobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(b *blob.Properties) {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			err := m.store.Delete(ctx, b.Name, blob.Conditions{IfMatch: b.ETag})
 			if err != nil && !errors.Is(err, blob.ErrNotFound) {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("deleting %q: %w", b.Name, err))
 				mu.Unlock()
 			}
-		}(b)
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	if oldMarker != nil && oldMarker.Name == src {
 		if err := m.store.Delete(ctx, src, blob.Conditions{}); err != nil && !errors.Is(err, blob.ErrNotFound) {
 			errs = append(errs, err)
