@@ -33,7 +33,6 @@ type backend interface {
 	SetContentType(ctx context.Context, name, contentType string, md5 []byte, cond blob.Conditions) (*blob.Properties, error)
 	Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
 	CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error)
-	Rename(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
 }
 
 var (
@@ -380,12 +379,6 @@ var contract = []struct {
 			!reflect.DeepEqual(cf.Metadata, srcHead.Metadata) || cf.CopyStatus != "success" || cf.CopyID != h3.CopyID {
 			t.Errorf("CopyFrom answered %+v; the blob is %+v", cf, h3)
 		}
-		// Rename: the source is gone, the destination has its content.
-		if _, err := b.Rename(ctx, "moved", "dst3", nil, blob.Conditions{}, blob.Conditions{IfNoneMatch: "*"}); err != nil {
-			t.Fatal(err)
-		}
-		wantAbsent(t, ctx, b, "dst3")
-		wantContent(t, ctx, b, "moved", "content")
 	}},
 	{"metadata round trip", func(t *testing.T, ctx context.Context, b backend) {
 		in := map[string]string{"Mode": "0644", "uid": "1000", "MiXeD_Case": "Value With Spaces", "_x9": ""}
@@ -518,10 +511,6 @@ var contract = []struct {
 			"Delete":       func() error { return b.Delete(ctx, "nope", blob.Conditions{}) },
 			"Copy": func() error {
 				_, err := b.Copy(ctx, "x", "nope", nil, blob.Conditions{}, blob.Conditions{})
-				return err
-			},
-			"Rename": func() error {
-				_, err := b.Rename(ctx, "x", "nope", nil, blob.Conditions{}, blob.Conditions{})
 				return err
 			},
 		}

@@ -808,32 +808,6 @@ func (s *Store) copy(ctx context.Context, dst, src string, md map[string]string,
 	return ans, nil
 }
 
-// Rename moves src to dst as blob.Container.Rename does: a copy pinned to
-// one version of src (the one a HEAD finds when srcCond is empty), then a
-// delete of that version. If src is rewritten in between, both names stay
-// and the error matches ErrPrecondition.
-func (s *Store) Rename(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
-	if srcCond.IfMatch == "" {
-		p, err := s.GetProperties(ctx, src)
-		if err != nil {
-			return nil, err
-		}
-		srcCond.IfMatch = p.ETag
-	}
-	p, err := s.Copy(ctx, dst, src, md, srcCond, dstCond)
-	if err != nil {
-		return nil, err
-	}
-	err = s.Delete(ctx, src, blob.Conditions{IfMatch: srcCond.IfMatch})
-	switch {
-	case err == nil, errors.Is(err, blob.ErrNotFound):
-		return p, nil
-	case errors.Is(err, blob.ErrPrecondition):
-		return nil, fmt.Errorf("rename %q to %q: %q was rewritten during the rename, so both names now exist: %w", src, dst, src, err)
-	}
-	return nil, fmt.Errorf("rename %q to %q: copied, but removing the source failed: %w", src, dst, err)
-}
-
 // List returns one page of the committed blobs under opts.Prefix, in name
 // order. With a delimiter, names that have it after the prefix are rolled
 // up into one prefix each. A page holds at most MaxResults entries
@@ -955,5 +929,4 @@ var _ interface {
 	SetContentType(ctx context.Context, name, contentType string, md5 []byte, cond blob.Conditions) (*blob.Properties, error)
 	Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
 	CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error)
-	Rename(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
 } = (*Store)(nil)
