@@ -43,6 +43,10 @@ type fileNode struct {
 	// nil while pending.
 	props   *blob.Properties
 	propsAt time.Time
+	// propsOurs: props is a version this mount made (a commit, a
+	// metadata write, a move), not one learnt from the service. Readers
+	// follow only those (see fileHandle.takeNewVersion).
+	propsOurs bool
 
 	// Attributes. GUARDED_BY(mu)
 	attrs fileAttrs // the metadata the next write sends
@@ -126,7 +130,7 @@ func (f *fileNode) adoptLocked(p *blob.Properties, at time.Time) {
 	}
 	np := *p
 	np.Name = f.name
-	f.props, f.propsAt = &np, at
+	f.props, f.propsAt, f.propsOurs = &np, at, false
 }
 
 // fill writes the attributes; call without f.mu.

@@ -175,7 +175,7 @@ func (h *fileHandle) takeNewVersion(ctx context.Context, name string) bool {
 		f.mu.Unlock()
 		return true
 	}
-	own := cur != nil && v != nil && cur.ETag != v.ETag
+	own := f.propsOurs && cur != nil && v != nil && cur.ETag != v.ETag
 	if state == stateRemoved || (!own && served) {
 		h.mu.Unlock()
 		f.mu.Unlock()

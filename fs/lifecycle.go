@@ -210,7 +210,7 @@ func (f *fileNode) committedLocked(st *stage.File, dirty bool, name string, gen 
 	if np.Size == 0 && dirty {
 		np.Size = st.Size()
 	}
-	f.props, f.propsAt, f.keptETag = &np, time.Now(), np.ETag
+	f.props, f.propsAt, f.keptETag, f.propsOurs = &np, time.Now(), np.ETag, true
 	f.setStateLocked(stateCommitted)
 	if gen == f.metaGen {
 		f.attrs.md, f.metaDirty = cloneMeta(md), false
@@ -276,7 +276,7 @@ func (f *fileNode) sendMetaLocked(ctx context.Context) (*blob.Properties, error)
 	if f.keptETag == old.ETag {
 		f.keptETag = np.ETag // only the metadata changed: cached pages stay valid
 	}
-	f.props, f.propsAt = &np, time.Now()
+	f.props, f.propsAt, f.propsOurs = &np, time.Now(), true
 	if gen == f.metaGen {
 		f.metaDirty = false
 	}
@@ -460,7 +460,7 @@ func (f *fileNode) movedLocked(dst string, p *blob.Properties) {
 	if f.keptETag == f.props.ETag {
 		f.keptETag = np.ETag // same bytes under a new name
 	}
-	f.name, f.props, f.propsAt = dst, &np, time.Now()
+	f.name, f.props, f.propsAt, f.propsOurs = dst, &np, time.Now(), true
 	for h := range f.open {
 		h.repoint(&np)
 	}
