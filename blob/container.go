@@ -173,7 +173,8 @@ func (md *xmlMetadata) UnmarshalXML(d *xml.Decoder, start xml.StartElement) erro
 			if md.m == nil {
 				md.m = map[string]string{}
 			}
-			md.m[strings.ToLower(t.Name.Local)] = v
+			// The listing shows names as stored: keep their case.
+			md.m[t.Name.Local] = v
 		case xml.EndElement:
 			return nil
 		}

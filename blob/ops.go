@@ -301,7 +301,7 @@ func sameMetadata(a, b map[string]string) bool {
 		return false
 	}
 	for k, v := range b {
-		if a[strings.ToLower(k)] != v {
+		if w, ok := MetaValue(a, k); !ok || w != v {
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package blob
 import (
 	"encoding/base64"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -16,14 +17,20 @@ type Properties struct {
 	ETag         string // quoted, as the service sends it
 	LastModified time.Time
 	ContentType  string
-	ContentMD5   []byte            // MD5 of the whole blob when the service has one
-	Metadata     map[string]string // names lower-cased
-	CopyStatus   string            // "", "pending", "success", "failed", "aborted"
-	CopyID       string            // x-ms-copy-id of the last copy into this blob
-	CopySource   string            // x-ms-copy-source of the last copy into this blob
+	ContentMD5   []byte // MD5 of the whole blob when the service has one
+	// Metadata holds the blob's user metadata. Names are exactly as the
+	// service stored them when the answer shows them (listings); a HEAD or
+	// GET answer goes through Go's HTTP client, which canonicalises header
+	// names ("X-Ms-Meta-Project_id"), so names from those are lower-cased,
+	// the case the Azure SDKs, AzCopy and blobfuse2 write. The service
+	// matches names case-insensitively: look them up with MetaValue.
+	Metadata   map[string]string
+	CopyStatus string // "", "pending", "success", "failed", "aborted"
+	CopyID     string // x-ms-copy-id of the last copy into this blob
+	CopySource string // x-ms-copy-source of the last copy into this blob
 }
 
-const metaPrefix = "X-Ms-Meta-"
+const metaPrefix = "x-ms-meta-"
 
 func propertiesFromHeader(name string, h http.Header) *Properties {
 	p := &Properties{
@@ -51,7 +58,7 @@ func propertiesFromHeader(name string, h http.Header) *Properties {
 		p.ContentMD5, _ = base64.StdEncoding.DecodeString(md5)
 	}
 	for k, v := range h {
-		if strings.HasPrefix(k, metaPrefix) && len(v) > 0 {
+		if len(k) > len(metaPrefix) && strings.EqualFold(k[:len(metaPrefix)], metaPrefix) && len(v) > 0 {
 			if p.Metadata == nil {
 				p.Metadata = map[string]string{}
 			}
@@ -61,10 +68,64 @@ func propertiesFromHeader(name string, h http.Header) *Properties {
 	return p
 }
 
+// setMetadata puts md on a request with every name exactly as given: the
+// service stores a name in the case it is sent, and case-sensitive readers
+// (an SDK's metadata["hdi_isfolder"]) depend on it. http.Header.Set would
+// canonicalise "x-ms-meta-hdi_isfolder" to "X-Ms-Meta-Hdi_isfolder", so
+// the map key is set directly; SharedKey signing lower-cases it anyway.
+// Of names that differ only in case (the service would refuse them as
+// duplicates) one is sent: the lower-case one, else the first in order.
 func setMetadata(h http.Header, md map[string]string) {
-	for k, v := range md {
-		h.Set("x-ms-meta-"+strings.ToLower(k), v)
+	for _, k := range metaNames(md) {
+		h[metaPrefix+k] = []string{md[k]}
 	}
+}
+
+// metaNames lists md's names in order, one per case-insensitive name.
+func metaNames(md map[string]string) []string {
+	names := make([]string, 0, len(md))
+	for k := range md {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := names[:0]
+	seen := make(map[string]int, len(names))
+	for _, k := range names {
+		l := strings.ToLower(k)
+		if i, dup := seen[l]; dup {
+			if k == l {
+				out[i] = k
+			}
+			continue
+		}
+		seen[l] = len(out)
+		out = append(out, k)
+	}
+	return out
+}
+
+// MetaValue looks name up in md as the service does, ignoring case.
+func MetaValue(md map[string]string, name string) (string, bool) {
+	if v, ok := md[name]; ok {
+		return v, true
+	}
+	for k, v := range md {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// SetMeta sets name in md, replacing any name that differs from it only
+// in case, so that the name goes out exactly as given.
+func SetMeta(md map[string]string, name, value string) {
+	for k := range md {
+		if k != name && strings.EqualFold(k, name) {
+			delete(md, k)
+		}
+	}
+	md[name] = value
 }
 
 // withoutQuery drops a URL's query, where a SAS would be, so that
