@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"mime"
 	"path"
 	"sync"
 	"syscall"
@@ -158,7 +157,7 @@ func (f *fileNode) contentType(name string) string {
 	if f.props != nil && f.props.ContentType != "" {
 		return f.props.ContentType
 	}
-	return mime.TypeByExtension(path.Ext(name))
+	return blob.ContentTypeFor(name)
 }
 
 // commitMetaLocked is the full metadata set for the next write.
