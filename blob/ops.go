@@ -35,7 +35,14 @@ func (c Conditions) apply(h http.Header) {
 type PutOptions struct {
 	Metadata    map[string]string
 	ContentType string
-	ContentMD5  []byte // of the whole blob; computed by Upload when nil
+	// ContentMD5 is the whole blob's MD5, stored so that other tools
+	// (AzCopy --check-md5, rclone check) and our downloads can verify it.
+	// Upload computes it when nil; Put Block List without one leaves the
+	// blob with none (the service never computes it for a block list).
+	ContentMD5 []byte
+	// NoMD5 sends no MD5 at all (--put-md5=false): Put Blob then stores
+	// the one the service computes, a block list none.
+	NoMD5 bool
 	Conditions
 }
 
@@ -142,12 +149,15 @@ func (ct *Container) Upload(ctx context.Context, name string, data []byte, opts 
 		return nil, err
 	}
 	sum := opts.ContentMD5
-	if sum == nil {
+	if sum == nil && !opts.NoMD5 {
 		s := md5.Sum(data)
 		sum = s[:]
 	}
 	r.header.Set("x-ms-blob-type", "BlockBlob")
-	r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	if sum != nil {
+		// The service checks the body against it, and stores it.
+		r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	}
 	ct.putHeaders(r.header, opts)
 	r.body = data
 	if data == nil {
@@ -160,7 +170,7 @@ func (ct *Container) Upload(ctx context.Context, name string, data []byte, opts 
 	}
 	size := int64(len(data))
 	return ct.writeChecked(ctx, r, opts.Conditions, func(cur *Properties, herr error) bool {
-		return herr == nil && cur.Size == size && bytes.Equal(cur.ContentMD5, sum)
+		return herr == nil && cur.Size == size && (sum == nil || bytes.Equal(cur.ContentMD5, sum))
 	})
 }
 
@@ -194,9 +204,12 @@ func BlockID(n int) string {
 }
 
 // PutBlock stages one block (up to 4,000 MiB) with its MD5, which the
-// service checks. data is read twice (to hash, then to send), and again
-// on every retry.
+// service checks, unless data is marked Unhashed. data is read twice (to
+// hash, then to send), and again on every retry.
 func (ct *Container) PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
+	if u, ok := data.(unhashed); ok {
+		return ct.putBlockSum(ctx, name, id, u.ReaderAt, size, nil)
+	}
 	h := md5.New()
 	if br, ok := data.(*bytes.Reader); ok && br.Size() == size {
 		// A block in memory is hashed where it lies: io.Copy would copy
@@ -212,6 +225,16 @@ func (ct *Container) PutBlock(ctx context.Context, name, id string, data io.Read
 	return ct.putBlockSum(ctx, name, id, data, size, h.Sum(nil))
 }
 
+// Unhashed marks a block's data for PutBlock to send without a
+// transactional MD5: for callers that hash the whole blob as it streams
+// (its MD5 goes with Put Block List), where a second hash of every block
+// would double the CPU spent hashing. The connection's own checks (TCP,
+// and TLS's MAC on Azure) still guard the transfer. A mark rather than
+// another method, so that wrappers of PutBlock see every block.
+func Unhashed(data io.ReaderAt) io.ReaderAt { return unhashed{data} }
+
+type unhashed struct{ io.ReaderAt }
+
 func (ct *Container) putBlock(ctx context.Context, name, id string, data []byte) error {
 	sum := md5.Sum(data)
 	return ct.putBlockSum(ctx, name, id, bytes.NewReader(data), int64(len(data)), sum[:])
@@ -222,7 +245,9 @@ func (ct *Container) putBlockSum(ctx context.Context, name, id string, data io.R
 	if err != nil {
 		return err
 	}
-	r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	if sum != nil {
+		r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	}
 	r.bodyFrom, r.bodyLen = data, size
 	// Staging the same bytes under the same ID again changes nothing.
 	r.ok, r.idempotent = []int{http.StatusCreated}, true
@@ -249,18 +274,27 @@ func (ct *Container) PutBlockList(ctx context.Context, name string, ids []string
 	r.header.Set("Content-Type", "application/xml")
 	ct.putHeaders(r.header, opts)
 	r.ok, r.idempotent = []int{http.StatusCreated}, true
+	var p *Properties
 	if opts.IfNoneMatch == "" && opts.IfMatch == "" {
 		// Committing the same list again gives the same blob: <Latest>
 		// finds the blocks among the committed ones.
-		return ct.doWrite(ctx, r)
-	}
-	var applied func(*Properties, error) bool
-	if opts.ContentMD5 != nil {
-		applied = func(cur *Properties, herr error) bool {
-			return herr == nil && bytes.Equal(cur.ContentMD5, opts.ContentMD5)
+		p, err = ct.doWrite(ctx, r)
+	} else {
+		var applied func(*Properties, error) bool
+		if opts.ContentMD5 != nil {
+			applied = func(cur *Properties, herr error) bool {
+				return herr == nil && bytes.Equal(cur.ContentMD5, opts.ContentMD5)
+			}
 		}
+		p, err = ct.writeChecked(ctx, r, opts.Conditions, applied)
 	}
-	return ct.writeChecked(ctx, r, opts.Conditions, applied)
+	if err != nil {
+		return nil, err
+	}
+	// The answer's Content-MD5, if any, is of the request body: the blob's
+	// MD5 is what was sent, or none.
+	p.ContentMD5 = opts.ContentMD5
+	return p, nil
 }
 
 // Delete removes a blob (and its snapshots). A Delete whose answer was lost

@@ -239,6 +239,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		FSName:      "blobfs:" + s.Account + "/" + s.Container,
 		Debug:       s.FuseDebug,
 		Log:         d.log,
+		NoPutMD5:    !s.PutMD5, DeleteSnapshots: s.DeleteSnapshots,
 	})
 	if err != nil {
 		closeListener(metricsLn)

@@ -130,9 +130,9 @@ func (f *File) putBlock(ctx context.Context, data io.ReaderAt, j upJob) error {
 		if _, err := data.ReadAt(p, j.start); err != nil {
 			return fmt.Errorf("stage: reading the cache file of %q: %w", j.name, err)
 		}
-		return f.m.store.PutBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
+		return f.sendBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
 	case blkZero:
-		return f.m.store.PutBlock(ctx, j.name, j.id, zeros{}, j.length)
+		return f.sendBlock(ctx, j.name, j.id, zeros{}, j.length)
 	case blkRemote:
 		buf, err := f.m.getBuf(ctx)
 		if err != nil {
@@ -143,9 +143,17 @@ func (f *File) putBlock(ctx context.Context, data io.ReaderAt, j upJob) error {
 		if err := readBase(ctx, f.m.store, p, j.start, j.baseName, j.baseETag, j.baseLimit); err != nil {
 			return err
 		}
-		return f.m.store.PutBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
+		return f.sendBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
 	}
 	return fmt.Errorf("stage: block of %q at %d was dropped from the cache and cannot be uploaded again: %w", j.name, j.start, ErrEvicted)
+}
+
+// sendBlock stages a block without a transactional MD5: the commit stores
+// the whole blob's MD5, hashed as the writes stream through (see
+// contentSum), so hashing every block too would only double the CPU spent
+// hashing.
+func (f *File) sendBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
+	return f.m.store.PutBlock(ctx, name, id, blob.Unhashed(data), size)
 }
 
 // readBase fills p with the base blob's bytes at off, zeros past limit.
@@ -210,6 +218,15 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 		}
 	}
 	opts.Conditions = f.conditions()
+	opts.ContentMD5, opts.NoMD5 = nil, f.m.opts.NoMD5
+	if !opts.NoMD5 {
+		sum, err := f.wholeMD5Locked()
+		if err != nil {
+			// Committed without an MD5 rather than not at all.
+			f.m.log.WithError(err).WithField("blob", f.name).Warn("committing without the whole blob's MD5")
+		}
+		opts.ContentMD5 = sum
+	}
 	seq, name := f.seq, f.name
 	props, err := f.upload(ctx, name, opts)
 	if err != nil && (errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrExists)) && !f.unconditional {
