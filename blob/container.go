@@ -107,6 +107,17 @@ func (ct *Container) List(ctx context.Context, opts ListOptions) (*ListPage, err
 			ETag:        quoteETag(b.Properties.Etag),
 			ContentType: b.Properties.ContentType,
 			Metadata:    b.Metadata.m,
+			ContentHeaders: ContentHeaders{
+				CacheControl:       b.Properties.CacheControl,
+				ContentEncoding:    b.Properties.ContentEncoding,
+				ContentLanguage:    b.Properties.ContentLanguage,
+				ContentDisposition: b.Properties.ContentDisposition,
+			},
+			BlobType:           b.Properties.BlobType,
+			AccessTier:         b.Properties.AccessTier,
+			AccessTierInferred: b.Properties.AccessTierInferred,
+			ArchiveStatus:      b.Properties.ArchiveStatus,
+			TagCount:           b.Properties.TagCount,
 		}
 		p.LastModified, _ = time.Parse(time.RFC1123, b.Properties.LastModified)
 		if b.Properties.ContentMD5 != "" {
@@ -131,6 +142,16 @@ type listXML struct {
 				ContentLength int64  `xml:"Content-Length"`
 				ContentType   string `xml:"Content-Type"`
 				ContentMD5    string `xml:"Content-MD5"`
+				// Kept across rewrites and renames (see ContentHeaders).
+				CacheControl       string `xml:"Cache-Control"`
+				ContentEncoding    string `xml:"Content-Encoding"`
+				ContentLanguage    string `xml:"Content-Language"`
+				ContentDisposition string `xml:"Content-Disposition"`
+				BlobType           string `xml:"BlobType"`
+				AccessTier         string `xml:"AccessTier"`
+				AccessTierInferred bool   `xml:"AccessTierInferred"`
+				ArchiveStatus      string `xml:"ArchiveStatus"`
+				TagCount           int    `xml:"TagCount"`
 			} `xml:"Properties"`
 			Metadata xmlMetadata `xml:"Metadata"`
 		} `xml:"Blob"`

@@ -1,6 +1,7 @@
 package blob_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/blobfs/blobfs/blob"
@@ -61,5 +62,67 @@ func TestSetMetaReplacesOtherCases(t *testing.T) {
 	}
 	if v, ok := blob.MetaValue(md, "hdi_isfolder"); !ok || v != "true" {
 		t.Errorf("MetaValue: %q %v", v, ok)
+	}
+}
+
+// What a rewrite or a copy must keep is reported by HEAD and by listings,
+// and Put Blob, Put Block List and Copy send it.
+func TestContentHeadersTierAndTags(t *testing.T) {
+	ctx := testContext(t)
+	e := newEnv(t, "keep", envOptions{})
+	hdr := blob.ContentHeaders{CacheControl: "public, max-age=600", ContentEncoding: "gzip", ContentLanguage: "de-CH", ContentDisposition: `attachment; filename="a b.txt"`}
+	tags := map[string]string{"project": "x 1", "stage/env": "prod+1"}
+	opts := blob.PutOptions{ContentType: "text/plain", ContentHeaders: hdr, AccessTier: "Cool", Tags: tags}
+	if _, err := e.ct.Upload(ctx, "small", []byte("x"), opts); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{blob.BlockID(0)}
+	if err := e.ct.PutBlock(ctx, "big", ids[0], bytes.NewReader([]byte("yy")), 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ct.PutBlockList(ctx, "big", ids, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ct.Upload(ctx, "plain", []byte("z"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(how string, p *blob.Properties) {
+		t.Helper()
+		if p.ContentHeaders != hdr || p.AccessTier != "Cool" || p.AccessTierInferred || p.TagCount != 2 || p.BlobType != "BlockBlob" {
+			t.Errorf("%s %s: %+v", how, p.Name, p)
+		}
+	}
+	for _, name := range []string{"small", "big"} {
+		p, err := e.ct.GetProperties(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("HEAD", p)
+		got, err := e.ct.GetTags(ctx, name)
+		if err != nil || !sameMap(got, tags) {
+			t.Errorf("tags of %s: %v %v", name, got, err)
+		}
+	}
+	page, err := e.ct.List(ctx, blob.ListOptions{IncludeMetadata: true})
+	if err != nil || len(page.Blobs) != 3 {
+		t.Fatalf("listing: %v %+v", err, page)
+	}
+	check("listed", page.Blobs[0])
+	check("listed", page.Blobs[2])
+	if p := page.Blobs[1]; p.Name != "plain" || p.TagCount != 0 || !p.AccessTierInferred || p.ExplicitTier() != "" {
+		t.Errorf("listed plain: %+v", p)
+	}
+	// A copy keeps tags and the tier too (Copy Blob copies neither by itself).
+	cp, err := e.ct.CopyFrom(ctx, "copy", page.Blobs[2], nil, blob.Conditions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.ct.GetProperties(ctx, "copy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("HEAD of the copy", p)
+	if got, err := e.ct.GetTags(ctx, "copy"); err != nil || !sameMap(got, tags) || !sameMap(cp.Tags, tags) {
+		t.Errorf("tags of the copy: %v %v (CopyFrom said %v)", got, err, cp.Tags)
 	}
 }

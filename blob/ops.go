@@ -43,6 +43,11 @@ type PutOptions struct {
 	// NoMD5 sends no MD5 at all (--put-md5=false): Put Blob then stores
 	// the one the service computes, a block list none.
 	NoMD5 bool
+	// ContentHeaders, AccessTier and Tags are replaced by every Put Blob
+	// and Put Block List too: a rewrite passes the blob's own to keep them.
+	ContentHeaders
+	AccessTier string            // x-ms-access-tier; "": the account's default
+	Tags       map[string]string // index tags (x-ms-tags); nil: none
 	Conditions
 }
 
@@ -182,6 +187,13 @@ func (ct *Container) putHeaders(h http.Header, opts PutOptions) {
 	h.Set("x-ms-blob-content-type", ctype)
 	if opts.ContentMD5 != nil {
 		h.Set("x-ms-blob-content-md5", base64.StdEncoding.EncodeToString(opts.ContentMD5))
+	}
+	opts.ContentHeaders.apply(h)
+	if opts.AccessTier != "" {
+		h.Set("x-ms-access-tier", opts.AccessTier)
+	}
+	if len(opts.Tags) > 0 {
+		h.Set("x-ms-tags", encodeTags(opts.Tags))
 	}
 	setMetadata(h, opts.Metadata)
 	opts.Conditions.apply(h)
@@ -378,7 +390,7 @@ const MaxCopySourceLength = 2048
 // dstCond is repeated only after a HEAD of dst shows it was not applied,
 // and is taken as done when dst shows this source as its copy source.
 func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions) (*Properties, error) {
-	p, err := ct.copy(ctx, dst, src, md, srcCond, dstCond)
+	p, err := ct.copy(ctx, dst, src, md, srcCond, dstCond, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -394,12 +406,24 @@ func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]st
 // Last-Modified, with md as metadata when md is not nil. A copy that the
 // service reports as successful of exactly that version has exactly its
 // content, so no HEAD is needed: a rename costs one Copy and one Delete.
+//
+// Copy Blob copies neither index tags nor (on Azure) an explicit access
+// tier: the copy is sent with src's, read with Get Blob Tags only when
+// src.TagCount says it has some and src.Tags does not hold them already.
 func (ct *Container) CopyFrom(ctx context.Context, dst string, src *Properties, md map[string]string, dstCond Conditions) (*Properties, error) {
-	got, err := ct.copy(ctx, dst, src.Name, md, Conditions{IfMatch: src.ETag}, dstCond)
+	keep := *src
+	if keep.TagCount > 0 && keep.Tags == nil {
+		tags, err := ct.GetTags(ctx, src.Name)
+		if err != nil {
+			return nil, fmt.Errorf("CopyBlob %q to %q: reading the index tags to keep them: %w", src.Name, dst, err)
+		}
+		keep.Tags = tags
+	}
+	got, err := ct.copy(ctx, dst, src.Name, md, Conditions{IfMatch: src.ETag}, dstCond, &keep)
 	if err != nil {
 		return nil, err
 	}
-	p := *src
+	p := keep
 	p.Name, p.ETag, p.LastModified = dst, got.ETag, got.LastModified
 	p.CopyStatus, p.CopyID, p.CopySource = got.CopyStatus, got.CopyID, got.CopySource
 	if md != nil {
@@ -410,7 +434,7 @@ func (ct *Container) CopyFrom(ctx context.Context, dst string, src *Properties, 
 
 // copy starts a copy and waits until the service reports it finished. The
 // properties are those of the answer (or of the last poll while pending).
-func (ct *Container) copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions) (*Properties, error) {
+func (ct *Container) copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions, keep *Properties) (*Properties, error) {
 	if err := checkName(src); err != nil {
 		return nil, err
 	}
@@ -433,6 +457,14 @@ func (ct *Container) copy(ctx context.Context, dst, src string, md map[string]st
 	r.header.Set("x-ms-copy-source", source)
 	if srcCond.IfMatch != "" {
 		r.header.Set("x-ms-source-if-match", srcCond.IfMatch)
+	}
+	if keep != nil {
+		if len(keep.Tags) > 0 {
+			r.header.Set("x-ms-tags", encodeTags(keep.Tags))
+		}
+		if t := keep.ExplicitTier(); t != "" && !strings.EqualFold(t, "Archive") {
+			r.header.Set("x-ms-access-tier", t)
+		}
 	}
 	setMetadata(r.header, md)
 	dstCond.apply(r.header)

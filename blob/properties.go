@@ -24,10 +24,53 @@ type Properties struct {
 	// names ("X-Ms-Meta-Project_id"), so names from those are lower-cased,
 	// the case the Azure SDKs, AzCopy and blobfuse2 write. The service
 	// matches names case-insensitively: look them up with MetaValue.
-	Metadata   map[string]string
+	Metadata map[string]string
+	// The content headers a Put Blob or Put Block List replaces: kept
+	// across rewrites and renames so that a CDN keeps serving them.
+	ContentHeaders
+	BlobType           string // "BlockBlob", "AppendBlob" or "PageBlob"; "" when not reported
+	AccessTier         string // "Hot", "Cool", "Cold", "Archive"...; "" when not reported
+	AccessTierInferred bool   // the tier is the account's default, not set on the blob
+	ArchiveStatus      string // e.g. "rehydrate-pending-to-hot"
+	TagCount           int    // index tags the blob has (x-ms-tag-count)
+	// Tags are the blob's index tags when they were read (GetTags) or
+	// written; nil otherwise, even when TagCount says it has some.
+	Tags map[string]string
+
 	CopyStatus string // "", "pending", "success", "failed", "aborted"
 	CopyID     string // x-ms-copy-id of the last copy into this blob
 	CopySource string // x-ms-copy-source of the last copy into this blob
+}
+
+// ContentHeaders are a blob's standard content properties besides
+// Content-Type and Content-MD5.
+type ContentHeaders struct {
+	CacheControl       string
+	ContentEncoding    string
+	ContentLanguage    string
+	ContentDisposition string
+}
+
+func (c ContentHeaders) apply(h http.Header) {
+	for _, kv := range [...][2]string{
+		{"x-ms-blob-cache-control", c.CacheControl},
+		{"x-ms-blob-content-encoding", c.ContentEncoding},
+		{"x-ms-blob-content-language", c.ContentLanguage},
+		{"x-ms-blob-content-disposition", c.ContentDisposition},
+	} {
+		if kv[1] != "" {
+			h.Set(kv[0], kv[1])
+		}
+	}
+}
+
+// ExplicitTier is the access tier set on the blob itself, "" when it has
+// the account's default: the one a rewrite or a copy must carry over.
+func (p *Properties) ExplicitTier() string {
+	if p.AccessTierInferred {
+		return ""
+	}
+	return p.AccessTier
 }
 
 const metaPrefix = "x-ms-meta-"
@@ -41,6 +84,17 @@ func propertiesFromHeader(name string, h http.Header) *Properties {
 		CopyID:      h.Get("x-ms-copy-id"),
 		CopySource:  withoutQuery(h.Get("x-ms-copy-source")),
 	}
+	p.ContentHeaders = ContentHeaders{
+		CacheControl:       h.Get("Cache-Control"),
+		ContentEncoding:    h.Get("Content-Encoding"),
+		ContentLanguage:    h.Get("Content-Language"),
+		ContentDisposition: h.Get("Content-Disposition"),
+	}
+	p.BlobType = h.Get("x-ms-blob-type")
+	p.AccessTier = h.Get("x-ms-access-tier")
+	p.AccessTierInferred = strings.EqualFold(h.Get("x-ms-access-tier-inferred"), "true")
+	p.ArchiveStatus = h.Get("x-ms-archive-status")
+	p.TagCount, _ = strconv.Atoi(h.Get("x-ms-tag-count"))
 	p.LastModified, _ = http.ParseTime(h.Get("Last-Modified"))
 	if cr := h.Get("Content-Range"); cr != "" {
 		// bytes s-e/total: the blob's size is the total, not this answer's length.

@@ -221,7 +221,11 @@ func (f *fileNode) commit(ctx context.Context) error {
 		}
 		p, err = f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
 		if err == nil {
-			p.Size, p.ContentType, p.ContentMD5 = old.Size, old.ContentType, old.ContentMD5
+			// Set Blob Metadata changes nothing else: keep what the next
+			// rewrite must carry over (stage.keepBaseLocked).
+			kept := *old
+			kept.ETag, kept.LastModified = p.ETag, p.LastModified
+			p = &kept
 		}
 	default:
 		return nil

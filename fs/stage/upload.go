@@ -217,6 +217,9 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 			return nil, err
 		}
 	}
+	if err := f.keepBaseLocked(ctx, &opts); err != nil {
+		return nil, err
+	}
 	opts.Conditions = f.conditions()
 	opts.ContentMD5, opts.NoMD5 = nil, f.m.opts.NoMD5
 	if !opts.NoMD5 {
@@ -240,6 +243,7 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 	}
 	props.Size = f.size
 	props.ContentType, props.Metadata = opts.ContentType, opts.Metadata
+	keptProps(props, opts)
 	f.last, f.lastErr = props, nil
 	f.baseProps = props
 	f.baseName, f.baseETag, f.target = name, props.ETag, props.ETag

@@ -1,0 +1,76 @@
+package stage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/blobfs/blobfs/blob"
+)
+
+// TagGetter is implemented by Stores that can read a blob's index tags
+// (*blob.Container does). Without it, tags are kept only when the base's
+// properties already hold them.
+type TagGetter interface {
+	GetTags(ctx context.Context, name string) (map[string]string, error)
+}
+
+// keepBaseLocked fills in what opts leaves empty from the blob the commit
+// replaces: Put Blob and Put Block List clear every content header, the
+// index tags and an explicitly set access tier that they are not sent, and
+// other tools depend on them (a CDN serving Cache-Control and
+// Content-Encoding, lifecycle rules matching tags, a Cool blob staying
+// Cool). Tags cost a Get Blob Tags, made only when the base's properties
+// say it has some. An Archive tier is not kept: the new content would be
+// unreadable until rehydrated. Called with f.mu held; it is released
+// while the tags are read.
+func (f *File) keepBaseLocked(ctx context.Context, opts *blob.PutOptions) error {
+	b := f.baseProps
+	if b == nil {
+		return nil
+	}
+	if opts.ContentHeaders == (blob.ContentHeaders{}) {
+		opts.ContentHeaders = b.ContentHeaders
+	}
+	if t := b.ExplicitTier(); opts.AccessTier == "" && !strings.EqualFold(t, "Archive") {
+		opts.AccessTier = t
+	}
+	if opts.Tags != nil {
+		return nil
+	}
+	if b.Tags != nil || b.TagCount == 0 {
+		opts.Tags = b.Tags
+		return nil
+	}
+	tg, ok := f.m.store.(TagGetter)
+	if !ok {
+		return nil
+	}
+	name := b.Name
+	if name == "" {
+		name = f.baseName
+	}
+	f.mu.Unlock()
+	tags, err := tg.GetTags(ctx, name)
+	f.mu.Lock()
+	if err != nil {
+		return fmt.Errorf("stage: reading the index tags of %q to keep them: %w", name, err)
+	}
+	if f.baseProps == b {
+		// Read once: the next commit finds them here.
+		nb := *b
+		nb.Tags = tags
+		f.baseProps = &nb
+	}
+	opts.Tags = tags
+	return nil
+}
+
+// keptProps records in p, the answer to a commit made with opts, what the
+// commit sent, so that the next commit keeps it too.
+func keptProps(p *blob.Properties, opts blob.PutOptions) {
+	p.ContentHeaders = opts.ContentHeaders
+	p.AccessTier, p.AccessTierInferred = opts.AccessTier, opts.AccessTier == ""
+	p.Tags, p.TagCount = opts.Tags, len(opts.Tags)
+	p.BlobType = "BlockBlob"
+}
