@@ -15,6 +15,9 @@ import (
 type Container struct {
 	c    *Client
 	name string
+	// deleteSnapshots: Delete removes a blob's snapshots with it
+	// (DeletingSnapshots); otherwise such a Delete fails.
+	deleteSnapshots bool
 }
 
 // Client is the client the container was made from.
@@ -60,6 +63,8 @@ type ListOptions struct {
 	Marker          string // NextMarker of the previous page
 	MaxResults      int    // 0 means the service's default, 5,000
 	IncludeMetadata bool
+	// IncludeSnapshots lists snapshots too, each with its Snapshot time.
+	IncludeSnapshots bool
 }
 
 // ListPage is one page of a listing. A page may be short, even empty, and
@@ -85,8 +90,15 @@ func (ct *Container) List(ctx context.Context, opts ListOptions) (*ListPage, err
 	if opts.MaxResults > 0 {
 		q.Set("maxresults", strconv.Itoa(opts.MaxResults))
 	}
+	var include []string
 	if opts.IncludeMetadata {
-		q.Set("include", "metadata")
+		include = append(include, "metadata")
+	}
+	if opts.IncludeSnapshots {
+		include = append(include, "snapshots")
+	}
+	if len(include) > 0 {
+		q.Set("include", strings.Join(include, ","))
 	}
 	r := ct.containerRequest("ListBlobs", http.MethodGet, q)
 	r.ok, r.idempotent = []int{http.StatusOK}, true
@@ -118,6 +130,7 @@ func (ct *Container) List(ctx context.Context, opts ListOptions) (*ListPage, err
 			AccessTierInferred: b.Properties.AccessTierInferred,
 			ArchiveStatus:      b.Properties.ArchiveStatus,
 			TagCount:           b.Properties.TagCount,
+			Snapshot:           b.Snapshot,
 		}
 		p.LastModified, _ = time.Parse(time.RFC1123, b.Properties.LastModified)
 		if b.Properties.ContentMD5 != "" {
@@ -136,6 +149,7 @@ type listXML struct {
 	Blobs      struct {
 		Blob []struct {
 			Name       xmlName `xml:"Name"`
+			Snapshot   string  `xml:"Snapshot"`
 			Properties struct {
 				LastModified  string `xml:"Last-Modified"`
 				Etag          string `xml:"Etag"`

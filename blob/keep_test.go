@@ -2,6 +2,8 @@ package blob_test
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/blobfs/blobfs/blob"
@@ -124,5 +126,34 @@ func TestContentHeadersTierAndTags(t *testing.T) {
 	check("HEAD of the copy", p)
 	if got, err := e.ct.GetTags(ctx, "copy"); err != nil || !sameMap(got, tags) || !sameMap(cp.Tags, tags) {
 		t.Errorf("tags of the copy: %v %v (CopyFrom said %v)", got, err, cp.Tags)
+	}
+}
+
+// rm does not destroy snapshots unless the handle says so; the refusal
+// names them and matches ErrBusy.
+func TestDeleteKeepsSnapshots(t *testing.T) {
+	ctx := testContext(t)
+	e := newEnv(t, "snaps", envOptions{})
+	if _, err := e.ct.Upload(ctx, "f", []byte("v1"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := e.ct.Snapshot(ctx, "f")
+	if err != nil || snap == "" {
+		t.Fatalf("snapshot: %q %v", snap, err)
+	}
+	err = e.ct.Delete(ctx, "f", blob.Conditions{})
+	var se *blob.SnapshotsError
+	if !errors.As(err, &se) || !errors.Is(err, blob.ErrBusy) || len(se.Snapshots) != 1 || !strings.Contains(err.Error(), snap) {
+		t.Fatalf("Delete of a blob with a snapshot: %v", err)
+	}
+	if _, err := e.ct.GetProperties(ctx, "f"); err != nil {
+		t.Fatalf("the blob is gone after a refused delete: %v", err)
+	}
+	if err := e.ct.DeletingSnapshots().Delete(ctx, "f", blob.Conditions{}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.ct.List(ctx, blob.ListOptions{IncludeSnapshots: true})
+	if err != nil || len(page.Blobs) != 0 {
+		t.Errorf("left after a delete with snapshots: %v %+v", err, page)
 	}
 }

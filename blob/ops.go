@@ -309,19 +309,28 @@ func (ct *Container) PutBlockList(ctx context.Context, name string, ids []string
 	return p, nil
 }
 
-// Delete removes a blob (and its snapshots). A Delete whose answer was lost
-// is not reported as ErrNotFound when repeated: the blob is checked first.
+// Delete removes a blob. A blob with snapshots is not removed unless the
+// container handle came from DeletingSnapshots: version history is not
+// destroyed silently. The error then is a *SnapshotsError naming them,
+// which matches ErrBusy. A Delete whose answer was lost is not reported as
+// ErrNotFound when repeated: the blob is checked first.
 func (ct *Container) Delete(ctx context.Context, name string, cond Conditions) error {
 	r, err := ct.blobRequest("DeleteBlob", http.MethodDelete, name, nil)
 	if err != nil {
 		return err
 	}
-	r.header.Set("x-ms-delete-snapshots", "include")
+	if ct.deleteSnapshots {
+		r.header.Set("x-ms-delete-snapshots", "include")
+	}
 	cond.apply(r.header)
 	r.ok = []int{http.StatusAccepted}
 	_, err = ct.writeChecked(ctx, r, cond, func(_ *Properties, herr error) bool {
 		return errors.Is(herr, ErrNotFound)
 	})
+	var se *StorageError
+	if errors.As(err, &se) && se.Code == "SnapshotsPresent" {
+		return ct.snapshotsError(ctx, name, se)
+	}
 	return err
 }
 

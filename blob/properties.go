@@ -36,6 +36,9 @@ type Properties struct {
 	// Tags are the blob's index tags when they were read (GetTags) or
 	// written; nil otherwise, even when TagCount says it has some.
 	Tags map[string]string
+	// Snapshot is the snapshot's time stamp when this is a snapshot
+	// (listed with IncludeSnapshots); "" for the blob itself.
+	Snapshot string
 
 	CopyStatus string // "", "pending", "success", "failed", "aborted"
 	CopyID     string // x-ms-copy-id of the last copy into this blob

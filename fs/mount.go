@@ -48,9 +48,6 @@ type Options struct {
 	// NoPutMD5 commits blobs without the whole blob's MD5 (--put-md5=false);
 	// see stage.Options.NoMD5.
 	NoPutMD5 bool
-	// DeleteSnapshots lets unlink delete a blob's snapshots with it
-	// (--delete-snapshots); without it such an unlink fails with EBUSY.
-	DeleteSnapshots bool
 
 	FSName string // shown by mount(8) and df, e.g. "blobfs:account/container"
 	Debug  bool   // log every FUSE operation

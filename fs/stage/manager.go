@@ -223,6 +223,9 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 	if err := blob.ValidateName(name); err != nil {
 		return nil, err
 	}
+	if base != nil && base.BlobType != "" && base.BlobType != "BlockBlob" {
+		return nil, &BlobTypeError{Name: name, Type: base.BlobType}
+	}
 	m.mu.Lock()
 	frozen := m.frozen
 	m.mu.Unlock()
