@@ -25,6 +25,10 @@ type Properties struct {
 	// the case the Azure SDKs, AzCopy and blobfuse2 write. The service
 	// matches names case-insensitively: look them up with MetaValue.
 	Metadata map[string]string
+	// MetaNamesLowered says Metadata's names came lower-cased from a HEAD
+	// or GET, not as stored: a rewrite that must send them as stored
+	// reads them from a listing first (stage does).
+	MetaNamesLowered bool
 	// The content headers a Put Blob or Put Block List replaces: kept
 	// across rewrites and renames so that a CDN keeps serving them.
 	ContentHeaders
@@ -120,6 +124,7 @@ func propertiesFromHeader(name string, h http.Header) *Properties {
 				p.Metadata = map[string]string{}
 			}
 			p.Metadata[strings.ToLower(k[len(metaPrefix):])] = v[0]
+			p.MetaNamesLowered = true
 		}
 	}
 	return p

@@ -35,6 +35,9 @@ func (f *File) keepBaseLocked(ctx context.Context, opts *blob.PutOptions) error 
 	if t := b.ExplicitTier(); opts.AccessTier == "" && !strings.EqualFold(t, "Archive") {
 		opts.AccessTier = t
 	}
+	if b.MetaNamesLowered && len(opts.Metadata) > 0 {
+		f.restoreMetaNamesLocked(ctx, opts)
+	}
 	if opts.Tags != nil {
 		return nil
 	}
@@ -64,6 +67,65 @@ func (f *File) keepBaseLocked(ctx context.Context, opts *blob.PutOptions) error 
 	}
 	opts.Tags = tags
 	return nil
+}
+
+// Lister is implemented by Stores that list blobs (*blob.Container does).
+type Lister interface {
+	List(ctx context.Context, opts blob.ListOptions) (*blob.ListPage, error)
+}
+
+// restoreMetaNamesLocked gives opts.Metadata's names the case the base
+// blob stores them in, when the base's properties came from a HEAD (Go's
+// HTTP client loses the case there; a listing keeps it): other tools'
+// names must go out as they wrote them, "ProjectOwner" and not
+// "projectowner". Our own names stay lower-case. It costs one listing of
+// one blob, only for rewrites of blobs known through a HEAD. Called with
+// f.mu held; it is released while listing. On any failure the names go
+// out as they are.
+func (f *File) restoreMetaNamesLocked(ctx context.Context, opts *blob.PutOptions) {
+	l, ok := f.m.store.(Lister)
+	if !ok {
+		return
+	}
+	b := f.baseProps
+	name := b.Name
+	if name == "" {
+		name = f.baseName
+	}
+	f.mu.Unlock()
+	page, err := l.List(ctx, blob.ListOptions{Prefix: name, MaxResults: 1, IncludeMetadata: true})
+	f.mu.Lock()
+	if err != nil || len(page.Blobs) == 0 || page.Blobs[0].Name != name {
+		return
+	}
+	exact := make(map[string]string, len(page.Blobs[0].Metadata))
+	for k := range page.Blobs[0].Metadata {
+		exact[strings.ToLower(k)] = k
+	}
+	md := make(map[string]string, len(opts.Metadata))
+	for k, v := range opts.Metadata {
+		if e, ok := exact[strings.ToLower(k)]; ok && k == strings.ToLower(k) && !ownMetaName(k) {
+			k = e
+		}
+		md[k] = v
+	}
+	opts.Metadata = md
+	if f.baseProps == b {
+		nb := *b
+		nb.MetaNamesLowered = false
+		nb.Metadata = page.Blobs[0].Metadata
+		f.baseProps = &nb
+	}
+}
+
+// ownMetaName tells the names blobfs writes itself, always lower-case
+// (fs/meta.go's keys), whatever case a blob has them in.
+func ownMetaName(k string) bool {
+	switch k {
+	case "mode", "uid", "gid", "mtime", "hdi_isfolder", "is_symlink":
+		return true
+	}
+	return false
 }
 
 // keptProps records in p, the answer to a commit made with opts, what the

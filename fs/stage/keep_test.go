@@ -86,3 +86,40 @@ func TestOverwriteKeepsProperties(t *testing.T) {
 		}
 	}
 }
+
+// A rewrite of a blob known through a HEAD (which loses the case of
+// metadata names in Go's HTTP client) sends other tools' names in the
+// case the blob stores them, ours lower-case.
+func TestRewriteKeepsMetadataNameCase(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	m := newManager(t, ct, stage.Options{})
+	md := map[string]string{"ProjectOwner": "ann", "project_id": "7", "Mode": "0600"}
+	if _, err := ct.Upload(ctx, "f", []byte("old"), blob.PutOptions{Metadata: md}); err != nil {
+		t.Fatal(err)
+	}
+	base, err := ct.GetProperties(ctx, "f")
+	if err != nil || !base.MetaNamesLowered {
+		t.Fatalf("HEAD: %v %+v", err, base)
+	}
+	f, err := m.Open(ctx, "f", base, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(ctx, []byte("new"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// What the fs layer passes: the HEAD's names, ours normalised.
+	if _, err := f.Commit(ctx, blob.PutOptions{Metadata: map[string]string{"projectowner": "ann", "project_id": "7", "mode": "0644"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	page, err := ct.List(ctx, blob.ListOptions{Prefix: "f", IncludeMetadata: true})
+	if err != nil || len(page.Blobs) != 1 {
+		t.Fatal(err)
+	}
+	want := map[string]string{"ProjectOwner": "ann", "project_id": "7", "mode": "0644"}
+	if got := page.Blobs[0].Metadata; len(got) != len(want) || got["ProjectOwner"] != "ann" || got["project_id"] != "7" || got["mode"] != "0644" {
+		t.Errorf("listed metadata %v, want exactly %v", got, want)
+	}
+}
