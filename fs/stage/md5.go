@@ -4,6 +4,8 @@ import (
 	"crypto/md5"
 	"fmt"
 	"hash"
+
+	"github.com/blobfs/blobfs/blob"
 )
 
 // contentSum is the MD5 of a file's content computed as the writes stream
@@ -43,6 +45,23 @@ func (s *contentSum) truncated(size int64) {
 	case s.h != nil && size < s.at:
 		s.h = nil
 	}
+}
+
+// withMD5Locked puts the whole content's MD5 in opts, unless NoMD5. It is
+// called where the content to commit is fixed, under f.mu: for a block
+// list once every block is uploaded and the list made, for a Put Blob
+// where its body is read; a write after that point is not in this commit
+// and not in its MD5.
+func (f *File) withMD5Locked(opts *blob.PutOptions) {
+	if opts.NoMD5 || opts.ContentMD5 != nil {
+		return
+	}
+	sum, err := f.wholeMD5Locked()
+	if err != nil {
+		// Committed without an MD5 rather than not at all.
+		f.m.log.WithError(err).WithField("blob", f.name).Warn("committing without the whole blob's MD5")
+	}
+	opts.ContentMD5 = sum
 }
 
 // wholeMD5Locked is the MD5 of the whole current content for the commit,

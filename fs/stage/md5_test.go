@@ -139,3 +139,44 @@ func (s *sentMD5) PutBlockList(ctx context.Context, name string, ids []string, o
 	s.sent = opts.ContentMD5
 	return s.Store.PutBlockList(ctx, name, ids, opts)
 }
+
+// A write that lands while a commit waits for its blocks is either in
+// the commit or not, and the MD5 sent always matches what was committed.
+func TestWriteDuringCommitKeepsMD5True(t *testing.T) {
+	const bs = 1 << 20
+	ctx := context.Background()
+	ct := newContainer(t)
+	g := &gated{Store: ct, open: make(chan struct{}), started: make(chan struct{}, 64)}
+	m := newManager(t, g, stage.Options{BlockSize: bs})
+	f, err := m.Open(ctx, "racy", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pattern(2*bs+100, 5)
+	if _, err := f.WriteAt(ctx, data[2*bs:], 2*bs); err != nil { // out of order: hashed at commit
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(ctx, data[:2*bs], 0); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Commit(ctx, blob.PutOptions{})
+		done <- err
+	}()
+	<-g.started // the commit is uploading
+	if _, err := f.WriteAt(ctx, []byte("changed"), 5); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[5:], "changed")
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, p := download(t, ct, "racy")
+	sum := md5.Sum(got)
+	if !bytes.Equal(p.ContentMD5, sum[:]) {
+		t.Errorf("committed MD5 %x, content's %x (the write landed: %v)", p.ContentMD5, sum, bytes.Equal(got, data))
+	}
+}

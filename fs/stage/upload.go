@@ -221,15 +221,8 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 		return nil, err
 	}
 	opts.Conditions = f.conditions()
+	// The MD5 is taken where the content to commit is fixed (withMD5Locked).
 	opts.ContentMD5, opts.NoMD5 = nil, f.m.opts.NoMD5
-	if !opts.NoMD5 {
-		sum, err := f.wholeMD5Locked()
-		if err != nil {
-			// Committed without an MD5 rather than not at all.
-			f.m.log.WithError(err).WithField("blob", f.name).Warn("committing without the whole blob's MD5")
-		}
-		opts.ContentMD5 = sum
-	}
 	seq, name := f.seq, f.name
 	props, err := f.upload(ctx, name, opts)
 	if err != nil && (errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrExists)) && !f.unconditional {
@@ -285,6 +278,7 @@ func (f *File) upload(ctx context.Context, name string, opts blob.PutOptions) (*
 	if err != nil {
 		return nil, err
 	}
+	f.withMD5Locked(&opts)
 	f.mu.Unlock()
 	props, err := f.m.store.PutBlockList(ctx, name, ids, opts)
 	f.mu.Lock()
@@ -298,6 +292,7 @@ func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) 
 		return nil, err
 	}
 	defer f.m.putBuf(buf)
+	f.withMD5Locked(&opts)
 	p := buf[:f.size]
 	if len(f.blocks) > 0 {
 		switch f.blocks[0].state {
@@ -461,6 +456,7 @@ func (f *File) copyTo(ctx context.Context, name string, opts blob.PutOptions) er
 			baseName: f.baseName, baseETag: f.baseETag, baseLimit: f.baseLimit,
 		}
 	}
+	f.withMD5Locked(&opts)
 	f.mu.Unlock()
 	defer f.mu.Lock()
 	if err := parallel(ctx, len(jobs), f.m.opts.Concurrency, func(ctx context.Context, i int) error {
