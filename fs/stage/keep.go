@@ -2,6 +2,7 @@ package stage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -56,6 +57,12 @@ func (f *File) keepBaseLocked(ctx context.Context, opts *blob.PutOptions) error 
 	f.mu.Unlock()
 	tags, err := tg.GetTags(ctx, name)
 	f.mu.Lock()
+	if errors.Is(err, blob.ErrAuthorization) {
+		// A SAS without the tag permission ('t') could not set them
+		// either: the rewrite goes ahead without them, and says so.
+		f.m.log.WithError(err).WithField("blob", name).Warn("cannot read the blob's index tags to keep them (no tag permission); rewriting it without them")
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("stage: reading the index tags of %q to keep them: %w", name, err)
 	}
