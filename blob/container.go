@@ -15,6 +15,9 @@ import (
 type Container struct {
 	c    *Client
 	name string
+	// deleteSnapshots: Delete removes a blob's snapshots with it
+	// (DeletingSnapshots); otherwise such a Delete fails.
+	deleteSnapshots bool
 }
 
 // Client is the client the container was made from.
@@ -63,6 +66,8 @@ type ListOptions struct {
 	Marker          string // NextMarker of the previous page
 	MaxResults      int    // 0 means the service's default, 5,000
 	IncludeMetadata bool
+	// IncludeSnapshots lists snapshots too, each with its Snapshot time.
+	IncludeSnapshots bool
 }
 
 // ListPage is one page of a listing. A page may be short, even empty, and
@@ -88,8 +93,15 @@ func (ct *Container) List(ctx context.Context, opts ListOptions) (*ListPage, err
 	if opts.MaxResults > 0 {
 		q.Set("maxresults", strconv.Itoa(opts.MaxResults))
 	}
+	var include []string
 	if opts.IncludeMetadata {
-		q.Set("include", "metadata")
+		include = append(include, "metadata")
+	}
+	if opts.IncludeSnapshots {
+		include = append(include, "snapshots")
+	}
+	if len(include) > 0 {
+		q.Set("include", strings.Join(include, ","))
 	}
 	r := ct.containerRequest("ListBlobs", http.MethodGet, q)
 	r.ok, r.idempotent = []int{http.StatusOK}, true
@@ -110,6 +122,18 @@ func (ct *Container) List(ctx context.Context, opts ListOptions) (*ListPage, err
 			ETag:        quoteETag(b.Properties.Etag),
 			ContentType: b.Properties.ContentType,
 			Metadata:    b.Metadata.m,
+			ContentHeaders: ContentHeaders{
+				CacheControl:       b.Properties.CacheControl,
+				ContentEncoding:    b.Properties.ContentEncoding,
+				ContentLanguage:    b.Properties.ContentLanguage,
+				ContentDisposition: b.Properties.ContentDisposition,
+			},
+			BlobType:           b.Properties.BlobType,
+			AccessTier:         b.Properties.AccessTier,
+			AccessTierInferred: b.Properties.AccessTierInferred,
+			ArchiveStatus:      b.Properties.ArchiveStatus,
+			TagCount:           b.Properties.TagCount,
+			Snapshot:           b.Snapshot,
 		}
 		p.LastModified, _ = time.Parse(time.RFC1123, b.Properties.LastModified)
 		if b.Properties.ContentMD5 != "" {
@@ -128,12 +152,23 @@ type listXML struct {
 	Blobs      struct {
 		Blob []struct {
 			Name       xmlName `xml:"Name"`
+			Snapshot   string  `xml:"Snapshot"`
 			Properties struct {
 				LastModified  string `xml:"Last-Modified"`
 				Etag          string `xml:"Etag"`
 				ContentLength int64  `xml:"Content-Length"`
 				ContentType   string `xml:"Content-Type"`
 				ContentMD5    string `xml:"Content-MD5"`
+				// Kept across rewrites and renames (see ContentHeaders).
+				CacheControl       string `xml:"Cache-Control"`
+				ContentEncoding    string `xml:"Content-Encoding"`
+				ContentLanguage    string `xml:"Content-Language"`
+				ContentDisposition string `xml:"Content-Disposition"`
+				BlobType           string `xml:"BlobType"`
+				AccessTier         string `xml:"AccessTier"`
+				AccessTierInferred bool   `xml:"AccessTierInferred"`
+				ArchiveStatus      string `xml:"ArchiveStatus"`
+				TagCount           int    `xml:"TagCount"`
 			} `xml:"Properties"`
 			Metadata xmlMetadata `xml:"Metadata"`
 		} `xml:"Blob"`
@@ -176,7 +211,8 @@ func (md *xmlMetadata) UnmarshalXML(d *xml.Decoder, start xml.StartElement) erro
 			if md.m == nil {
 				md.m = map[string]string{}
 			}
-			md.m[strings.ToLower(t.Name.Local)] = v
+			// The listing shows names as stored: keep their case.
+			md.m[t.Name.Local] = v
 		case xml.EndElement:
 			return nil
 		}

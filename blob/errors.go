@@ -45,13 +45,16 @@ var (
 	ErrUnavailable = errors.New("blob service unavailable")
 	// ErrBusy is a blob held by a lease, snapshots or a pending copy.
 	ErrBusy = errors.New("blob is busy (leased, has snapshots or a pending copy)")
+	// ErrArchived is a read of a blob in the Archive tier, which has to be
+	// rehydrated (Set Blob Tier, hours) before its bytes can be read.
+	ErrArchived = errors.New("archived: rehydrate to Hot or Cool first")
 )
 
 // Kinds lists every kind, for tests that check an error matches one only.
 func Kinds() []error {
 	return []error{ErrNotFound, ErrExists, ErrPrecondition, ErrAuthentication, ErrAuthorization,
 		ErrThrottled, ErrTooLarge, ErrInvalidRange, ErrInvalidName, ErrNameTooLong, ErrIntegrity,
-		ErrUnavailable, ErrBusy}
+		ErrUnavailable, ErrBusy, ErrArchived}
 }
 
 // StorageError is an error answer from the Blob service.
@@ -93,6 +96,10 @@ func (e *StorageError) hint() string {
 			return "the service refused the signature: check the account name and key (or the SAS), and the clock"
 		}
 		return "the request is not authorized (check the SAS permissions, the firewall and the identity's role)"
+	case "BlobArchived":
+		return "archived: rehydrate to Hot or Cool first (Set Blob Tier, e.g. az storage blob set-tier --tier Hot; it takes hours)"
+	case "BlobBeingRehydrated":
+		return "archived: rehydrate to Hot or Cool first; a rehydration is under way, wait until it finishes"
 	}
 	return ""
 }
@@ -147,8 +154,10 @@ func kindOf(status int, code string) error {
 	case "InternalError", "OperationTimedOut":
 		return ErrUnavailable
 	case "LeaseIdMissing", "LeaseIdMismatchWithBlobOperation", "LeaseAlreadyPresent", "LeaseLost",
-		"SnapshotsPresent", "PendingCopyOperation", "BlobArchived", "BlobBeingRehydrated":
+		"SnapshotsPresent", "PendingCopyOperation":
 		return ErrBusy
+	case "BlobArchived", "BlobBeingRehydrated":
+		return ErrArchived
 	}
 	switch status {
 	case http.StatusNotFound:

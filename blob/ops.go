@@ -35,7 +35,19 @@ func (c Conditions) apply(h http.Header) {
 type PutOptions struct {
 	Metadata    map[string]string
 	ContentType string
-	ContentMD5  []byte // of the whole blob; computed by Upload when nil
+	// ContentMD5 is the whole blob's MD5, stored so that other tools
+	// (AzCopy --check-md5, rclone check) and our downloads can verify it.
+	// Upload computes it when nil; Put Block List without one leaves the
+	// blob with none (the service never computes it for a block list).
+	ContentMD5 []byte
+	// NoMD5 sends no MD5 at all (--put-md5=false): Put Blob then stores
+	// the one the service computes, a block list none.
+	NoMD5 bool
+	// ContentHeaders, AccessTier and Tags are replaced by every Put Blob
+	// and Put Block List too: a rewrite passes the blob's own to keep them.
+	ContentHeaders
+	AccessTier string            // x-ms-access-tier; "": the account's default
+	Tags       map[string]string // index tags (x-ms-tags); nil: none
 	Conditions
 }
 
@@ -142,12 +154,15 @@ func (ct *Container) Upload(ctx context.Context, name string, data []byte, opts 
 		return nil, err
 	}
 	sum := opts.ContentMD5
-	if sum == nil {
+	if sum == nil && !opts.NoMD5 {
 		s := md5.Sum(data)
 		sum = s[:]
 	}
 	r.header.Set("x-ms-blob-type", "BlockBlob")
-	r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	if sum != nil {
+		// The service checks the body against it, and stores it.
+		r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	}
 	ct.putHeaders(r.header, opts)
 	r.body = data
 	if data == nil {
@@ -160,7 +175,7 @@ func (ct *Container) Upload(ctx context.Context, name string, data []byte, opts 
 	}
 	size := int64(len(data))
 	return ct.writeChecked(ctx, r, opts.Conditions, func(cur *Properties, herr error) bool {
-		return herr == nil && cur.Size == size && bytes.Equal(cur.ContentMD5, sum)
+		return herr == nil && cur.Size == size && (sum == nil || bytes.Equal(cur.ContentMD5, sum))
 	})
 }
 
@@ -172,6 +187,13 @@ func (ct *Container) putHeaders(h http.Header, opts PutOptions) {
 	h.Set("x-ms-blob-content-type", ctype)
 	if opts.ContentMD5 != nil {
 		h.Set("x-ms-blob-content-md5", base64.StdEncoding.EncodeToString(opts.ContentMD5))
+	}
+	opts.ContentHeaders.apply(h)
+	if opts.AccessTier != "" {
+		h.Set("x-ms-access-tier", opts.AccessTier)
+	}
+	if len(opts.Tags) > 0 {
+		h.Set("x-ms-tags", encodeTags(opts.Tags))
 	}
 	setMetadata(h, opts.Metadata)
 	opts.Conditions.apply(h)
@@ -194,9 +216,12 @@ func BlockID(n int) string {
 }
 
 // PutBlock stages one block (up to 4,000 MiB) with its MD5, which the
-// service checks. data is read twice (to hash, then to send), and again
-// on every retry.
+// service checks, unless data is marked Unhashed. data is read twice (to
+// hash, then to send), and again on every retry.
 func (ct *Container) PutBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
+	if u, ok := data.(unhashed); ok {
+		return ct.putBlockSum(ctx, name, id, u.ReaderAt, size, nil)
+	}
 	h := md5.New()
 	if br, ok := data.(*bytes.Reader); ok && br.Size() == size {
 		// A block in memory is hashed where it lies: io.Copy would copy
@@ -212,12 +237,29 @@ func (ct *Container) PutBlock(ctx context.Context, name, id string, data io.Read
 	return ct.putBlockSum(ctx, name, id, data, size, h.Sum(nil))
 }
 
+// Unhashed marks a block's data for PutBlock to send without a
+// transactional MD5: for callers that hash the whole blob as it streams
+// (its MD5 goes with Put Block List), where a second hash of every block
+// would double the CPU spent hashing. The connection's own checks (TCP,
+// and TLS's MAC on Azure) still guard the transfer. A mark rather than
+// another method, so that wrappers of PutBlock see every block.
+func Unhashed(data io.ReaderAt) io.ReaderAt { return unhashed{data} }
+
+type unhashed struct{ io.ReaderAt }
+
+func (ct *Container) putBlock(ctx context.Context, name, id string, data []byte) error {
+	sum := md5.Sum(data)
+	return ct.putBlockSum(ctx, name, id, bytes.NewReader(data), int64(len(data)), sum[:])
+}
+
 func (ct *Container) putBlockSum(ctx context.Context, name, id string, data io.ReaderAt, size int64, sum []byte) error {
 	r, err := ct.blobRequest("PutBlock", http.MethodPut, name, url.Values{"comp": {"block"}, "blockid": {id}})
 	if err != nil {
 		return err
 	}
-	r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	if sum != nil {
+		r.header.Set("Content-MD5", base64.StdEncoding.EncodeToString(sum))
+	}
 	r.bodyFrom, r.bodyLen = data, size
 	// Staging the same bytes under the same ID again changes nothing.
 	r.ok, r.idempotent = []int{http.StatusCreated}, true
@@ -244,33 +286,51 @@ func (ct *Container) PutBlockList(ctx context.Context, name string, ids []string
 	r.header.Set("Content-Type", "application/xml")
 	ct.putHeaders(r.header, opts)
 	r.ok, r.idempotent = []int{http.StatusCreated}, true
+	var p *Properties
 	if opts.IfNoneMatch == "" && opts.IfMatch == "" {
 		// Committing the same list again gives the same blob: <Latest>
 		// finds the blocks among the committed ones.
-		return ct.doWrite(ctx, r)
-	}
-	var applied func(*Properties, error) bool
-	if opts.ContentMD5 != nil {
-		applied = func(cur *Properties, herr error) bool {
-			return herr == nil && bytes.Equal(cur.ContentMD5, opts.ContentMD5)
+		p, err = ct.doWrite(ctx, r)
+	} else {
+		var applied func(*Properties, error) bool
+		if opts.ContentMD5 != nil {
+			applied = func(cur *Properties, herr error) bool {
+				return herr == nil && bytes.Equal(cur.ContentMD5, opts.ContentMD5)
+			}
 		}
+		p, err = ct.writeChecked(ctx, r, opts.Conditions, applied)
 	}
-	return ct.writeChecked(ctx, r, opts.Conditions, applied)
+	if err != nil {
+		return nil, err
+	}
+	// The answer's Content-MD5, if any, is of the request body: the blob's
+	// MD5 is what was sent, or none.
+	p.ContentMD5 = opts.ContentMD5
+	return p, nil
 }
 
-// Delete removes a blob (and its snapshots). A Delete whose answer was lost
-// is not reported as ErrNotFound when repeated: the blob is checked first.
+// Delete removes a blob. A blob with snapshots is not removed unless the
+// container handle came from DeletingSnapshots: version history is not
+// destroyed silently. The error then is a *SnapshotsError naming them,
+// which matches ErrBusy. A Delete whose answer was lost is not reported as
+// ErrNotFound when repeated: the blob is checked first.
 func (ct *Container) Delete(ctx context.Context, name string, cond Conditions) error {
 	r, err := ct.blobRequest("DeleteBlob", http.MethodDelete, name, nil)
 	if err != nil {
 		return err
 	}
-	r.header.Set("x-ms-delete-snapshots", "include")
+	if ct.deleteSnapshots {
+		r.header.Set("x-ms-delete-snapshots", "include")
+	}
 	cond.apply(r.header)
 	r.ok = []int{http.StatusAccepted}
 	_, err = ct.writeChecked(ctx, r, cond, func(_ *Properties, herr error) bool {
 		return errors.Is(herr, ErrNotFound)
 	})
+	var se *StorageError
+	if errors.As(err, &se) && se.Code == "SnapshotsPresent" {
+		return ct.snapshotsError(ctx, name, se)
+	}
 	return err
 }
 
@@ -296,7 +356,7 @@ func sameMetadata(a, b map[string]string) bool {
 		return false
 	}
 	for k, v := range b {
-		if a[strings.ToLower(k)] != v {
+		if w, ok := MetaValue(a, k); !ok || w != v {
 			return false
 		}
 	}
@@ -339,7 +399,7 @@ const MaxCopySourceLength = 2048
 // dstCond is repeated only after a HEAD of dst shows it was not applied,
 // and is taken as done when dst shows this source as its copy source.
 func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions) (*Properties, error) {
-	p, err := ct.copy(ctx, dst, src, md, srcCond, dstCond)
+	p, err := ct.copy(ctx, dst, src, md, srcCond, dstCond, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -355,12 +415,24 @@ func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]st
 // Last-Modified, with md as metadata when md is not nil. A copy that the
 // service reports as successful of exactly that version has exactly its
 // content, so no HEAD is needed: a rename costs one Copy and one Delete.
+//
+// Copy Blob copies neither index tags nor (on Azure) an explicit access
+// tier: the copy is sent with src's, read with Get Blob Tags only when
+// src.TagCount says it has some and src.Tags does not hold them already.
 func (ct *Container) CopyFrom(ctx context.Context, dst string, src *Properties, md map[string]string, dstCond Conditions) (*Properties, error) {
-	got, err := ct.copy(ctx, dst, src.Name, md, Conditions{IfMatch: src.ETag}, dstCond)
+	keep := *src
+	if keep.TagCount > 0 && keep.Tags == nil {
+		tags, err := ct.GetTags(ctx, src.Name)
+		if err != nil {
+			return nil, fmt.Errorf("CopyBlob %q to %q: reading the index tags to keep them: %w", src.Name, dst, err)
+		}
+		keep.Tags = tags
+	}
+	got, err := ct.copy(ctx, dst, src.Name, md, Conditions{IfMatch: src.ETag}, dstCond, &keep)
 	if err != nil {
 		return nil, err
 	}
-	p := *src
+	p := keep
 	p.Name, p.ETag, p.LastModified = dst, got.ETag, got.LastModified
 	p.CopyStatus, p.CopyID, p.CopySource = got.CopyStatus, got.CopyID, got.CopySource
 	if md != nil {
@@ -371,7 +443,7 @@ func (ct *Container) CopyFrom(ctx context.Context, dst string, src *Properties, 
 
 // copy starts a copy and waits until the service reports it finished. The
 // properties are those of the answer (or of the last poll while pending).
-func (ct *Container) copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions) (*Properties, error) {
+func (ct *Container) copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions, keep *Properties) (*Properties, error) {
 	if err := checkName(src); err != nil {
 		return nil, err
 	}
@@ -394,6 +466,14 @@ func (ct *Container) copy(ctx context.Context, dst, src string, md map[string]st
 	r.header.Set("x-ms-copy-source", source)
 	if srcCond.IfMatch != "" {
 		r.header.Set("x-ms-source-if-match", srcCond.IfMatch)
+	}
+	if keep != nil {
+		if len(keep.Tags) > 0 {
+			r.header.Set("x-ms-tags", encodeTags(keep.Tags))
+		}
+		if t := keep.ExplicitTier(); t != "" && !strings.EqualFold(t, "Archive") {
+			r.header.Set("x-ms-access-tier", t)
+		}
 	}
 	setMetadata(r.header, md)
 	dstCond.apply(r.header)

@@ -92,17 +92,32 @@ func StringToSign(account string, req *http.Request) string {
 	return b.String()
 }
 
+// canonicalHeaders reads the header map directly, not through Get or
+// Values: metadata names are set as map keys in the case they are sent
+// ("x-ms-meta-project_id"), which the canonicalising accessors would not
+// find. Keys that differ only in case are one header to the service.
 func canonicalHeaders(h http.Header) string {
+	byName := map[string][]string{}
+	var keys []string
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // repeats join in one order whatever the map's
 	var names []string
-	for name := range h {
-		if l := strings.ToLower(name); strings.HasPrefix(l, "x-ms-") {
+	for _, k := range keys {
+		l := strings.ToLower(k)
+		if !strings.HasPrefix(l, "x-ms-") {
+			continue
+		}
+		if _, seen := byName[l]; !seen {
 			names = append(names, l)
 		}
+		byName[l] = append(byName[l], h[k]...)
 	}
 	sort.Slice(names, func(i, j int) bool { return headerLess(names[i], names[j]) })
 	var b strings.Builder
 	for _, name := range names {
-		vals := append([]string(nil), h.Values(name)...)
+		vals := append([]string(nil), byName[name]...)
 		for i, v := range vals {
 			vals[i] = strings.Join(strings.Fields(v), " ")
 		}

@@ -218,6 +218,8 @@
 //	invalid name               EINVAL
 //	name too long              ENAMETOOLONG
 //	leased, snapshots, copy pending  EBUSY
+//	archived (rehydrate first)  ENODATA
+//	write to an append or page blob  EPERM
 //	staging cache full         ENOSPC
 //	interrupted, and not done 2 s later  EINTR
 //	service unavailable past the retry budget (outage, stall), throttled

@@ -28,6 +28,9 @@ var errnoTable = []struct {
 	{blob.ErrNameTooLong, syscall.ENAMETOOLONG},
 	// A lease, snapshots or a pending copy hold the blob.
 	{blob.ErrBusy, syscall.EBUSY},
+	// An archived blob's bytes are not available until it is rehydrated;
+	// the log line says so.
+	{blob.ErrArchived, syscall.ENODATA},
 	// The service stayed unreachable, stalled or failing past the client's
 	// retry budget; the mount carries on once it answers again.
 	{blob.ErrUnavailable, syscall.EIO},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"mime"
 	"path"
 	"sync"
 	"syscall"
@@ -203,7 +202,7 @@ func (f *fileNode) contentTypeLocked() string {
 	if f.props != nil && f.props.ContentType != "" {
 		return f.props.ContentType
 	}
-	return mime.TypeByExtension(path.Ext(f.name))
+	return blob.ContentTypeFor(f.name)
 }
 
 // commitMetaLocked is the full metadata set for the next write.

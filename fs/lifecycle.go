@@ -244,9 +244,11 @@ func (f *fileNode) send(ctx context.Context, st *stage.File, dirty bool, name st
 	if err != nil {
 		return nil, err
 	}
-	np := *p
-	np.Size, np.ContentType, np.ContentMD5 = old.Size, old.ContentType, old.ContentMD5
-	return &np, nil
+	// Set Blob Metadata changes nothing else: keep what the next rewrite
+	// must carry over (stage.keepBaseLocked).
+	kept := *old
+	kept.ETag, kept.LastModified = p.ETag, p.LastModified
+	return &kept, nil
 }
 
 // sendMetaLocked writes changed attributes to the blob now, unless a

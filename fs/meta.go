@@ -84,8 +84,20 @@ func specialTypeName(typ uint32) string {
 // mtimeFormat is rclone's, so both tools read each other's times.
 const mtimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
+// ownKeys are the names this package writes. They go out lower-case, as
+// blobfuse2 and the Azure SDKs write them; a blob read with another case
+// of one (an older blobfs wrote "Hdi_isfolder") gets the lower-case name
+// back at its next write. Other tools' names are kept exactly.
+var ownKeys = [...]string{keyMode, keyUID, keyGID, keyMtime, keyFolder, keySymlink}
+
+// metaGet reads key as the service matches names: ignoring case.
+func metaGet(md map[string]string, key string) string {
+	v, _ := blob.MetaValue(md, key)
+	return v
+}
+
 func isTrue(md map[string]string, key string) bool {
-	return strings.EqualFold(md[key], "true")
+	return strings.EqualFold(metaGet(md, key), "true")
 }
 
 // isFolderBlob tells a directory marker: a zero-length "dir/" (gcsfuse,
@@ -96,10 +108,18 @@ func isFolderBlob(p *blob.Properties) bool {
 
 func isSymlinkBlob(p *blob.Properties) bool { return isTrue(p.Metadata, keySymlink) }
 
-// cloneMeta copies a blob's metadata so our edits never alias the listing's.
+// cloneMeta copies a blob's metadata so our edits never alias the
+// listing's, with our own names in lower case (see ownKeys).
 func cloneMeta(md map[string]string) map[string]string {
 	out := make(map[string]string, len(md)+4)
 	maps.Copy(out, md)
+	for _, k := range ownKeys {
+		if _, exact := out[k]; !exact {
+			if v, ok := blob.MetaValue(out, k); ok {
+				blob.SetMeta(out, k, v)
+			}
+		}
+	}
 	return out
 }
 
@@ -144,15 +164,19 @@ func (a *fileAttrs) setOwner(ctx context.Context, parent *dirNode, mode uint32, 
 }
 
 func (a *fileAttrs) setMode(mode uint32) {
-	a.md[keyMode] = "0" + strconv.FormatUint(uint64(mode&07777), 8)
+	blob.SetMeta(a.md, keyMode, "0"+strconv.FormatUint(uint64(mode&07777), 8))
 }
-func (a *fileAttrs) setUID(uid uint32) { a.md[keyUID] = strconv.FormatUint(uint64(uid), 10) }
-func (a *fileAttrs) setGID(gid uint32) { a.md[keyGID] = strconv.FormatUint(uint64(gid), 10) }
+func (a *fileAttrs) setUID(uid uint32) {
+	blob.SetMeta(a.md, keyUID, strconv.FormatUint(uint64(uid), 10))
+}
+func (a *fileAttrs) setGID(gid uint32) {
+	blob.SetMeta(a.md, keyGID, strconv.FormatUint(uint64(gid), 10))
+}
 func (a *fileAttrs) setMtime(t time.Time) {
-	a.md[keyMtime] = t.UTC().Format(mtimeFormat)
+	blob.SetMeta(a.md, keyMtime, t.UTC().Format(mtimeFormat))
 }
 func (a *fileAttrs) setAtime(t time.Time) {
-	a.md[keyAtime] = t.UTC().Format(mtimeFormat)
+	blob.SetMeta(a.md, keyAtime, t.UTC().Format(mtimeFormat))
 }
 
 // newInode fills the attributes of an inode made now by the request in
@@ -167,14 +191,14 @@ func (a *fileAttrs) newInode(ctx context.Context, parent *dirNode, mode uint32, 
 }
 
 func (a *fileAttrs) mode(def uint32) uint32 {
-	if v, err := strconv.ParseUint(a.md[keyMode], 8, 32); err == nil {
+	if v, err := strconv.ParseUint(metaGet(a.md, keyMode), 8, 32); err == nil {
 		return uint32(v) & 07777
 	}
 	return def
 }
 
 func (a *fileAttrs) id(key string, def uint32) uint32 {
-	if v, err := strconv.ParseUint(a.md[key], 10, 32); err == nil {
+	if v, err := strconv.ParseUint(metaGet(a.md, key), 10, 32); err == nil {
 		return uint32(v)
 	}
 	return def
@@ -184,7 +208,7 @@ func (a *fileAttrs) mtime(def time.Time) time.Time { return a.time(keyMtime, def
 func (a *fileAttrs) atime(def time.Time) time.Time { return a.time(keyAtime, def) }
 
 func (a *fileAttrs) time(key string, def time.Time) time.Time {
-	if s := a.md[key]; s != "" {
+	if s := metaGet(a.md, key); s != "" {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			return t
 		}

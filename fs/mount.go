@@ -45,6 +45,10 @@ type Options struct {
 	// page cache of file data. See mount.cacheFlags for the trade.
 	DirectIO bool
 
+	// NoPutMD5 commits blobs without the whole blob's MD5 (--put-md5=false);
+	// see stage.Options.NoMD5.
+	NoPutMD5 bool
+
 	FSName string // shown by mount(8) and df, e.g. "blobfs:account/container"
 	Debug  bool   // log every FUSE operation
 	Log    logrus.FieldLogger
@@ -165,7 +169,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		}
 		sm, err := stage.NewManager(store, stage.Options{
 			Dir: cacheDir, MaxBytes: opts.CacheSize, BlockSize: opts.BlockSize,
-			Concurrency: opts.Concurrency, Log: log,
+			Concurrency: opts.Concurrency, Log: log, NoMD5: opts.NoPutMD5,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("opening the staging directory %s: %w", cacheDir, err)

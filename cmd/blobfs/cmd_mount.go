@@ -265,7 +265,13 @@ func (d *mountDaemon) start(ctx context.Context) error {
 	recovered.active.Store(true)
 	d.log.AddHook(recovered)
 	stopCapture := captureStderr()
-	m, err := fs.Mount(ctx, d.mp, ct, fs.Options{
+	store := ct
+	if s.DeleteSnapshots {
+		// rm then removes a blob's snapshots with it; otherwise it fails
+		// with EBUSY, naming them.
+		store = ct.DeletingSnapshots()
+	}
+	m, err := fs.Mount(ctx, d.mp, store, fs.Options{
 		UID: uint32(s.UID), GID: uint32(s.GID),
 		FileMode: s.FileMode.FileMode(), DirMode: s.DirMode.FileMode(), Umask: s.Umask.FileMode(),
 		ReadOnly: s.ReadOnly, AllowOther: s.AllowOther, DirectIO: s.DirectIO,
@@ -275,6 +281,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		FSName:      "blobfs:" + s.Account + "/" + s.Container,
 		Debug:       s.FuseDebug,
 		Log:         d.log,
+		NoPutMD5:    !s.PutMD5,
 	})
 	recovered.active.Store(false) // only fs.Mount's own recovery
 	if said := fusermountLines(stopCapture()); err != nil {

@@ -98,3 +98,18 @@ func (e *ConflictError) Error() string {
 func (e *ConflictError) Is(target error) bool { return target == blob.ErrPrecondition }
 
 func (e *ConflictError) Unwrap() error { return e.Err }
+
+// BlobTypeError is a write refused because the blob is an append or page
+// blob: committing it would replace it with a block blob, and the program
+// that owns it would fail at its next Append Block or Put Page (409
+// InvalidBlobType). It wraps EPERM, as a write to an immutable file does;
+// reads keep working.
+type BlobTypeError struct {
+	Name, Type string
+}
+
+func (e *BlobTypeError) Error() string {
+	return fmt.Sprintf("stage: %q is a %s: blobfs writes only block blobs, and rewriting it would change its type under the program that owns it; it stays readable", e.Name, e.Type)
+}
+
+func (e *BlobTypeError) Unwrap() error { return syscall.EPERM }

@@ -54,6 +54,8 @@ type File struct {
 	upName        string // the name evicted blocks were uploaded under
 	listed        bool   // the base's committed blocks were looked at
 
+	sum contentSum // MD5 of the content as written (md5.go); guarded by mu
+
 	workers int
 	// inflight: the blocks with a Put Block under way, by index. Kept
 	// apart from blocks, which a truncate cuts while the upload goes on:
@@ -325,10 +327,12 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last
 	// it is marked incomplete, never to be published.
 	n, err := f.data.WriteAt(p, off)
 	if err != nil {
+		f.sum.h = nil
 		err = fmt.Errorf("stage: writing the cache file of %q: %w", f.name, err)
 		f.markIncompleteLocked(off, err)
 		return n, err
 	}
+	f.sum.wrote(p, off)
 	// Data first, journal second: a crash in between loses only this
 	// write, which was never acknowledged.
 	if journal {
@@ -499,6 +503,7 @@ func (f *File) truncateLocked(size int64) error {
 	if err := f.data.Truncate(size); err != nil {
 		return fmt.Errorf("stage: truncating the cache file of %q: %w", f.name, err)
 	}
+	f.sum.truncated(size)
 	if f.state == stIncomplete && size <= f.incompleteAt {
 		f.clearIncomplete(size)
 		if err := f.writeJournal(); err != nil {

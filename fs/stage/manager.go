@@ -91,7 +91,10 @@ type Options struct {
 	MaxBytes    int64
 	BlockSize   int64 // default 8 MiB; fixed per staged file
 	Concurrency int   // parallel Put Block calls per file; default 8
-	Log         logrus.FieldLogger
+	// NoMD5 commits blobs without the whole blob's MD5 (--put-md5=false):
+	// no CPU spent hashing. By default every commit that can stores it.
+	NoMD5 bool
+	Log   logrus.FieldLogger
 	// Account and Container, when set, put the staging area in
 	// Dir/Account/Container, so that mounts of different containers can
 	// share Dir without recovering each other's files.
@@ -223,6 +226,9 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 	if err := blob.ValidateName(name); err != nil {
 		return nil, err
 	}
+	if base != nil && base.BlobType != "" && base.BlobType != "BlockBlob" {
+		return nil, &BlobTypeError{Name: name, Type: base.BlobType}
+	}
 	m.mu.Lock()
 	frozen := m.frozen
 	m.mu.Unlock()
@@ -245,6 +251,9 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 	f.jlog = journalLog{path: journalPath(m.root, sp.id), f: sp.journal, exists: sp.journal != nil}
 	f.changed = make(chan struct{})
 	f.setBase(base)
+	if base == nil || truncate || base.Size == 0 {
+		f.sum.start() // the content starts empty: hash it as it is written
+	}
 	if base != nil && !truncate {
 		f.size = base.Size
 		f.baseLimit = base.Size

@@ -130,9 +130,9 @@ func (f *File) putBlock(ctx context.Context, data io.ReaderAt, j upJob) error {
 		if _, err := data.ReadAt(p, j.start); err != nil {
 			return fmt.Errorf("stage: reading the cache file of %q: %w", j.name, err)
 		}
-		return f.m.store.PutBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
+		return f.sendBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
 	case blkZero:
-		return f.m.store.PutBlock(ctx, j.name, j.id, zeros{}, j.length)
+		return f.sendBlock(ctx, j.name, j.id, zeros{}, j.length)
 	case blkRemote:
 		buf, err := f.m.getBuf(ctx)
 		if err != nil {
@@ -143,9 +143,17 @@ func (f *File) putBlock(ctx context.Context, data io.ReaderAt, j upJob) error {
 		if err := readBase(ctx, f.m.store, p, j.start, j.baseName, j.baseETag, j.baseLimit); err != nil {
 			return err
 		}
-		return f.m.store.PutBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
+		return f.sendBlock(ctx, j.name, j.id, bytes.NewReader(p), j.length)
 	}
 	return fmt.Errorf("stage: block of %q at %d was dropped from the cache and cannot be uploaded again: %w", j.name, j.start, ErrEvicted)
+}
+
+// sendBlock stages a block without a transactional MD5: the commit stores
+// the whole blob's MD5, hashed as the writes stream through (see
+// contentSum), so hashing every block too would only double the CPU spent
+// hashing.
+func (f *File) sendBlock(ctx context.Context, name, id string, data io.ReaderAt, size int64) error {
+	return f.m.store.PutBlock(ctx, name, id, blob.Unhashed(data), size)
 }
 
 // readBase fills p with the base blob's bytes at off, zeros past limit.
@@ -231,7 +239,12 @@ func (f *File) commit(ctx context.Context, opts blob.PutOptions, record bool) (*
 			return nil, err
 		}
 	}
+	if err := f.keepBaseLocked(ctx, &opts); err != nil {
+		return nil, err
+	}
 	opts.Conditions = f.conditions()
+	// The MD5 is taken where the content to commit is fixed (withMD5Locked).
+	opts.ContentMD5, opts.NoMD5 = nil, f.m.opts.NoMD5
 	seq, name := f.seq, f.name
 	props, err := f.upload(ctx, name, opts)
 	if err != nil && (errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrExists)) && !f.unconditional {
@@ -250,6 +263,7 @@ func (f *File) commit(ctx context.Context, opts blob.PutOptions, record bool) (*
 	}
 	props.Size = f.size
 	props.ContentType, props.Metadata = opts.ContentType, opts.Metadata
+	keptProps(props, opts)
 	f.last, f.lastErr = props, nil
 	f.baseProps = props
 	f.baseName, f.baseETag, f.target = name, props.ETag, props.ETag
@@ -295,6 +309,7 @@ func (f *File) upload(ctx context.Context, name string, opts blob.PutOptions) (*
 	if err := f.publishable(); err != nil {
 		return nil, err
 	}
+	f.withMD5Locked(&opts)
 	f.mu.Unlock()
 	props, err := f.m.store.PutBlockList(ctx, name, ids, opts)
 	f.mu.Lock()
@@ -319,6 +334,7 @@ func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) 
 		return nil, err
 	}
 	defer f.m.putBuf(buf)
+	f.withMD5Locked(&opts)
 	p := buf[:f.size]
 	if len(f.blocks) > 0 {
 		switch f.blocks[0].state {
@@ -490,6 +506,7 @@ func (f *File) copyTo(ctx context.Context, name string, opts blob.PutOptions) er
 			baseName: f.baseName, baseETag: f.baseETag, baseLimit: f.baseLimit,
 		}
 	}
+	f.withMD5Locked(&opts)
 	f.mu.Unlock()
 	defer f.mu.Lock()
 	if err := parallel(ctx, len(jobs), f.m.opts.Concurrency, func(ctx context.Context, i int) error {
