@@ -228,9 +228,42 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 	f.baseName, f.baseETag, f.target = name, props.ETag, props.ETag
 	if f.seq == seq {
 		f.dirty = false
+		f.keepCommitted(ctx, name, props.ETag)
 	}
 	f.journalLogged()
 	return props, nil
+}
+
+// keepCommitted hands the read cache the blocks of the version just
+// committed that are on local disk, so that reading the file back costs
+// no GET. Only when nothing changed during the commit (the caller checks
+// seq): the cache file then holds exactly what the service has under
+// etag. Called with f.mu held, which keeps the blocks as they are.
+func (f *File) keepCommitted(ctx context.Context, name, etag string) {
+	rc := f.m.opts.ReadCache
+	if rc == nil || etag == "" {
+		return
+	}
+	var buf []byte
+	for i := range f.blocks {
+		if st := f.blocks[i].state; st != blkLocal && st != blkZero {
+			continue // in the service only: nothing local to keep
+		}
+		if buf == nil {
+			var err error
+			if buf, err = f.m.getBuf(ctx); err != nil {
+				return
+			}
+			defer f.m.putBuf(buf)
+		}
+		start := int64(i) * f.bs
+		p := buf[:blen(i, f.size, f.bs)]
+		if _, err := f.data.ReadAt(p, start); err != nil {
+			f.m.log.WithError(err).Warn("cannot read a committed block back for the read cache")
+			return
+		}
+		rc.Store(name, etag, f.size, p, start)
+	}
 }
 
 func (f *File) conditions() blob.Conditions {
