@@ -326,8 +326,8 @@ func diskSize(n int64) int64 { return (headerSize(n) + n + 4095) &^ 4095 }
 // name is dropped. A piece that fails its checks is removed and the read
 // is a miss: the caller then downloads.
 func (c *Cache) ReadAt(name, etag string, size int64, p []byte, off int64) bool {
-	if len(p) == 0 || off < 0 || off+int64(len(p)) > size {
-		return false
+	if len(p) == 0 || off < 0 || off+int64(len(p)) > size || etag == "" {
+		return false // without an ETag there is no version to check
 	}
 	for done := int64(0); done < int64(len(p)); {
 		pos := off + done
