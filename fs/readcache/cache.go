@@ -103,7 +103,12 @@ type entry struct {
 	dir        string
 	pieces     map[int64][]*piece // by block index
 	gone       bool               // dropped: its pieces must not be added to
+	pending    int                // pieces being written
 }
+
+// entryDisk is what a version costs besides its pieces: its directory
+// and meta file.
+const entryDisk = 8 << 10
 
 type piece struct {
 	e    *entry
@@ -230,7 +235,7 @@ func (c *Cache) rebuild() error {
 			os.RemoveAll(path)
 			continue
 		}
-		if old := c.entries[e.name]; old != nil {
+		if old := c.entries[e.name]; old != nil && len(ps) > 0 {
 			// Two versions of one name: a crash came between storing the
 			// new one and removing the old. Keep the newer.
 			if old.gone || mtime.Before(entryTime(old)) {
@@ -238,6 +243,7 @@ func (c *Cache) rebuild() error {
 				continue
 			}
 			old.gone = true
+			c.used -= entryDisk
 			os.RemoveAll(old.dir)
 			kept := all[:0]
 			for _, f := range all {
@@ -247,7 +253,12 @@ func (c *Cache) rebuild() error {
 			}
 			all = kept
 		}
+		if len(ps) == 0 {
+			os.RemoveAll(path)
+			continue
+		}
 		c.entries[e.name] = e
+		c.used += entryDisk
 		all = append(all, ps...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mtime.Before(all[j].mtime) })
@@ -393,6 +404,7 @@ func (c *Cache) current(name, etag string, size int64, create bool) *entry {
 			return nil
 		}
 		c.entries[name] = e
+		c.used += entryDisk
 	}
 	return e
 }
@@ -421,7 +433,11 @@ func (c *Cache) writeMeta(e *entry) error {
 // removal is a few unlinks, and holding the lock keeps a new entry of
 // the same version from being made in a directory being removed.
 func (c *Cache) dropEntry(e *entry) {
+	if e.gone {
+		return
+	}
 	e.gone = true
+	c.used -= entryDisk
 	for _, ps := range e.pieces {
 		for _, p := range ps {
 			c.lru.Remove(p.elem)
@@ -455,6 +471,15 @@ func (c *Cache) removePiece(p *piece) {
 	if len(p.e.pieces[idx]) == 0 {
 		delete(p.e.pieces, idx)
 	}
+	c.dropIfEmpty(p.e)
+}
+
+// dropIfEmpty drops a version left without pieces: the directories of
+// blobs read once would otherwise pile up. Called with c.mu held.
+func (c *Cache) dropIfEmpty(e *entry) {
+	if !e.gone && len(e.pieces) == 0 && e.pending == 0 {
+		c.dropEntry(e)
+	}
 }
 
 // Store keeps p, the bytes at off of the version (name, etag, size),
@@ -487,12 +512,15 @@ func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 		c.mu.Unlock()
 		return
 	}
+	e.pending++
 	var victims []string
 	if c.max > 0 {
 		if over := c.used + disk + staged - c.max; over > 0 {
 			victims = c.evictLocked(over)
 		}
 		if c.used+disk+staged > c.max {
+			e.pending--
+			c.dropIfEmpty(e)
 			c.mu.Unlock()
 			removeAll(victims)
 			return
@@ -505,6 +533,10 @@ func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 	tmp, err := writePiece(e.dir, e.key, off, p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() {
+		e.pending--
+		c.dropIfEmpty(e)
+	}()
 	pc := &piece{e: e, off: off, n: n, disk: disk}
 	// Renamed under the lock, after the check: two readers storing the
 	// same piece must not have the loser remove the winner's file.

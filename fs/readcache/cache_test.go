@@ -98,21 +98,21 @@ func TestRandomReadsKeepOnlyWhatTheyRead(t *testing.T) {
 	hit(t, c, "r", "e", v, 301000, 100)
 	miss(t, c, "r", "e", size, 299999, 10)
 	miss(t, c, "r", "e", size, 304000, 200)
-	if s := c.Stats(); s.Pieces != 1 || s.Bytes != diskSize(4096) {
+	if s := c.Stats(); s.Pieces != 1 || s.Bytes != entryDisk+diskSize(4096) {
 		t.Errorf("after one 4 KiB read: %+v, want 1 piece of %d bytes", s, diskSize(4096))
 	}
 	// The whole block, read later, replaces the pieces it covers.
 	blk := v[testBS : 2*testBS]
 	c.Store("r", "e", size, blk, testBS)
 	hit(t, c, "r", "e", v, 300000, 4096)
-	if s := c.Stats(); s.Pieces != 1 || s.Bytes != diskSize(testBS) {
+	if s := c.Stats(); s.Pieces != 1 || s.Bytes != entryDisk+diskSize(testBS) {
 		t.Errorf("after the whole block: %+v, want 1 piece of %d bytes", s, diskSize(testBS))
 	}
 }
 
 func TestLRUEvictionWithinBudget(t *testing.T) {
 	per := diskSize(testBS)
-	c := open(t, t.TempDir(), 3*per, nil)
+	c := open(t, t.TempDir(), 3*per+entryDisk, nil)
 	v := content(4, 5*testBS)
 	size := int64(len(v))
 	store := func(i int64) { c.Store("big", "e", size, v[i*testBS:(i+1)*testBS], i*testBS) }
@@ -121,8 +121,8 @@ func TestLRUEvictionWithinBudget(t *testing.T) {
 	store(2)
 	hit(t, c, "big", "e", v, 0, 10) // block 0 is now more recent than 1
 	store(3)
-	if u := c.Used(); u > 3*per {
-		t.Fatalf("used %d bytes, over the budget of %d", u, 3*per)
+	if u := c.Used(); u > 3*per+entryDisk {
+		t.Fatalf("used %d bytes, over the budget of %d", u, 3*per+entryDisk)
 	}
 	miss(t, c, "big", "e", size, testBS, 10) // least recently used
 	hit(t, c, "big", "e", v, 0, testBS)
@@ -142,14 +142,15 @@ func (f *fakeStaged) Used() int64 { return f.n.Load() }
 func TestStagingPressure(t *testing.T) {
 	per := diskSize(testBS)
 	st := &fakeStaged{}
-	c := open(t, t.TempDir(), 4*per, st)
+	max := 4*per + entryDisk
+	c := open(t, t.TempDir(), max, st)
 	v := content(5, 4*testBS)
 	size := int64(len(v))
 	for i := int64(0); i < 4; i++ {
 		c.Store("f", "e", size, v[i*testBS:(i+1)*testBS], i*testBS)
 	}
-	if u := c.Used(); u != 4*per {
-		t.Fatalf("used %d, want %d", u, 4*per)
+	if u := c.Used(); u != max {
+		t.Fatalf("used %d, want %d", u, max)
 	}
 	// Staging wants 2 blocks: it evicts them from the read cache, oldest
 	// first.
@@ -164,15 +165,22 @@ func TestStagingPressure(t *testing.T) {
 	// evicts it; one that cannot fit at all is not stored.
 	w := content(6, testBS)
 	c.Store("g", "e", testBS, w, 0)
-	if u := c.Used() + st.Used(); u > 4*per {
-		t.Errorf("cache %d + staged %d over the budget %d", c.Used(), st.Used(), 4*per)
+	if u := c.Used() + st.Used(); u > max {
+		t.Errorf("cache %d + staged %d over the budget %d", c.Used(), st.Used(), max)
 	}
 	hit(t, c, "g", "e", w, 0, testBS)
-	st.n.Store(4 * per)
+	st.n.Store(max)
 	c.Store("h", "e", testBS, w, 0)
 	miss(t, c, "h", "e", testBS, 0, 10)
 	if u := c.Used(); u != 0 {
 		t.Errorf("with staging holding the whole budget the cache still holds %d bytes", u)
+	}
+	// Versions left without pieces leave no directory behind.
+	des, _ := os.ReadDir(c.dir)
+	for _, de := range des {
+		if de.IsDir() {
+			t.Errorf("directory %s left of a version with nothing cached", de.Name())
+		}
 	}
 }
 
@@ -279,7 +287,7 @@ func TestReopenServesFromDisk(t *testing.T) {
 	c = open(t, dir, 0, nil)
 	hit(t, c, "data/v", "e", v, 0, int64(len(v)))
 	hit(t, c, "data/s", "x", small, 0, int64(len(small)))
-	if s := c.Stats(); s.Versions != 2 || s.Pieces != 5 || s.Bytes != 3*diskSize(testBS)+diskSize(5)+diskSize(int64(len(small))) {
+	if s := c.Stats(); s.Versions != 2 || s.Pieces != 5 || s.Bytes != 2*entryDisk+3*diskSize(testBS)+diskSize(5)+diskSize(int64(len(small))) {
 		t.Errorf("after reopening: %+v", s)
 	}
 	c.Close()
@@ -317,7 +325,7 @@ func TestFilesArePrivate(t *testing.T) {
 // evicts: every hit is the right bytes (run with -race).
 func TestConcurrentUse(t *testing.T) {
 	per := diskSize(testBS)
-	c := open(t, t.TempDir(), 6*per, nil)
+	c := open(t, t.TempDir(), 6*per+entryDisk, nil)
 	v := content(10, 8*testBS)
 	size := int64(len(v))
 	var wg sync.WaitGroup
@@ -344,8 +352,9 @@ func TestConcurrentUse(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if u := c.Used(); u > 6*per || u != int64(c.Stats().Pieces)*per {
-		t.Errorf("used %d for %d pieces (budget %d)", u, c.Stats().Pieces, 6*per)
+	s := c.Stats()
+	if u := c.Used(); u > 6*per+entryDisk || u != int64(s.Pieces)*per+int64(s.Versions)*entryDisk {
+		t.Errorf("used %d for %+v (budget %d)", u, s, 6*per+entryDisk)
 	}
 	if n := countPieceFiles(t, c.dir); n != c.Stats().Pieces {
 		t.Errorf("%d piece files on disk, %d indexed", n, c.Stats().Pieces)
