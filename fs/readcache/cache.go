@@ -2,13 +2,15 @@
 // commit uploaded) on local disk, so that reading it again, also after a
 // remount, costs no call to the service while the blob is unchanged.
 //
-// Layout: Dir (0700) holds one directory per blob version, named by the
-// SHA-256 of name, ETag and size (the key), with a "meta" file (name, ETag,
-// size, block size: JSON, written to a temporary file and renamed) and one
-// file per piece: "<offset>-<length>", the bytes [offset, offset+length)
-// of that version, never across a block boundary (BlockSize, the
-// readahead's block). A sequential reader stores whole blocks; a random
-// reader only the ranges it read. All files are 0600.
+// Layout: Dir (0700) holds one file (0600) per piece, the bytes
+// [offset, offset+length) of one version of one blob, never across a block
+// boundary (BlockSize, the readahead's block): a sequential reader stores
+// whole blocks, a random reader only the ranges it read. A piece is named
+// "<key>.<offset>-<length>", where the key is the SHA-256 of the blob's
+// name, ETag and size, in a subdirectory named by the key's first two hex
+// digits (made on first use); its header repeats the key, name, ETag and size (see piece.go),
+// so that one file creation is all a small file costs, and the index is
+// rebuilt at Open from the names and one header per version.
 //
 // Versions: the cache holds at most one version per blob name. A lookup
 // or store with another ETag or size drops the version held (the blob was
@@ -21,9 +23,9 @@
 // temporary file, removed at the next Open. After a power loss a renamed
 // piece may come back short or with blocks of zeros (its data never
 // reached the disk): its length is checked against its name at Open, and
-// its header carries a CRC-32C of every 64 KiB of data, checked on every
-// read, so such a piece is a miss (and is removed), never served. Fsync
-// would make every block read cost a disk flush.
+// its header carries a CRC-32 of every 64 KiB of data and of itself,
+// checked on every read, so such a piece is a miss (and is removed), never
+// served. Fsync would make every block read cost a disk flush.
 //
 // Space: the cache shares the mount's --cache-size with staging (see
 // Options.Staged); staged data always wins: staging evicts the read cache
@@ -38,7 +40,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -100,15 +101,11 @@ type entry struct {
 	name, etag string
 	size       int64
 	key        [32]byte
-	dir        string
+	base       string             // path of its pieces without ".<offset>-<length>"
 	pieces     map[int64][]*piece // by block index
 	gone       bool               // dropped: its pieces must not be added to
 	pending    int                // pieces being written
 }
-
-// entryDisk is what a version costs besides its pieces: its directory
-// and meta file.
-const entryDisk = 8 << 10
 
 type piece struct {
 	e    *entry
@@ -118,17 +115,21 @@ type piece struct {
 	elem *list.Element
 }
 
-func (p *piece) path() string { return filepath.Join(p.e.dir, pieceName(p.off, p.n)) }
+func (p *piece) path() string { return p.e.base + "." + pieceName(p.off, p.n) }
 
 func pieceName(off, n int64) string { return fmt.Sprintf("%d-%d", off, n) }
 
-// meta is an entry's "meta" file.
-type meta struct {
-	Name      string `json:"name"`
-	ETag      string `json:"etag"`
-	Size      int64  `json:"size"`
-	BlockSize int64  `json:"block_size"`
+// shard is the subdirectory of a version's pieces.
+func (c *Cache) shard(key [32]byte) string { return filepath.Join(c.dir, hex.EncodeToString(key[:1])) }
+
+func (c *Cache) newEntry(name, etag string, size int64) *entry {
+	key := versionKey(name, etag, size)
+	return &entry{name: name, etag: etag, size: size, key: key,
+		base: filepath.Join(c.shard(key), hex.EncodeToString(key[:])), pieces: map[int64][]*piece{}}
 }
+
+// metaLen is what a version's name and ETag take in a piece's header.
+func (e *entry) metaLen() int { return len(e.name) + len(e.etag) }
 
 func versionKey(name, etag string, size int64) [32]byte {
 	return sha256.Sum256([]byte(name + "\x00" + etag + "\x00" + strconv.FormatInt(size, 10)))
@@ -212,54 +213,82 @@ type found struct {
 	mtime time.Time
 }
 
-// rebuild indexes the pieces on disk. A piece whose file has not the
-// length its name promises, a version without a readable meta file (or
-// one made with another block size) and temporary files are removed.
+// rebuild indexes the pieces on disk. Temporary files, pieces whose file
+// has not the length their name and header promise or that cross a block
+// boundary (the block size changed), versions whose header cannot be read
+// and anything else are removed. Of two versions of one name (a crash
+// came between storing the new one and dropping the old), the one with
+// the most recent piece is kept.
 func (c *Cache) rebuild() error {
 	des, err := os.ReadDir(c.dir)
 	if err != nil {
 		return fmt.Errorf("readcache: reading %s: %w", c.dir, err)
 	}
+	type version struct {
+		files []os.DirEntry
+		offs  [][2]int64
+	}
 	var all []found
+	newest := map[*entry]time.Time{}
 	for _, de := range des {
 		path := filepath.Join(c.dir, de.Name())
 		if de.Name() == ".lock" {
 			continue
 		}
-		if !de.IsDir() {
-			os.Remove(path)
-			continue
-		}
-		e, ps, mtime, ok := c.loadEntry(path)
-		if !ok {
+		if b, err := hex.DecodeString(de.Name()); err != nil || len(b) != 1 || !de.IsDir() {
 			os.RemoveAll(path)
 			continue
 		}
-		if old := c.entries[e.name]; old != nil && len(ps) > 0 {
-			// Two versions of one name: a crash came between storing the
-			// new one and removing the old. Keep the newer.
-			if old.gone || mtime.Before(entryTime(old)) {
-				os.RemoveAll(path)
+		files, err := os.ReadDir(path)
+		if err != nil {
+			return fmt.Errorf("readcache: reading %s: %w", path, err)
+		}
+		versions := map[string]*version{}
+		for _, f := range files {
+			keyHex, rest, _ := strings.Cut(f.Name(), ".")
+			off, n, ok := parsePieceName(rest)
+			if k, err := hex.DecodeString(keyHex); err != nil || len(k) != 32 || !ok || !strings.HasPrefix(keyHex, de.Name()) || !f.Type().IsRegular() {
+				os.RemoveAll(filepath.Join(path, f.Name())) // temporary or foreign
 				continue
 			}
-			old.gone = true
-			c.used -= entryDisk
-			os.RemoveAll(old.dir)
-			kept := all[:0]
-			for _, f := range all {
-				if f.p.e != old {
-					kept = append(kept, f)
-				}
+			v := versions[keyHex]
+			if v == nil {
+				v = &version{}
+				versions[keyHex] = v
 			}
-			all = kept
+			v.files = append(v.files, f)
+			v.offs = append(v.offs, [2]int64{off, n})
 		}
-		if len(ps) == 0 {
-			os.RemoveAll(path)
-			continue
+		for keyHex, v := range versions {
+			e := c.loadVersion(path, keyHex, v.files, v.offs)
+			if e == nil {
+				continue
+			}
+			ps, t := c.loadPieces(e, v.files, v.offs)
+			if len(ps) == 0 {
+				continue
+			}
+			if old := c.entries[e.name]; old != nil {
+				if t.Before(newest[old]) {
+					c.removeFiles(ps)
+					continue
+				}
+				var oldPs []found
+				kept := all[:0]
+				for _, f := range all {
+					if f.p.e == old {
+						oldPs = append(oldPs, f)
+					} else {
+						kept = append(kept, f)
+					}
+				}
+				all = kept
+				c.removeFiles(oldPs)
+			}
+			c.entries[e.name] = e
+			newest[e] = t
+			all = append(all, ps...)
 		}
-		c.entries[e.name] = e
-		c.used += entryDisk
-		all = append(all, ps...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mtime.Before(all[j].mtime) })
 	for _, f := range all {
@@ -270,53 +299,51 @@ func (c *Cache) rebuild() error {
 	return nil
 }
 
-func entryTime(e *entry) time.Time {
-	fi, err := os.Stat(filepath.Join(e.dir, "meta"))
-	if err != nil {
-		return time.Time{}
+func (c *Cache) removeFiles(fs []found) {
+	for _, f := range fs {
+		os.Remove(f.p.path())
 	}
-	return fi.ModTime()
 }
 
-func (c *Cache) loadEntry(dir string) (*entry, []found, time.Time, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, "meta"))
-	if err != nil {
-		return nil, nil, time.Time{}, false
+// loadVersion reads the version of keyHex from the header of one of its
+// pieces; if none has a good header, it removes them all.
+func (c *Cache) loadVersion(dir, keyHex string, files []os.DirEntry, offs [][2]int64) *entry {
+	for i, f := range files {
+		name, etag, size, err := readVersion(filepath.Join(dir, f.Name()), offs[i][0], offs[i][1])
+		if err != nil {
+			continue
+		}
+		e := c.newEntry(name, etag, size)
+		if hex.EncodeToString(e.key[:]) == keyHex {
+			return e
+		}
 	}
-	var m meta
-	if json.Unmarshal(b, &m) != nil || m.BlockSize != c.bs {
-		return nil, nil, time.Time{}, false
+	for _, f := range files {
+		os.Remove(filepath.Join(dir, f.Name()))
 	}
-	key := versionKey(m.Name, m.ETag, m.Size)
-	if hex.EncodeToString(key[:]) != filepath.Base(dir) {
-		return nil, nil, time.Time{}, false
-	}
-	e := &entry{name: m.Name, etag: m.ETag, size: m.Size, key: key, dir: dir, pieces: map[int64][]*piece{}}
-	var mtime time.Time
-	if fi, err := os.Stat(filepath.Join(dir, "meta")); err == nil {
-		mtime = fi.ModTime()
-	}
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, nil, time.Time{}, false
-	}
+	return nil
+}
+
+// loadPieces checks the pieces of e by their lengths and returns them with
+// the most recent modification time; the others it removes.
+func (c *Cache) loadPieces(e *entry, files []os.DirEntry, offs [][2]int64) ([]found, time.Time) {
 	var ps []found
-	for _, de := range des {
-		if de.Name() == "meta" {
+	var newest time.Time
+	for i, f := range files {
+		off, n := offs[i][0], offs[i][1]
+		p := &piece{e: e, off: off, n: n, disk: diskSize(n, e.metaLen())}
+		fi, err := f.Info()
+		if err != nil || n <= 0 || off+n > e.size || off/c.bs != (off+n-1)/c.bs ||
+			fi.Size() != headerSize(n, e.metaLen())+n {
+			os.Remove(p.path()) // truncated, or of another block size
 			continue
 		}
-		path := filepath.Join(dir, de.Name())
-		off, n, ok := parsePieceName(de.Name())
-		fi, err := de.Info()
-		if !ok || err != nil || !fi.Mode().IsRegular() || n <= 0 || off+n > m.Size || off/c.bs != (off+n-1)/c.bs ||
-			fi.Size() != headerSize(n)+n {
-			os.Remove(path) // temporary, truncated or foreign
-			continue
-		}
-		p := &piece{e: e, off: off, n: n, disk: diskSize(n)}
 		ps = append(ps, found{p, fi.ModTime()})
+		if fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
 	}
-	return e, ps, mtime, true
+	return ps, newest
 }
 
 func parsePieceName(s string) (off, n int64, ok bool) {
@@ -330,7 +357,7 @@ func parsePieceName(s string) (off, n int64, ok bool) {
 }
 
 // diskSize is what a piece of n bytes costs, in whole 4 KiB blocks.
-func diskSize(n int64) int64 { return (headerSize(n) + n + 4095) &^ 4095 }
+func diskSize(n int64, metaLen int) int64 { return (headerSize(n, metaLen) + n + 4095) &^ 4095 }
 
 // ReadAt fills p with the bytes at off of the version (name, etag, size)
 // and reports true when the cache held them all. Another version held of
@@ -369,9 +396,9 @@ func (c *Cache) readBlock(name, etag string, size int64, p []byte, off int64) bo
 		return false
 	}
 	c.lru.MoveToBack(pc.elem)
-	path, key, poff, pn := pc.path(), e.key, pc.off, pc.n
+	path, key, ml, poff, pn := pc.path(), e.key, e.metaLen(), pc.off, pc.n
 	c.mu.Unlock()
-	if err := readPiece(path, key, poff, pn, p, off); err != nil {
+	if err := readPiece(path, key, ml, poff, pn, p, off); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			c.log.WithError(err).WithField("piece", path).Warn("dropping a read cache piece that fails its checks")
 		}
@@ -396,61 +423,31 @@ func (c *Cache) current(name, etag string, size int64, create bool) *entry {
 		e = nil
 	}
 	if e == nil && create && !c.closed {
-		key := versionKey(name, etag, size)
-		e = &entry{name: name, etag: etag, size: size, key: key,
-			dir: filepath.Join(c.dir, hex.EncodeToString(key[:])), pieces: map[int64][]*piece{}}
-		if err := c.writeMeta(e); err != nil {
-			c.log.WithError(err).Warn("cannot add to the read cache")
-			return nil
-		}
+		e = c.newEntry(name, etag, size)
 		c.entries[name] = e
-		c.used += entryDisk
 	}
 	return e
 }
 
-// writeMeta creates e's directory and meta file. Called with c.mu held:
-// once per version, so that a version's directory never exists without
-// its meta file being complete.
-func (c *Cache) writeMeta(e *entry) error {
-	if err := os.MkdirAll(e.dir, 0o700); err != nil {
-		return fmt.Errorf("readcache: %w", err)
-	}
-	b, _ := json.Marshal(meta{Name: e.name, ETag: e.etag, Size: e.size, BlockSize: c.bs})
-	tmp := filepath.Join(e.dir, ".tmp-meta-"+randHex())
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("readcache: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(e.dir, "meta")); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("readcache: %w", err)
-	}
-	return nil
-}
-
-// dropEntry forgets e and removes its files. Called with c.mu held; the
-// removal is a few unlinks, and holding the lock keeps a new entry of
-// the same version from being made in a directory being removed.
+// dropEntry forgets e and removes its pieces. Called with c.mu held: a
+// few unlinks, and holding the lock keeps a piece of the same version
+// stored meanwhile from being removed with them.
 func (c *Cache) dropEntry(e *entry) {
 	if e.gone {
 		return
 	}
 	e.gone = true
-	c.used -= entryDisk
 	for _, ps := range e.pieces {
 		for _, p := range ps {
 			c.lru.Remove(p.elem)
 			p.elem = nil
 			c.used -= p.disk
+			os.Remove(p.path())
 		}
 	}
 	e.pieces = nil
 	if c.entries[e.name] == e {
 		delete(c.entries, e.name)
-	}
-	if err := os.RemoveAll(e.dir); err != nil {
-		c.log.WithError(err).Warn("cannot remove an old version from the read cache")
 	}
 }
 
@@ -474,8 +471,8 @@ func (c *Cache) removePiece(p *piece) {
 	c.dropIfEmpty(p.e)
 }
 
-// dropIfEmpty drops a version left without pieces: the directories of
-// blobs read once would otherwise pile up. Called with c.mu held.
+// dropIfEmpty forgets a version left without pieces: the index would
+// otherwise keep every blob ever read. Called with c.mu held.
 func (c *Cache) dropIfEmpty(e *entry) {
 	if !e.gone && len(e.pieces) == 0 && e.pending == 0 {
 		c.dropEntry(e)
@@ -501,7 +498,7 @@ func (c *Cache) Store(name, etag string, size int64, p []byte, off int64) {
 
 func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 	n := int64(len(p))
-	disk := diskSize(n)
+	disk := diskSize(n, len(name)+len(etag))
 	var staged int64
 	if c.staged != nil {
 		staged = c.staged.Used() // before c.mu: see the lock order in Evict
@@ -530,7 +527,7 @@ func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 	c.mu.Unlock()
 	removeAll(victims)
 
-	tmp, err := writePiece(e.dir, e.key, off, p)
+	tmp, err := c.writePiece(e, off, p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer func() {

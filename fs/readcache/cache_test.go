@@ -2,7 +2,6 @@ package readcache
 
 import (
 	"bytes"
-	"encoding/hex"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -77,9 +76,8 @@ func TestServedOnlyForTheVersionStored(t *testing.T) {
 	if s := c.Stats(); s.Pieces != 0 || s.Bytes != 0 {
 		t.Errorf("after the blob changed: %+v, want nothing held", s)
 	}
-	key := versionKey("a/f", "e1", int64(len(v1)))
-	if _, err := os.Stat(filepath.Join(c.dir, hex.EncodeToString(key[:]))); !os.IsNotExist(err) {
-		t.Errorf("old version's directory: %v, want it removed", err)
+	if n := countPieceFiles(t, c.dir); n != 0 {
+		t.Errorf("%d piece files left of the old version, want none", n)
 	}
 	// The new version is kept under its own ETag.
 	v2 := content(2, int64(len(v1)))
@@ -98,21 +96,21 @@ func TestRandomReadsKeepOnlyWhatTheyRead(t *testing.T) {
 	hit(t, c, "r", "e", v, 301000, 100)
 	miss(t, c, "r", "e", size, 299999, 10)
 	miss(t, c, "r", "e", size, 304000, 200)
-	if s := c.Stats(); s.Pieces != 1 || s.Bytes != entryDisk+diskSize(4096) {
-		t.Errorf("after one 4 KiB read: %+v, want 1 piece of %d bytes", s, diskSize(4096))
+	if s := c.Stats(); s.Pieces != 1 || s.Bytes != diskSize(4096, 8) {
+		t.Errorf("after one 4 KiB read: %+v, want 1 piece of %d bytes", s, diskSize(4096, 8))
 	}
 	// The whole block, read later, replaces the pieces it covers.
 	blk := v[testBS : 2*testBS]
 	c.Store("r", "e", size, blk, testBS)
 	hit(t, c, "r", "e", v, 300000, 4096)
-	if s := c.Stats(); s.Pieces != 1 || s.Bytes != entryDisk+diskSize(testBS) {
-		t.Errorf("after the whole block: %+v, want 1 piece of %d bytes", s, diskSize(testBS))
+	if s := c.Stats(); s.Pieces != 1 || s.Bytes != diskSize(testBS, 8) {
+		t.Errorf("after the whole block: %+v, want 1 piece of %d bytes", s, diskSize(testBS, 8))
 	}
 }
 
 func TestLRUEvictionWithinBudget(t *testing.T) {
-	per := diskSize(testBS)
-	c := open(t, t.TempDir(), 3*per+entryDisk, nil)
+	per := diskSize(testBS, 8)
+	c := open(t, t.TempDir(), 3*per, nil)
 	v := content(4, 5*testBS)
 	size := int64(len(v))
 	store := func(i int64) { c.Store("big", "e", size, v[i*testBS:(i+1)*testBS], i*testBS) }
@@ -121,8 +119,8 @@ func TestLRUEvictionWithinBudget(t *testing.T) {
 	store(2)
 	hit(t, c, "big", "e", v, 0, 10) // block 0 is now more recent than 1
 	store(3)
-	if u := c.Used(); u > 3*per+entryDisk {
-		t.Fatalf("used %d bytes, over the budget of %d", u, 3*per+entryDisk)
+	if u := c.Used(); u > 3*per {
+		t.Fatalf("used %d bytes, over the budget of %d", u, 3*per)
 	}
 	miss(t, c, "big", "e", size, testBS, 10) // least recently used
 	hit(t, c, "big", "e", v, 0, testBS)
@@ -140,9 +138,9 @@ func (f *fakeStaged) Used() int64 { return f.n.Load() }
 // Staged data always wins: what staging holds leaves the read cache less
 // room, and staging takes room back with Evict.
 func TestStagingPressure(t *testing.T) {
-	per := diskSize(testBS)
+	per := diskSize(testBS, 8)
 	st := &fakeStaged{}
-	max := 4*per + entryDisk
+	max := 4 * per
 	c := open(t, t.TempDir(), max, st)
 	v := content(5, 4*testBS)
 	size := int64(len(v))
@@ -175,12 +173,9 @@ func TestStagingPressure(t *testing.T) {
 	if u := c.Used(); u != 0 {
 		t.Errorf("with staging holding the whole budget the cache still holds %d bytes", u)
 	}
-	// Versions left without pieces leave no directory behind.
-	des, _ := os.ReadDir(c.dir)
-	for _, de := range des {
-		if de.IsDir() {
-			t.Errorf("directory %s left of a version with nothing cached", de.Name())
-		}
+	// Versions left without pieces are forgotten.
+	if s := c.Stats(); s.Versions != 0 {
+		t.Errorf("%+v, want no version left without pieces", s)
 	}
 }
 
@@ -190,44 +185,46 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 	size := int64(len(v))
 	for _, tc := range []struct {
 		name string
-		// damage changes the files of a cache holding both blocks of
-		// "f" at e; it returns the offset that must now be a miss.
-		damage func(t *testing.T, vdir string) int64
+		// damage changes the files of a cache (at dir) holding both
+		// blocks of "f" at e; it returns the offset that must now be a
+		// miss.
+		damage func(t *testing.T, dir string) int64
 		// atOpen: the damage is found by rebuild (the piece is not even
 		// indexed); otherwise by the read's checks.
 		atOpen bool
 	}{
-		{"temporary file never renamed", func(t *testing.T, vdir string) int64 {
+		{"temporary file never renamed", func(t *testing.T, dir string) int64 {
 			// As a fill killed before its rename: the data is there, the
 			// piece is not.
-			os.Remove(filepath.Join(vdir, pieceName(testBS, testBS)))
-			h := encodeHeader(versionKey("f", "e", size), testBS, v[testBS:])
-			os.WriteFile(filepath.Join(vdir, ".tmp-0123"), append(h, v[testBS:]...), 0o600)
+			final := piecePath(dir, "f", "e", size, testBS, testBS)
+			os.Remove(final)
+			h := encodeHeader(testEntry(dir, "f", "e", size), testBS, v[testBS:])
+			os.WriteFile(filepath.Join(filepath.Dir(final), ".tmp-0123"), append(h, v[testBS:]...), 0o600)
 			return testBS
 		}, true},
-		{"piece file cut short", func(t *testing.T, vdir string) int64 {
-			os.Truncate(filepath.Join(vdir, pieceName(0, testBS)), headerSize(testBS)+testBS/2)
+		{"piece file cut short", func(t *testing.T, dir string) int64 {
+			os.Truncate(piecePath(dir, "f", "e", size, 0, testBS), headerSize(testBS, 2)+testBS/2)
 			return 0
 		}, true},
-		{"data never reached the disk (zeros)", func(t *testing.T, vdir string) int64 {
-			f, err := os.OpenFile(filepath.Join(vdir, pieceName(testBS, testBS)), os.O_WRONLY, 0)
+		{"data never reached the disk (zeros)", func(t *testing.T, dir string) int64 {
+			f, err := os.OpenFile(piecePath(dir, "f", "e", size, testBS, testBS), os.O_WRONLY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.WriteAt(make([]byte, chunkSize), headerSize(testBS)+chunkSize)
+			f.WriteAt(make([]byte, chunkSize), headerSize(testBS, 2)+chunkSize)
 			f.Close()
 			return testBS + chunkSize + 10
 		}, false},
-		{"header never reached the disk", func(t *testing.T, vdir string) int64 {
-			f, _ := os.OpenFile(filepath.Join(vdir, pieceName(0, testBS)), os.O_WRONLY, 0)
+		{"header never reached the disk", func(t *testing.T, dir string) int64 {
+			f, _ := os.OpenFile(piecePath(dir, "f", "e", size, 0, testBS), os.O_WRONLY, 0)
 			f.WriteAt(make([]byte, 4096), 0)
 			f.Close()
 			return 0
 		}, false},
-		{"another version's piece", func(t *testing.T, vdir string) int64 {
+		{"another version's piece", func(t *testing.T, dir string) int64 {
 			other := content(8, testBS)
-			h := encodeHeader(versionKey("f", "old", size), 0, other)
-			os.WriteFile(filepath.Join(vdir, pieceName(0, testBS)), append(h, other...), 0o600)
+			h := encodeHeader(testEntry(dir, "f", "x", size), 0, other)
+			os.WriteFile(piecePath(dir, "f", "e", size, 0, testBS), append(h, other...), 0o600)
 			return 0
 		}, false},
 	} {
@@ -235,10 +232,8 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 			dir := t.TempDir()
 			c := open(t, dir, 0, nil)
 			c.Store("f", "e", size, v, 0)
-			key := versionKey("f", "e", size)
-			vdir := filepath.Join(dir, hex.EncodeToString(key[:]))
 			c.Close()
-			bad := tc.damage(t, vdir)
+			bad := tc.damage(t, dir)
 			c = open(t, dir, 0, nil)
 			if tc.atOpen && c.Stats().Pieces != 1 {
 				t.Errorf("after reopening: %d pieces indexed, want only the intact one", c.Stats().Pieces)
@@ -255,21 +250,33 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 			hit(t, c, "f", "e", v, good, testBS)
 		})
 	}
-	// A version directory whose meta file never got written is dropped
-	// whole.
-	t.Run("no meta file", func(t *testing.T) {
+	// A version none of whose pieces has a readable header is dropped
+	// whole at Open.
+	t.Run("no readable header", func(t *testing.T) {
 		dir := t.TempDir()
 		c := open(t, dir, 0, nil)
 		c.Store("f", "e", size, v, 0)
-		key := versionKey("f", "e", size)
 		c.Close()
-		os.Remove(filepath.Join(dir, hex.EncodeToString(key[:]), "meta"))
+		for _, off := range []int64{0, testBS} {
+			f, _ := os.OpenFile(piecePath(dir, "f", "e", size, off, testBS), os.O_WRONLY, 0)
+			f.WriteAt([]byte("XXXX"), 0)
+			f.Close()
+		}
 		c = open(t, dir, 0, nil)
 		miss(t, c, "f", "e", size, 0, 10)
-		if s := c.Stats(); s.Pieces != 0 || s.Bytes != 0 {
-			t.Errorf("%+v, want nothing", s)
+		if s := c.Stats(); s.Pieces != 0 || s.Bytes != 0 || countPieceFiles(t, dir) != 0 {
+			t.Errorf("%+v, %d files, want nothing", s, countPieceFiles(t, dir))
 		}
 	})
+}
+
+func testEntry(dir, name, etag string, size int64) *entry {
+	return (&Cache{dir: dir}).newEntry(name, etag, size)
+}
+
+// piecePath is where the cache at dir keeps [off, off+n) of a version.
+func piecePath(dir, name, etag string, size, off, n int64) string {
+	return testEntry(dir, name, etag, size).base + "." + pieceName(off, n)
 }
 
 func TestReopenServesFromDisk(t *testing.T) {
@@ -287,19 +294,31 @@ func TestReopenServesFromDisk(t *testing.T) {
 	c = open(t, dir, 0, nil)
 	hit(t, c, "data/v", "e", v, 0, int64(len(v)))
 	hit(t, c, "data/s", "x", small, 0, int64(len(small)))
-	if s := c.Stats(); s.Versions != 2 || s.Pieces != 5 || s.Bytes != 2*entryDisk+3*diskSize(testBS)+diskSize(5)+diskSize(int64(len(small))) {
+	if s := c.Stats(); s.Versions != 2 || s.Pieces != 5 || s.Bytes != 3*diskSize(testBS, 8)+diskSize(5, 8)+diskSize(int64(len(small)), 8) {
 		t.Errorf("after reopening: %+v", s)
 	}
 	c.Close()
-	// Another block size makes other pieces: what was kept is dropped.
+	// With a larger block size the pieces are still whole ranges within
+	// one block; with a smaller one, those that cross a block boundary
+	// are dropped (the two small ones stay).
 	c2, err := Open(Options{Dir: dir, BlockSize: 2 * testBS})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c2.Close()
-	if s := c2.Stats(); s.Pieces != 0 {
-		t.Errorf("with another block size: %+v, want nothing", s)
+	for off := int64(0); off < int64(len(v)); off += testBS {
+		hit(t, c2, "data/v", "e", v, off, min(testBS, int64(len(v))-off))
 	}
+	c2.Close()
+	c3, err := Open(Options{Dir: dir, BlockSize: testBS / 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if s := c3.Stats(); s.Pieces != 2 {
+		t.Errorf("with a smaller block size: %+v, want the 2 small pieces", s)
+	}
+	miss(t, c3, "data/v", "e", int64(len(v)), 0, 10)
+	hit(t, c3, "data/s", "x", small, 0, int64(len(small)))
 }
 
 func TestFilesArePrivate(t *testing.T) {
@@ -324,8 +343,8 @@ func TestFilesArePrivate(t *testing.T) {
 // Readers storing and reading the same blocks at once, while staging
 // evicts: every hit is the right bytes (run with -race).
 func TestConcurrentUse(t *testing.T) {
-	per := diskSize(testBS)
-	c := open(t, t.TempDir(), 6*per+entryDisk, nil)
+	per := diskSize(testBS, 8)
+	c := open(t, t.TempDir(), 6*per, nil)
 	v := content(10, 8*testBS)
 	size := int64(len(v))
 	var wg sync.WaitGroup
@@ -353,8 +372,8 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	s := c.Stats()
-	if u := c.Used(); u > 6*per+entryDisk || u != int64(s.Pieces)*per+int64(s.Versions)*entryDisk {
-		t.Errorf("used %d for %+v (budget %d)", u, s, 6*per+entryDisk)
+	if u := c.Used(); u > 6*per || u != int64(s.Pieces)*per {
+		t.Errorf("used %d for %+v (budget %d)", u, s, 6*per)
 	}
 	if n := countPieceFiles(t, c.dir); n != c.Stats().Pieces {
 		t.Errorf("%d piece files on disk, %d indexed", n, c.Stats().Pieces)
@@ -365,7 +384,7 @@ func countPieceFiles(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
 	filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() && fi.Name() != "meta" && fi.Name() != ".lock" && !strings.HasPrefix(fi.Name(), ".tmp") {
+		if err == nil && fi.Mode().IsRegular() && fi.Name() != ".lock" && !strings.HasPrefix(fi.Name(), ".tmp") {
 			n++
 		}
 		return nil
