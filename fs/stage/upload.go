@@ -234,14 +234,19 @@ func (f *File) Commit(ctx context.Context, opts blob.PutOptions) (*blob.Properti
 	return props, nil
 }
 
-// keepCommitted hands the read cache the blocks of the version just
-// committed that are on local disk, so that reading the file back costs
-// no GET. Only when nothing changed during the commit (the caller checks
-// seq): the cache file then holds exactly what the service has under
-// etag. Called with f.mu held, which keeps the blocks as they are.
+// keepCommitted hands the read cache the version just committed, so that
+// reading the file back costs no GET. Only when nothing changed during
+// the commit (the caller checks seq): the cache file then holds exactly
+// what the service has under etag. Called with f.mu held, which keeps the
+// blocks as they are.
+//
+// Only files of one block: copying a larger file into the read cache at
+// close cost 1.35 CPU s/GiB more per sequential write (64 MiB files,
+// measured through a mount), half as much again as the write itself;
+// keeping them needs the staged file handed over instead of copied.
 func (f *File) keepCommitted(ctx context.Context, name, etag string) {
 	rc := f.m.opts.ReadCache
-	if rc == nil || etag == "" {
+	if rc == nil || etag == "" || f.size > f.bs {
 		return
 	}
 	var buf []byte
