@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const testBS = 256 << 10 // 4 chunks of 64 KiB per block
@@ -390,4 +391,38 @@ func countPieceFiles(t *testing.T, dir string) int {
 		return nil
 	})
 	return n
+}
+
+// A crash between storing a new version and dropping the old one leaves
+// both on disk: Open keeps the one written last and removes the other.
+func TestReopenKeepsTheNewerOfTwoVersions(t *testing.T) {
+	old, cur := content(11, 1000), content(12, 1000)
+	dirNew := t.TempDir()
+	c := open(t, dirNew, 0, nil)
+	c.Store("f", "new", 1000, cur, 0)
+	c.Close()
+	dir := t.TempDir()
+	c = open(t, dir, 0, nil)
+	c.Store("f", "old", 1000, old, 0)
+	c.Close()
+	src, dst := piecePath(dirNew, "f", "new", 1000, 0, 1000), piecePath(dir, "f", "new", 1000, 0, 1000)
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(dst), 0o700)
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(dst, later, later)
+
+	c = open(t, dir, 0, nil)
+	hit(t, c, "f", "new", cur, 0, 1000)
+	if _, err := os.Stat(piecePath(dir, "f", "old", 1000, 0, 1000)); !os.IsNotExist(err) {
+		t.Errorf("the older version's piece: %v, want it removed", err)
+	}
+	if s := c.Stats(); s.Versions != 1 || s.Pieces != 1 {
+		t.Errorf("%+v, want the newer version only", s)
+	}
 }
