@@ -18,6 +18,7 @@ import (
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/fs/readahead"
+	"github.com/blobfs/blobfs/fs/readcache"
 	"github.com/blobfs/blobfs/fs/stage"
 )
 
@@ -35,10 +36,15 @@ type Options struct {
 	// long a directory listing is reused. Negative values mean 0 (no cache).
 	AttrTTL, EntryTTL, NegativeTTL time.Duration
 
-	CacheDir    string // staging for data not yet uploaded
-	CacheSize   int64  // bytes
-	BlockSize   int64  // upload/download block size
-	Concurrency int    // parallel block transfers per file
+	CacheDir  string // staging for data not yet uploaded, and the read cache
+	CacheSize int64  // bytes, staging and read cache together
+	// ReadCache keeps what is read (and committed) in CacheDir/read-cache,
+	// served while the blob's ETag is unchanged, also after a remount
+	// (see fs/readcache). Needs CacheDir. cmd/blobfs turns it on unless
+	// --read-cache=false.
+	ReadCache   bool
+	BlockSize   int64 // upload/download block size
+	Concurrency int   // parallel block transfers per file
 
 	// DirectIO opens every file with FOPEN_DIRECT_IO: reads and writes go
 	// to the daemon as the program makes them and the kernel keeps no
@@ -77,6 +83,7 @@ type mount struct {
 	store    Store
 	log      logrus.FieldLogger
 	stage    *stage.Manager
+	rcache   *readcache.Cache // nil: no read cache
 	ra       readahead.Options
 	readOnly bool
 	directIO bool
@@ -158,6 +165,17 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		negTTL:   ttl(opts.NegativeTTL, DefaultNegativeTTL),
 		ra:       readaheadOptions(opts),
 	}
+	if opts.ReadCache && opts.CacheDir != "" {
+		dir := filepath.Join(opts.CacheDir, ReadCacheSubdir)
+		rc, err := readcache.Open(readcache.Options{
+			Dir: dir, BlockSize: m.ra.Pool.BlockSize(), MaxBytes: opts.CacheSize, Log: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening the read cache %s (or mount with --read-cache=false): %w", dir, err)
+		}
+		m.rcache = rc
+		m.ra.Cache = rc
+	}
 	if !opts.ReadOnly {
 		cacheDir := opts.CacheDir
 		if cacheDir == "" {
@@ -167,14 +185,22 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 			}
 			cacheDir = d
 		}
-		sm, err := stage.NewManager(store, stage.Options{
+		so := stage.Options{
 			Dir: cacheDir, MaxBytes: opts.CacheSize, BlockSize: opts.BlockSize,
 			Concurrency: opts.Concurrency, Log: log, NoMD5: opts.NoPutMD5,
-		})
+		}
+		if m.rcache != nil {
+			so.ReadCache = m.rcache
+		}
+		sm, err := stage.NewManager(store, so)
 		if err != nil {
+			m.closeReadCache()
 			return nil, fmt.Errorf("opening the staging directory %s: %w", cacheDir, err)
 		}
 		m.stage = sm
+		if m.rcache != nil {
+			m.rcache.SetStaged(sm)
+		}
 		// Finish what a crashed daemon left staged before anything new.
 		rec, err := sm.Recover(ctx)
 		for _, r := range rec {
@@ -187,6 +213,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		}
 		if err != nil {
 			sm.Close()
+			m.closeReadCache()
 			return nil, fmt.Errorf("recovering staged uploads in %s: %w", cacheDir, err)
 		}
 	}
@@ -246,12 +273,23 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		if m.stage != nil {
 			m.stage.Close()
 		}
+		m.closeReadCache()
 		return nil, fmt.Errorf("mounting %s: %w (is /dev/fuse there and fusermount3 installed?)", mountpoint, err)
 	}
 	raiseKernelReadahead(m.log, mountpoint)
 	mt := &Mounted{m: m, root: root, server: server, dir: mountpoint, served: make(chan struct{})}
 	go func() { server.Wait(); close(mt.served) }()
 	return mt, nil
+}
+
+// ReadCacheSubdir is the read cache's directory in the cache directory.
+const ReadCacheSubdir = "read-cache"
+
+func (m *mount) closeReadCache() error {
+	if m.rcache == nil {
+		return nil
+	}
+	return m.rcache.Close()
 }
 
 // readaheadOptions shares one buffer pool among all readers of the mount,
@@ -305,6 +343,9 @@ func (mt *Mounted) Unmount(ctx context.Context) error {
 			if err := mt.m.stage.Close(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if err := mt.m.closeReadCache(); err != nil {
+			errs = append(errs, err)
 		}
 		mt.unmountErr = errors.Join(errs...)
 	})

@@ -88,6 +88,8 @@ func TestQuickRun(t *testing.T) {
 		{"direct rename: one copy", rows["rename"].Direct["CopyBlob"], 1},
 		{"direct rename: one delete", rows["rename"].Direct["DeleteBlob"], 1},
 		{"blobfs rename: the old blob deleted once", rows["rename"].Calls["DeleteBlob"], 1},
+		{"blobfs re-read after remount: no GET", rows["reread"].Calls["GetBlob"], 0},
+		{"blobfs re-read of written small files: no GET", rows["small-reread"].Calls["GetBlob"], 0},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -106,6 +108,9 @@ func TestQuickRun(t *testing.T) {
 		{"blobfs write: bytes sent", rows["write"].Sent["PutBlob"] + rows["write"].Sent["PutBlock"], cfg.Size},
 		{"blobfs random reads: bytes received", rows["random"].Received["GetBlob"], 4096},
 		{"daemon peak RSS", int64(rows["rss"].PeakRSSMiB * (1 << 20)), 1 << 20},
+		// The re-reads are compared with first reads from the service.
+		{"first read before the re-read: GETs", int64(rows["reread"].FirstCalls["GetBlob"]), 1},
+		{"first read of the written small files: GETs", int64(rows["small-reread"].FirstCalls["GetBlob"]), int64(cfg.Small)},
 	}
 	for _, tc := range atLeast {
 		if tc.got < tc.min {

@@ -23,6 +23,8 @@ type row struct {
 	Sent       map[string]int64 `json:"sent_bytes"`
 	Received   map[string]int64 `json:"received_bytes"`
 	Direct     map[string]int   `json:"direct_calls,omitempty"`
+	FirstS     float64          `json:"first_read_s,omitempty"` // re-read workloads: the first read's time
+	FirstCalls map[string]int   `json:"first_read_calls,omitempty"`
 	CPU        float64          `json:"daemon_cpu_s"`
 	DirectCPU  float64          `json:"direct_cpu_s,omitempty"`
 	PeakRSSMiB float64          `json:"daemon_peak_rss_mib"`
@@ -66,7 +68,8 @@ func aggregate(cfg config, wl *workload, samples []sample) *row {
 		r.Title += fmt.Sprintf(" (%d of %d rounds)", len(clean), len(samples))
 	}
 	var direct, blobfs, ratios, cpu, dcpu, rss []float64
-	var calls, dcalls []map[string]int
+	var calls, dcalls, fcalls []map[string]int
+	var first []float64
 	var sent, recv []map[string]int64
 	for _, s := range clean {
 		blobfs = append(blobfs, s.Blobfs.Seconds)
@@ -75,6 +78,10 @@ func aggregate(cfg config, wl *workload, samples []sample) *row {
 		recv = append(recv, s.Blobfs.Received)
 		cpu = append(cpu, s.CPU)
 		rss = append(rss, float64(s.PeakRSS)/(1<<20))
+		if s.First != nil {
+			first = append(first, s.First.Seconds)
+			fcalls = append(fcalls, s.First.Calls)
+		}
 		if s.Direct != nil {
 			direct = append(direct, s.Direct.Seconds)
 			dcalls = append(dcalls, s.Direct.Calls)
@@ -89,6 +96,9 @@ func aggregate(cfg config, wl *workload, samples []sample) *row {
 	if len(direct) > 0 {
 		r.DirectS, r.Ratio, r.Direct = median(direct), median(ratios), medianCounts(dcalls)
 		r.DirectCPU = median(dcpu)
+	}
+	if len(first) > 0 {
+		r.FirstS, r.FirstCalls = median(first), medianCounts(fcalls)
 	}
 	if wl.bytes != nil && r.BlobfsS > 0 {
 		r.MBps = float64(wl.bytes(cfg)) / r.BlobfsS / 1e6

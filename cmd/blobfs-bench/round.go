@@ -19,6 +19,8 @@ type round struct {
 	mounts int
 	logf   func(format string, args ...any)
 
+	first *side // set by a re-read workload's prepare (timeFirst)
+
 	seq   *pattern        // the sequential file's content
 	small *pattern        // the small files' content, file i at i×SmallSize
 	have  map[string]bool // fixtures already uploaded this round
@@ -41,9 +43,13 @@ func (r *round) mnt(parts ...string) string {
 }
 
 // mount starts a blobfs daemon on the round's world.
-func (r *round) mount(ctx context.Context) error {
+func (r *round) mount(ctx context.Context) error { return r.mountWith(ctx) }
+
+// mountWith is mount with flags added to the run's.
+func (r *round) mountWith(ctx context.Context, extra ...string) error {
 	r.mounts++
-	d, err := mountBlobfs(ctx, r.bin, r.w, r.mounts, r.cfg.MountFlags)
+	flags := append(append([]string(nil), r.cfg.MountFlags...), extra...)
+	d, err := mountBlobfs(ctx, r.bin, r.w, r.mounts, flags)
 	if err != nil {
 		return err
 	}
@@ -51,15 +57,10 @@ func (r *round) mount(ctx context.Context) error {
 	return nil
 }
 
-// remount gives the next workload a cold start: a new daemon with empty
-// caches, and no page cache left in the kernel for the old mount's files.
+// remount restarts the daemon: no memory caches, no page cache left in
+// the kernel for the old mount's files; its read cache on disk is kept.
 func (r *round) remount(ctx context.Context) error {
-	if r.d != nil {
-		if err := r.d.stop(); err != nil {
-			r.logf("  unmount: %v", err)
-		}
-		r.d = nil
-	}
+	r.stopDaemon()
 	if err := r.mount(ctx); err != nil {
 		return err
 	}
@@ -67,6 +68,32 @@ func (r *round) remount(ctx context.Context) error {
 		dropCaches()
 	}
 	return nil
+}
+
+// freshMount gives the next workload a cold start: remount with an empty
+// read cache, and the extra flags.
+func (r *round) freshMount(ctx context.Context, extra ...string) error {
+	r.stopDaemon()
+	if err := os.RemoveAll(r.readCacheDir()); err != nil {
+		return err
+	}
+	if err := r.mountWith(ctx, extra...); err != nil {
+		return err
+	}
+	if r.cfg.DropCaches {
+		dropCaches()
+	}
+	return nil
+}
+
+// stopDaemon unmounts, logging (not failing on) an unclean exit.
+func (r *round) stopDaemon() {
+	if r.d != nil {
+		if err := r.d.stop(); err != nil {
+			r.logf("  unmount: %v", err)
+		}
+		r.d = nil
+	}
 }
 
 func (r *round) unmount() error {
@@ -146,7 +173,14 @@ func (r *round) measureDirect(ctx context.Context, wl *workload, s *sample) erro
 // measureMount runs wl through the mount, with the daemon's CPU and peak
 // RSS, and checks the outcome.
 func (r *round) measureMount(ctx context.Context, wl *workload, s *sample) error {
-	if wl.cold || r.d == nil {
+	switch {
+	case wl.cold:
+		// Cold means from the service: the read cache of earlier
+		// workloads (or of the files they wrote) is emptied.
+		if err := r.freshMount(ctx); err != nil {
+			return fmt.Errorf("%s: mount: %w", wl.key, err)
+		}
+	case r.d == nil:
 		if err := r.remount(ctx); err != nil {
 			return fmt.Errorf("%s: mount: %w", wl.key, err)
 		}
@@ -169,6 +203,7 @@ func (r *round) measureMount(ctx context.Context, wl *workload, s *sample) error
 	t0 := time.Now()
 	werr := wl.blobfs(ctx, r)
 	s.Blobfs = r.snapshot(time.Since(t0))
+	s.First, r.first = r.first, nil
 	cpu1, err := cpuTime(pid)
 	if err != nil {
 		return fmt.Errorf("%s: %w (%v)", wl.key, err, r.d.alive())

@@ -50,7 +50,10 @@ type sample struct {
 	// DirectCPU is the direct worker's user+system seconds.
 	DirectCPU float64
 	PeakRSS   int64 // daemon VmHWM during the blobfs side, bytes
-	Errors    []string
+	// First is the first read through the mount that a re-read workload
+	// is compared with (see reread.go); nil for the others.
+	First  *side `json:",omitempty"`
+	Errors []string
 }
 
 // check is one target and how the run fared against it.
@@ -73,6 +76,8 @@ func workloads() []*workload {
 		statAfterList(),
 		rename(),
 		rssCopy(),
+		rereadLarge(),
+		rereadSmall(),
 	}
 }
 

@@ -32,9 +32,12 @@ type world struct {
 
 func startWorld(ctx context.Context, dir string) (w *world, err error) {
 	w = &world{dir: dir}
+	// The error returns set w to nil: close what was started through a
+	// copy (it was a nil dereference that hid the error).
+	started := w
 	defer func() {
 		if err != nil {
-			w.close()
+			started.close()
 		}
 	}()
 	if w.az, err = blobtest.Start(ctx, blobtest.Options{}); err != nil {

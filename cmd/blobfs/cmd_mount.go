@@ -276,7 +276,7 @@ func (d *mountDaemon) start(ctx context.Context) error {
 		FileMode: s.FileMode.FileMode(), DirMode: s.DirMode.FileMode(), Umask: s.Umask.FileMode(),
 		ReadOnly: s.ReadOnly, AllowOther: s.AllowOther, DirectIO: s.DirectIO,
 		AttrTTL: fsTTL(s.AttrTTL), EntryTTL: fsTTL(s.EntryTTL), NegativeTTL: fsTTL(s.NegativeTTL),
-		CacheDir: s.CacheDir, CacheSize: int64(s.CacheSize), BlockSize: int64(s.BlockSize),
+		CacheDir: s.CacheDir, CacheSize: int64(s.CacheSize), ReadCache: s.ReadCache, BlockSize: int64(s.BlockSize),
 		Concurrency: s.Concurrency,
 		FSName:      "blobfs:" + s.Account + "/" + s.Container,
 		Debug:       s.FuseDebug,

@@ -42,6 +42,20 @@ type Options struct {
 	// stays bounded whatever the number of open files. nil gives the reader
 	// a pool of its own of Concurrency+2 blocks.
 	Pool *Pool
+	// Cache, when set, is asked for every block and every direct read
+	// before the service, and keeps what the service sent.
+	Cache Cache
+}
+
+// Cache keeps bytes of blob versions on local disk (*readcache.Cache).
+// Both calls name the version the reader was opened at: a cache must
+// serve only bytes it got for that very version.
+type Cache interface {
+	// ReadAt fills p with the bytes at off and reports true when it
+	// holds them all.
+	ReadAt(name, etag string, size int64, p []byte, off int64) bool
+	// Store keeps p, the bytes at off, as read from the service.
+	Store(name, etag string, size int64, p []byte, off int64)
 }
 
 // nearReads is how many read sizes away from the previous read's end a
@@ -60,6 +74,7 @@ type Reader struct {
 	bs    int64
 	conc  int
 	pool  *Pool
+	cache Cache
 
 	ctx    context.Context // fetches; cancelled by Close
 	cancel context.CancelFunc
@@ -104,7 +119,7 @@ func New(store Store, name string, size int64, etag string, opts Options) *Reade
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Reader{
 		store: store, name: name, size: size, etag: etag,
-		bs: pool.BlockSize(), conc: opts.Concurrency, pool: pool,
+		bs: pool.BlockSize(), conc: opts.Concurrency, pool: pool, cache: opts.Cache,
 		ctx: ctx, cancel: cancel,
 		chunks: map[int64]*chunk{},
 	}
@@ -259,10 +274,17 @@ func (r *Reader) start(i int64) bool {
 func (r *Reader) fetch(c *chunk) {
 	start := c.idx * r.bs
 	n := min(r.bs, r.size-start)
-	err := r.download(r.ctx, c.buf[:n], start)
+	cached := r.cache != nil && r.cache.ReadAt(r.name, r.etag, r.size, c.buf[:n], start)
+	var err error
+	if !cached {
+		err = r.download(r.ctx, c.buf[:n], start)
+	}
+	keep := err == nil && !cached && r.cache != nil
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	c.n, c.err = int(n), err
+	if keep {
+		c.refs++ // the buffer stays ours until it is stored
+	}
 	close(c.done)
 	r.inflight--
 	if err != nil && r.chunks[c.idx] == c {
@@ -272,6 +294,15 @@ func (r *Reader) fetch(c *chunk) {
 	if c.gone && c.refs == 0 {
 		r.pool.put(c.buf)
 		c.buf = nil
+	}
+	r.mu.Unlock()
+	if keep {
+		// After done: the reader waiting for this block does not wait
+		// for the disk too.
+		r.cache.Store(r.name, r.etag, r.size, c.buf[:n], start)
+		r.mu.Lock()
+		r.unref(c)
+		r.mu.Unlock()
 	}
 }
 
@@ -356,7 +387,18 @@ func (r *Reader) direct(ctx context.Context, p []byte, off int64) error {
 	if closed {
 		return errClosed
 	}
-	return r.download(ctx, p, off)
+	if r.cache != nil && r.cache.ReadAt(r.name, r.etag, r.size, p, off) {
+		return nil
+	}
+	if err := r.download(ctx, p, off); err != nil {
+		return err
+	}
+	if r.cache != nil {
+		// Exactly what was read: a random reader fills the cache with
+		// nothing it did not ask for.
+		r.cache.Store(r.name, r.etag, r.size, p, off)
+	}
+	return nil
 }
 
 // download fills p from off, If-Match the pinned ETag. A body cut short

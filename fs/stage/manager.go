@@ -99,6 +99,22 @@ type Options struct {
 	// Dir/Account/Container, so that mounts of different containers can
 	// share Dir without recovering each other's files.
 	Account, Container string
+	// ReadCache, when set, shares MaxBytes: its bytes count against the
+	// bound, and staging evicts them before anything of its own (staged
+	// data always wins). A commit also hands it what it uploaded, so
+	// that reading the file back costs no GET.
+	ReadCache ReadCache
+}
+
+// ReadCache is clean data kept in the staging area's budget
+// (*readcache.Cache). It never calls the Manager with its own lock held.
+type ReadCache interface {
+	Used() int64
+	// Evict drops at least need bytes if it holds that many and returns
+	// how many it dropped.
+	Evict(need int64) int64
+	// Store keeps p, the bytes at off of the version (name, etag, size).
+	Store(name, etag string, size int64, p []byte, off int64)
 }
 
 // Manager owns the staging directory of one mounted container.
@@ -340,6 +356,14 @@ func (m *Manager) Pending() []Progress {
 		f.mu.Unlock()
 	}
 	return out
+}
+
+// Used is how many bytes the staging area holds or has reserved, for the
+// read cache that shares its bound.
+func (m *Manager) Used() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.used
 }
 
 // Stats are totals for statfs and the stats endpoint.

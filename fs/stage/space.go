@@ -17,15 +17,25 @@ func (m *Manager) reserve(ctx context.Context, n int64) error {
 	if m.opts.MaxBytes > 0 && n > m.opts.MaxBytes {
 		return fmt.Errorf("stage: %d bytes at once: %w", n, ErrNoSpace)
 	}
+	rc := m.opts.ReadCache
 	for {
+		var cached int64
+		if rc != nil {
+			cached = rc.Used() // without m.mu: the cache takes its own lock
+		}
 		m.mu.Lock()
-		if m.opts.MaxBytes <= 0 || m.used+n <= m.opts.MaxBytes {
+		if m.opts.MaxBytes <= 0 || m.used+n+cached <= m.opts.MaxBytes {
 			m.used += n
 			m.mu.Unlock()
 			return nil
 		}
-		need, ch := m.used+n-m.opts.MaxBytes, m.changed
+		need, ch := m.used+n+cached-m.opts.MaxBytes, m.changed
 		m.mu.Unlock()
+		// The read cache's data is a copy of the service's: it goes
+		// first, before uploaded blocks of files still open.
+		if cached > 0 && rc.Evict(need) > 0 {
+			continue
+		}
 		freed, pending := m.makeRoom(need)
 		if freed > 0 {
 			continue

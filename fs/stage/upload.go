@@ -270,9 +270,47 @@ func (f *File) commit(ctx context.Context, opts blob.PutOptions, record bool) (*
 	if f.seq == seq {
 		f.dirty = false
 		f.setState(stClean)
+		f.keepCommitted(ctx, name, props.ETag)
 	}
 	f.journalLogged()
 	return props, nil
+}
+
+// keepCommitted hands the read cache the version just committed, so that
+// reading the file back costs no GET. Only when nothing changed during
+// the commit (the caller checks seq): the cache file then holds exactly
+// what the service has under etag. Called with f.mu held, which keeps the
+// blocks as they are.
+//
+// Only files of one block: copying a larger file into the read cache at
+// close cost 1.35 CPU s/GiB more per sequential write (64 MiB files,
+// measured through a mount), half as much again as the write itself;
+// keeping them needs the staged file handed over instead of copied.
+func (f *File) keepCommitted(ctx context.Context, name, etag string) {
+	rc := f.m.opts.ReadCache
+	if rc == nil || etag == "" || f.size > f.bs {
+		return
+	}
+	var buf []byte
+	for i := range f.blocks {
+		if st := f.blocks[i].state; st != blkLocal && st != blkZero {
+			continue // in the service only: nothing local to keep
+		}
+		if buf == nil {
+			var err error
+			if buf, err = f.m.getBuf(ctx); err != nil {
+				return
+			}
+			defer f.m.putBuf(buf)
+		}
+		start := int64(i) * f.bs
+		p := buf[:blen(i, f.size, f.bs)]
+		if _, err := f.data.ReadAt(p, start); err != nil {
+			f.m.log.WithError(err).Warn("cannot read a committed block back for the read cache")
+			return
+		}
+		rc.Store(name, etag, f.size, p, start)
+	}
 }
 
 func (f *File) conditions() blob.Conditions {

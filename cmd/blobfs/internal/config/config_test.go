@@ -228,3 +228,30 @@ func TestTableComplete(t *testing.T) {
 		}
 	}
 }
+
+// The read cache is on unless turned off by flag, environment or file.
+func TestReadCacheSetting(t *testing.T) {
+	off := writeFile(t, "read-cache: false\n")
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{"default", nil, nil, true},
+		{"flag", []string{"--read-cache=false"}, nil, false},
+		{"env", nil, map[string]string{"BLOBFS_READ_CACHE": "false"}, false},
+		{"file", []string{"--config", off}, nil, false},
+		{"flag beats file", []string{"--config", off, "--read-cache"}, nil, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := Parse("mount", tt.args, envOf(tt.env), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.ReadCache != tt.want {
+				t.Errorf("ReadCache = %v, want %v", l.ReadCache, tt.want)
+			}
+		})
+	}
+}

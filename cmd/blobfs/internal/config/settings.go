@@ -60,6 +60,7 @@ type Settings struct {
 	// Cache and transfers
 	CacheDir    string `key:"cache-dir" env:"BLOBFS_CACHE_DIR" defdoc:"/var/cache/blobfs/ACCOUNT/CONTAINER as root, else ~/.cache/blobfs/ACCOUNT/CONTAINER" group:"Cache" help:"private directory where data waiting for upload is staged; kept across restarts so nothing is lost"`
 	CacheSize   Size   `key:"cache-size" env:"BLOBFS_CACHE_SIZE" default:"10GiB" group:"Cache" help:"most disk space the cache may use"`
+	ReadCache   bool   `key:"read-cache" env:"BLOBFS_READ_CACHE" default:"true" group:"Cache" help:"keep what is read and written in CACHE-DIR/read-cache, within --cache-size (staged data first), and read it from there while the blob's ETag is unchanged, also after a remount; --read-cache=false reads every byte from the service"`
 	BlockSize   Size   `key:"block-size" env:"BLOBFS_BLOCK_SIZE" default:"8MiB" group:"Cache" help:"size of the blocks uploaded and downloaded"`
 	Concurrency int    `key:"concurrency" env:"BLOBFS_CONCURRENCY" default:"8" group:"Cache" help:"parallel block transfers per file"`
 

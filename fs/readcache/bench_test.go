@@ -1,0 +1,42 @@
+package readcache
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkStoreSmallFile is what a small file read (or committed) for
+// the first time costs the cache: a version and one piece.
+func BenchmarkStoreSmallFile(b *testing.B) {
+	c, err := Open(Options{Dir: b.TempDir(), BlockSize: 8 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	p := content(1, 4096)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c.Store(fmt.Sprintf("small/%06d", i), "etag", int64(len(p)), p, 0)
+	}
+}
+
+// BenchmarkReadSmallFile is a hit on a small file.
+func BenchmarkReadSmallFile(b *testing.B) {
+	c, err := Open(Options{Dir: b.TempDir(), BlockSize: 8 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	p := content(1, 4096)
+	const n = 1000
+	for i := range n {
+		c.Store(fmt.Sprintf("small/%06d", i), "etag", int64(len(p)), p, 0)
+	}
+	buf := make([]byte, len(p))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if !c.ReadAt(fmt.Sprintf("small/%06d", i%n), "etag", int64(len(p)), buf, 0) {
+			b.Fatal("miss")
+		}
+	}
+}

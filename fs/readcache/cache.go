@@ -1,0 +1,628 @@
+// Package readcache keeps what was read through the mount (and what a
+// commit uploaded) on local disk, so that reading it again, also after a
+// remount, costs no call to the service while the blob is unchanged.
+//
+// Layout: Dir (0700) holds one file (0600) per piece, the bytes
+// [offset, offset+length) of one version of one blob, never across a block
+// boundary (BlockSize, the readahead's block): a sequential reader stores
+// whole blocks, a random reader only the ranges it read. A piece is named
+// "<key>.<offset>-<length>", where the key is the SHA-256 of the blob's
+// name, ETag and size, in a subdirectory named by the key's first two hex
+// digits (made on first use); its header repeats the key, name, ETag and size (see piece.go),
+// so that one file creation is all a small file costs, and the index is
+// rebuilt at Open from the names and one header per version.
+//
+// Versions: the cache holds at most one version per blob name. A lookup
+// or store with another ETag or size drops the version held (the blob was
+// rewritten; the caller knows the current ETag from the listing or its
+// attribute cache, so checking costs no call), and every piece's header
+// repeats the key, checked before any byte is served.
+//
+// Crash safety: a piece is written to a ".tmp-" file, then renamed to its
+// name, without fsync. A crash of the daemon mid-fill leaves only the
+// temporary file, removed at the next Open. After a power loss a renamed
+// piece may come back short or with blocks of zeros (its data never
+// reached the disk): its length is checked against its name at Open, and
+// its header carries a CRC-32 of every 64 KiB of data and of itself,
+// checked on every read, so such a piece is a miss (and is removed), never
+// served. Fsync would make every block read cost a disk flush.
+//
+// Space: the cache shares the mount's --cache-size with staging (see
+// Options.Staged); staged data always wins: staging evicts the read cache
+// (Evict) before anything of its own, and the read cache stores nothing
+// that does not fit beside what is staged. Clean pieces are evicted least
+// recently used first; the order survives a remount approximately (by the
+// files' modification times).
+package readcache
+
+import (
+	"container/list"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+)
+
+// Staged is the staging area sharing the budget (*stage.Manager).
+type Staged interface {
+	// Used is how many bytes staging holds or has reserved.
+	Used() int64
+}
+
+// Options configure a Cache.
+type Options struct {
+	Dir       string // created 0700
+	BlockSize int64  // pieces never cross a multiple of it
+	// MaxBytes bounds the cache and the staging area together
+	// (--cache-size); 0 means no bound.
+	MaxBytes int64
+	// Staged, when set, is the staging area whose bytes count against
+	// MaxBytes first.
+	Staged Staged
+	Log    logrus.FieldLogger
+}
+
+var errSkipped = errors.New("readcache: piece no longer wanted")
+
+// maxPieces bounds the pieces kept of one block: a random reader making
+// ever new small ones would otherwise cost a file each without end.
+const maxPieces = 64
+
+// Cache is the read cache of one mount.
+type Cache struct {
+	dir    string
+	bs     int64
+	max    int64
+	staged Staged
+	log    logrus.FieldLogger
+	lock   *os.File
+
+	mu      sync.Mutex
+	entries map[string]*entry // by blob name: the one version held
+	lru     *list.List        // of *piece, least recently used first
+	used    int64             // bytes on disk, reservations included
+	closed  bool
+}
+
+// entry is one version of one blob.
+type entry struct {
+	name, etag string
+	size       int64
+	key        [32]byte
+	base       string             // path of its pieces without ".<offset>-<length>"
+	pieces     map[int64][]*piece // by block index
+	gone       bool               // dropped: its pieces must not be added to
+	pending    int                // pieces being written
+}
+
+type piece struct {
+	e    *entry
+	off  int64 // in the blob
+	n    int64
+	disk int64 // bytes counted for it
+	elem *list.Element
+}
+
+func (p *piece) path() string { return p.e.base + "." + pieceName(p.off, p.n) }
+
+func pieceName(off, n int64) string { return fmt.Sprintf("%d-%d", off, n) }
+
+// shard is the subdirectory of a version's pieces.
+func (c *Cache) shard(key [32]byte) string { return filepath.Join(c.dir, hex.EncodeToString(key[:1])) }
+
+func (c *Cache) newEntry(name, etag string, size int64) *entry {
+	key := versionKey(name, etag, size)
+	return &entry{name: name, etag: etag, size: size, key: key,
+		base: filepath.Join(c.shard(key), hex.EncodeToString(key[:])), pieces: map[int64][]*piece{}}
+}
+
+// metaLen is what a version's name and ETag take in a piece's header.
+func (e *entry) metaLen() int { return len(e.name) + len(e.etag) }
+
+func versionKey(name, etag string, size int64) [32]byte {
+	return sha256.Sum256([]byte(name + "\x00" + etag + "\x00" + strconv.FormatInt(size, 10)))
+}
+
+// Open opens (and creates) the cache directory and rebuilds the index
+// from what is in it: pieces of earlier mounts are served again.
+func Open(opts Options) (*Cache, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("readcache: no directory given")
+	}
+	if opts.BlockSize <= 0 {
+		return nil, errors.New("readcache: no block size given")
+	}
+	if opts.Log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		opts.Log = l
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("readcache: creating %s: %w", opts.Dir, err)
+	}
+	if err := os.Chmod(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("readcache: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(opts.Dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("readcache: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("readcache: %s is in use by another blobfs mount: give this mount its own --cache-dir (%w)", opts.Dir, err)
+	}
+	c := &Cache{
+		dir: opts.Dir, bs: opts.BlockSize, max: opts.MaxBytes, staged: opts.Staged,
+		log: opts.Log.WithField("read_cache", opts.Dir), lock: lock,
+		entries: map[string]*entry{}, lru: list.New(),
+	}
+	if err := c.rebuild(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetStaged sets the staging area sharing the budget, when it is made
+// after the cache (it evicts through the cache, so it needs it first).
+// Call it before any read or store.
+func (c *Cache) SetStaged(s Staged) { c.staged = s }
+
+// Close releases the directory; what is cached stays for the next Open.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return c.lock.Close()
+}
+
+// Used is how many bytes the cache holds on disk.
+func (c *Cache) Used() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
+}
+
+// Stats are totals for tests and the stats endpoint.
+type Stats struct {
+	Versions, Pieces int
+	Bytes            int64
+}
+
+// Stats sums up the cache.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Versions: len(c.entries), Pieces: c.lru.Len(), Bytes: c.used}
+}
+
+type found struct {
+	p     *piece
+	mtime time.Time
+}
+
+// rebuild indexes the pieces on disk. Temporary files, pieces whose file
+// has not the length their name and header promise or that cross a block
+// boundary (the block size changed), versions whose header cannot be read
+// and anything else are removed. Of two versions of one name (a crash
+// came between storing the new one and dropping the old), the one with
+// the most recent piece is kept.
+func (c *Cache) rebuild() error {
+	des, err := os.ReadDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("readcache: reading %s: %w", c.dir, err)
+	}
+	type version struct {
+		files []os.DirEntry
+		offs  [][2]int64
+	}
+	var all []found
+	newest := map[*entry]time.Time{}
+	for _, de := range des {
+		path := filepath.Join(c.dir, de.Name())
+		if de.Name() == ".lock" {
+			continue
+		}
+		if b, err := hex.DecodeString(de.Name()); err != nil || len(b) != 1 || !de.IsDir() {
+			os.RemoveAll(path)
+			continue
+		}
+		files, err := os.ReadDir(path)
+		if err != nil {
+			return fmt.Errorf("readcache: reading %s: %w", path, err)
+		}
+		versions := map[string]*version{}
+		for _, f := range files {
+			keyHex, rest, _ := strings.Cut(f.Name(), ".")
+			off, n, ok := parsePieceName(rest)
+			if k, err := hex.DecodeString(keyHex); err != nil || len(k) != 32 || !ok || !strings.HasPrefix(keyHex, de.Name()) || !f.Type().IsRegular() {
+				os.RemoveAll(filepath.Join(path, f.Name())) // temporary or foreign
+				continue
+			}
+			v := versions[keyHex]
+			if v == nil {
+				v = &version{}
+				versions[keyHex] = v
+			}
+			v.files = append(v.files, f)
+			v.offs = append(v.offs, [2]int64{off, n})
+		}
+		for keyHex, v := range versions {
+			e := c.loadVersion(path, keyHex, v.files, v.offs)
+			if e == nil {
+				continue
+			}
+			ps, t := c.loadPieces(e, v.files, v.offs)
+			if len(ps) == 0 {
+				continue
+			}
+			if old := c.entries[e.name]; old != nil {
+				if t.Before(newest[old]) {
+					c.removeFiles(ps)
+					continue
+				}
+				var oldPs []found
+				kept := all[:0]
+				for _, f := range all {
+					if f.p.e == old {
+						oldPs = append(oldPs, f)
+					} else {
+						kept = append(kept, f)
+					}
+				}
+				all = kept
+				c.removeFiles(oldPs)
+			}
+			c.entries[e.name] = e
+			newest[e] = t
+			all = append(all, ps...)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].mtime.Before(all[j].mtime) })
+	for _, f := range all {
+		f.p.elem = c.lru.PushBack(f.p)
+		f.p.e.pieces[f.p.off/c.bs] = append(f.p.e.pieces[f.p.off/c.bs], f.p)
+		c.used += f.p.disk
+	}
+	return nil
+}
+
+func (c *Cache) removeFiles(fs []found) {
+	for _, f := range fs {
+		os.Remove(f.p.path())
+	}
+}
+
+// loadVersion reads the version of keyHex from the header of one of its
+// pieces; if none has a good header, it removes them all.
+func (c *Cache) loadVersion(dir, keyHex string, files []os.DirEntry, offs [][2]int64) *entry {
+	for i, f := range files {
+		name, etag, size, err := readVersion(filepath.Join(dir, f.Name()), offs[i][0], offs[i][1])
+		if err != nil {
+			continue
+		}
+		e := c.newEntry(name, etag, size)
+		if hex.EncodeToString(e.key[:]) == keyHex {
+			return e
+		}
+	}
+	for _, f := range files {
+		os.Remove(filepath.Join(dir, f.Name()))
+	}
+	return nil
+}
+
+// loadPieces checks the pieces of e by their lengths and returns them with
+// the most recent modification time; the others it removes.
+func (c *Cache) loadPieces(e *entry, files []os.DirEntry, offs [][2]int64) ([]found, time.Time) {
+	var ps []found
+	var newest time.Time
+	for i, f := range files {
+		off, n := offs[i][0], offs[i][1]
+		p := &piece{e: e, off: off, n: n, disk: diskSize(n, e.metaLen())}
+		fi, err := f.Info()
+		if err != nil || n <= 0 || off+n > e.size || off/c.bs != (off+n-1)/c.bs ||
+			fi.Size() != headerSize(n, e.metaLen())+n {
+			os.Remove(p.path()) // truncated, or of another block size
+			continue
+		}
+		ps = append(ps, found{p, fi.ModTime()})
+		if fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+	}
+	return ps, newest
+}
+
+func parsePieceName(s string) (off, n int64, ok bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	off, err1 := strconv.ParseInt(a, 10, 64)
+	n, err2 := strconv.ParseInt(b, 10, 64)
+	return off, n, err1 == nil && err2 == nil && off >= 0 && pieceName(off, n) == s
+}
+
+// diskSize is what a piece of n bytes costs, in whole 4 KiB blocks.
+func diskSize(n int64, metaLen int) int64 { return (headerSize(n, metaLen) + n + 4095) &^ 4095 }
+
+// ReadAt fills p with the bytes at off of the version (name, etag, size)
+// and reports true when the cache held them all. Another version held of
+// name is dropped. A piece that fails its checks is removed and the read
+// is a miss: the caller then downloads.
+func (c *Cache) ReadAt(name, etag string, size int64, p []byte, off int64) bool {
+	if len(p) == 0 || off < 0 || off+int64(len(p)) > size || etag == "" {
+		return false // without an ETag there is no version to check
+	}
+	for done := int64(0); done < int64(len(p)); {
+		pos := off + done
+		end := min(off+int64(len(p)), (pos/c.bs+1)*c.bs)
+		if !c.readBlock(name, etag, size, p[done:end-off], pos) {
+			return false
+		}
+		done = end - off
+	}
+	return true
+}
+
+// readBlock is ReadAt within one block.
+func (c *Cache) readBlock(name, etag string, size int64, p []byte, off int64) bool {
+	c.mu.Lock()
+	e := c.current(name, etag, size, false)
+	var pc *piece
+	if e != nil {
+		for _, q := range e.pieces[off/c.bs] {
+			if q.off <= off && off+int64(len(p)) <= q.off+q.n {
+				pc = q
+				break
+			}
+		}
+	}
+	if pc == nil {
+		c.mu.Unlock()
+		return false
+	}
+	c.lru.MoveToBack(pc.elem)
+	path, key, ml, poff, pn := pc.path(), e.key, e.metaLen(), pc.off, pc.n
+	c.mu.Unlock()
+	if err := readPiece(path, key, ml, poff, pn, p, off); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			c.log.WithError(err).WithField("piece", path).Warn("dropping a read cache piece that fails its checks")
+		}
+		c.mu.Lock()
+		if pc.elem != nil {
+			c.removePiece(pc)
+		}
+		c.mu.Unlock()
+		os.Remove(path)
+		return false
+	}
+	return true
+}
+
+// current is the entry of the version, or nil; another version held of
+// name is dropped. With create, a missing entry is made. Called with c.mu
+// held.
+func (c *Cache) current(name, etag string, size int64, create bool) *entry {
+	e := c.entries[name]
+	if e != nil && (e.etag != etag || e.size != size) {
+		c.dropEntry(e)
+		e = nil
+	}
+	if e == nil && create && !c.closed {
+		e = c.newEntry(name, etag, size)
+		c.entries[name] = e
+	}
+	return e
+}
+
+// dropEntry forgets e and removes its pieces. Called with c.mu held: a
+// few unlinks, and holding the lock keeps a piece of the same version
+// stored meanwhile from being removed with them.
+func (c *Cache) dropEntry(e *entry) {
+	if e.gone {
+		return
+	}
+	e.gone = true
+	for _, ps := range e.pieces {
+		for _, p := range ps {
+			c.lru.Remove(p.elem)
+			p.elem = nil
+			c.used -= p.disk
+			os.Remove(p.path())
+		}
+	}
+	e.pieces = nil
+	if c.entries[e.name] == e {
+		delete(c.entries, e.name)
+	}
+}
+
+// removePiece forgets p (the caller removes its file). Called with c.mu
+// held.
+func (c *Cache) removePiece(p *piece) {
+	c.lru.Remove(p.elem)
+	p.elem = nil
+	c.used -= p.disk
+	idx := p.off / c.bs
+	ps := p.e.pieces[idx]
+	for i, q := range ps {
+		if q == p {
+			p.e.pieces[idx] = append(ps[:i:i], ps[i+1:]...)
+			break
+		}
+	}
+	if len(p.e.pieces[idx]) == 0 {
+		delete(p.e.pieces, idx)
+	}
+	c.dropIfEmpty(p.e)
+}
+
+// dropIfEmpty forgets a version left without pieces: the index would
+// otherwise keep every blob ever read. Called with c.mu held.
+func (c *Cache) dropIfEmpty(e *entry) {
+	if !e.gone && len(e.pieces) == 0 && e.pending == 0 {
+		c.dropEntry(e)
+	}
+}
+
+// Store keeps p, the bytes at off of the version (name, etag, size),
+// which the caller got from the service (or uploaded): split at block
+// boundaries, each part a piece. It does nothing when the parts are held
+// already or do not fit beside what is staged. Errors are logged, not
+// returned: the cache is only an optimisation.
+func (c *Cache) Store(name, etag string, size int64, p []byte, off int64) {
+	if len(p) == 0 || off < 0 || off+int64(len(p)) > size || etag == "" {
+		return
+	}
+	for done := int64(0); done < int64(len(p)); {
+		pos := off + done
+		end := min(off+int64(len(p)), (pos/c.bs+1)*c.bs)
+		c.storeBlock(name, etag, size, p[done:end-off], pos)
+		done = end - off
+	}
+}
+
+func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
+	n := int64(len(p))
+	disk := diskSize(n, len(name)+len(etag))
+	var staged int64
+	if c.staged != nil {
+		staged = c.staged.Used() // before c.mu: see the lock order in Evict
+	}
+	c.mu.Lock()
+	e := c.current(name, etag, size, true)
+	if e == nil || c.covered(e, off, n) || len(e.pieces[off/c.bs]) >= maxPieces {
+		c.mu.Unlock()
+		return
+	}
+	e.pending++
+	var victims []string
+	if c.max > 0 {
+		if over := c.used + disk + staged - c.max; over > 0 {
+			victims = c.evictLocked(over)
+		}
+		if c.used+disk+staged > c.max {
+			e.pending--
+			c.dropIfEmpty(e)
+			c.mu.Unlock()
+			removeAll(victims)
+			return
+		}
+	}
+	c.used += disk // reserved while the file is written
+	c.mu.Unlock()
+	removeAll(victims)
+
+	tmp, err := c.writePiece(e, off, p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() {
+		e.pending--
+		c.dropIfEmpty(e)
+	}()
+	pc := &piece{e: e, off: off, n: n, disk: disk}
+	// Renamed under the lock, after the check: two readers storing the
+	// same piece must not have the loser remove the winner's file.
+	if err == nil && !e.gone && !c.closed && !c.covered(e, off, n) {
+		err = os.Rename(tmp, pc.path())
+		if err == nil {
+			tmp = ""
+		}
+	} else if err == nil {
+		err = errSkipped
+	}
+	if err != nil {
+		c.used -= disk
+		if !errors.Is(err, errSkipped) {
+			c.log.WithError(err).Warn("cannot write to the read cache")
+		}
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		return
+	}
+	pc.elem = c.lru.PushBack(pc)
+	// A piece covering others makes them useless.
+	idx := off / c.bs
+	var drop []*piece
+	for _, q := range e.pieces[idx] {
+		if off <= q.off && q.off+q.n <= off+n {
+			drop = append(drop, q)
+		}
+	}
+	for _, q := range drop {
+		c.removePiece(q)
+		os.Remove(q.path())
+	}
+	e.pieces[idx] = append(e.pieces[idx], pc)
+}
+
+// covered reports whether e holds [off, off+n) in one piece. Called with
+// c.mu held.
+func (c *Cache) covered(e *entry, off, n int64) bool {
+	for _, q := range e.pieces[off/c.bs] {
+		if q.off <= off && off+n <= q.off+q.n {
+			return true
+		}
+	}
+	return false
+}
+
+// Evict drops at least need bytes of pieces, least recently used first,
+// if the cache holds that many, and returns how many it dropped. Staging
+// calls it when it needs room. It takes only the cache's own lock, and
+// the cache never calls staging with it held.
+func (c *Cache) Evict(need int64) int64 {
+	c.mu.Lock()
+	before := c.used
+	victims := c.evictLocked(need)
+	freed := before - c.used
+	c.mu.Unlock()
+	removeAll(victims)
+	return freed
+}
+
+// evictLocked forgets pieces, oldest first, until need bytes are free,
+// and returns their paths for the caller to remove without the lock.
+func (c *Cache) evictLocked(need int64) []string {
+	var paths []string
+	for freed := int64(0); freed < need; {
+		el := c.lru.Front()
+		if el == nil {
+			break
+		}
+		p := el.Value.(*piece)
+		paths = append(paths, p.path())
+		freed += p.disk
+		c.removePiece(p)
+	}
+	return paths
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
+}
+
+func randHex() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,428 @@
+package readcache
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const testBS = 256 << 10 // 4 chunks of 64 KiB per block
+
+func content(seed uint64, n int64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 7))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func open(t *testing.T, dir string, max int64, staged Staged) *Cache {
+	t.Helper()
+	c, err := Open(Options{Dir: dir, BlockSize: testBS, MaxBytes: max, Staged: staged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// hit reads [off, off+n) of the version and fails the test unless it is
+// served and equal to want's bytes there.
+func hit(t *testing.T, c *Cache, name, etag string, want []byte, off, n int64) {
+	t.Helper()
+	p := make([]byte, n)
+	if !c.ReadAt(name, etag, int64(len(want)), p, off) {
+		t.Fatalf("%s@%s [%d,+%d): miss, want a hit", name, etag, off, n)
+	}
+	if !bytes.Equal(p, want[off:off+n]) {
+		t.Fatalf("%s@%s [%d,+%d): wrong bytes served", name, etag, off, n)
+	}
+}
+
+func miss(t *testing.T, c *Cache, name, etag string, size, off, n int64) {
+	t.Helper()
+	if c.ReadAt(name, etag, size, make([]byte, n), off) {
+		t.Fatalf("%s@%s [%d,+%d): served, want a miss", name, etag, off, n)
+	}
+}
+
+func TestServedOnlyForTheVersionStored(t *testing.T) {
+	c := open(t, t.TempDir(), 0, nil)
+	v1 := content(1, 3*testBS+100)
+	c.Store("a/f", "e1", int64(len(v1)), v1, 0)
+	hit(t, c, "a/f", "e1", v1, 0, int64(len(v1)))
+	hit(t, c, "a/f", "e1", v1, testBS-10, 20) // across a block boundary
+	hit(t, c, "a/f", "e1", v1, 70000, 5)      // inside a chunk
+	miss(t, c, "a/f", "e1", int64(len(v1)), int64(len(v1))-1, 2)
+
+	for _, tc := range []struct {
+		name, etag string
+		size       int64
+	}{
+		{"a/g", "e1", int64(len(v1))},     // another blob
+		{"a/f", "e1", int64(len(v1)) + 1}, // another size
+		{"a/f", "e2", int64(len(v1))},     // rewritten
+	} {
+		miss(t, c, tc.name, tc.etag, tc.size, 0, 10)
+	}
+	// The lookups with another version dropped the one held, files and all.
+	miss(t, c, "a/f", "e1", int64(len(v1)), 0, 10)
+	if s := c.Stats(); s.Pieces != 0 || s.Bytes != 0 {
+		t.Errorf("after the blob changed: %+v, want nothing held", s)
+	}
+	if n := countPieceFiles(t, c.dir); n != 0 {
+		t.Errorf("%d piece files left of the old version, want none", n)
+	}
+	// The new version is kept under its own ETag.
+	v2 := content(2, int64(len(v1)))
+	c.Store("a/f", "e2", int64(len(v2)), v2, 0)
+	hit(t, c, "a/f", "e2", v2, 0, int64(len(v2)))
+	miss(t, c, "a/f", "e1", int64(len(v1)), 0, 10)
+}
+
+// A random reader stores what it read, and only that.
+func TestRandomReadsKeepOnlyWhatTheyRead(t *testing.T) {
+	c := open(t, t.TempDir(), 0, nil)
+	v := content(3, 4*testBS)
+	size := int64(len(v))
+	c.Store("r", "e", size, v[300000:304096], 300000)
+	hit(t, c, "r", "e", v, 300000, 4096)
+	hit(t, c, "r", "e", v, 301000, 100)
+	miss(t, c, "r", "e", size, 299999, 10)
+	miss(t, c, "r", "e", size, 304000, 200)
+	if s := c.Stats(); s.Pieces != 1 || s.Bytes != diskSize(4096, 8) {
+		t.Errorf("after one 4 KiB read: %+v, want 1 piece of %d bytes", s, diskSize(4096, 8))
+	}
+	// The whole block, read later, replaces the pieces it covers.
+	blk := v[testBS : 2*testBS]
+	c.Store("r", "e", size, blk, testBS)
+	hit(t, c, "r", "e", v, 300000, 4096)
+	if s := c.Stats(); s.Pieces != 1 || s.Bytes != diskSize(testBS, 8) {
+		t.Errorf("after the whole block: %+v, want 1 piece of %d bytes", s, diskSize(testBS, 8))
+	}
+}
+
+func TestLRUEvictionWithinBudget(t *testing.T) {
+	per := diskSize(testBS, 8)
+	c := open(t, t.TempDir(), 3*per, nil)
+	v := content(4, 5*testBS)
+	size := int64(len(v))
+	store := func(i int64) { c.Store("big", "e", size, v[i*testBS:(i+1)*testBS], i*testBS) }
+	store(0)
+	store(1)
+	store(2)
+	hit(t, c, "big", "e", v, 0, 10) // block 0 is now more recent than 1
+	store(3)
+	if u := c.Used(); u > 3*per {
+		t.Fatalf("used %d bytes, over the budget of %d", u, 3*per)
+	}
+	miss(t, c, "big", "e", size, testBS, 10) // least recently used
+	hit(t, c, "big", "e", v, 0, testBS)
+	hit(t, c, "big", "e", v, 2*testBS, testBS)
+	hit(t, c, "big", "e", v, 3*testBS, testBS)
+	if n := countPieceFiles(t, c.dir); n != 3 {
+		t.Errorf("%d piece files on disk, want 3", n)
+	}
+}
+
+type fakeStaged struct{ n atomic.Int64 }
+
+func (f *fakeStaged) Used() int64 { return f.n.Load() }
+
+// Staged data always wins: what staging holds leaves the read cache less
+// room, and staging takes room back with Evict.
+func TestStagingPressure(t *testing.T) {
+	per := diskSize(testBS, 8)
+	st := &fakeStaged{}
+	max := 4 * per
+	c := open(t, t.TempDir(), max, st)
+	v := content(5, 4*testBS)
+	size := int64(len(v))
+	for i := int64(0); i < 4; i++ {
+		c.Store("f", "e", size, v[i*testBS:(i+1)*testBS], i*testBS)
+	}
+	if u := c.Used(); u != max {
+		t.Fatalf("used %d, want %d", u, max)
+	}
+	// Staging wants 2 blocks: it evicts them from the read cache, oldest
+	// first.
+	if freed := c.Evict(2 * per); freed < 2*per {
+		t.Fatalf("Evict freed %d, want at least %d", freed, 2*per)
+	}
+	st.n.Store(2 * per)
+	miss(t, c, "f", "e", size, 0, 10)
+	miss(t, c, "f", "e", size, testBS, 10)
+	hit(t, c, "f", "e", v, 2*testBS, testBS)
+	// A new piece that fits beside staging only by evicting an old one
+	// evicts it; one that cannot fit at all is not stored.
+	w := content(6, testBS)
+	c.Store("g", "e", testBS, w, 0)
+	if u := c.Used() + st.Used(); u > max {
+		t.Errorf("cache %d + staged %d over the budget %d", c.Used(), st.Used(), max)
+	}
+	hit(t, c, "g", "e", w, 0, testBS)
+	st.n.Store(max)
+	c.Store("h", "e", testBS, w, 0)
+	miss(t, c, "h", "e", testBS, 0, 10)
+	if u := c.Used(); u != 0 {
+		t.Errorf("with staging holding the whole budget the cache still holds %d bytes", u)
+	}
+	// Versions left without pieces are forgotten.
+	if s := c.Stats(); s.Versions != 0 {
+		t.Errorf("%+v, want no version left without pieces", s)
+	}
+}
+
+// What a crash (or power loss) mid-fill can leave behind is never served.
+func TestCrashMidFillServesNothing(t *testing.T) {
+	v := content(7, 2*testBS)
+	size := int64(len(v))
+	for _, tc := range []struct {
+		name string
+		// damage changes the files of a cache (at dir) holding both
+		// blocks of "f" at e; it returns the offset that must now be a
+		// miss.
+		damage func(t *testing.T, dir string) int64
+		// atOpen: the damage is found by rebuild (the piece is not even
+		// indexed); otherwise by the read's checks.
+		atOpen bool
+	}{
+		{"temporary file never renamed", func(t *testing.T, dir string) int64 {
+			// As a fill killed before its rename: the data is there, the
+			// piece is not.
+			final := piecePath(dir, "f", "e", size, testBS, testBS)
+			os.Remove(final)
+			h := encodeHeader(testEntry(dir, "f", "e", size), testBS, v[testBS:])
+			os.WriteFile(filepath.Join(filepath.Dir(final), ".tmp-0123"), append(h, v[testBS:]...), 0o600)
+			return testBS
+		}, true},
+		{"piece file cut short", func(t *testing.T, dir string) int64 {
+			os.Truncate(piecePath(dir, "f", "e", size, 0, testBS), headerSize(testBS, 2)+testBS/2)
+			return 0
+		}, true},
+		{"data never reached the disk (zeros)", func(t *testing.T, dir string) int64 {
+			f, err := os.OpenFile(piecePath(dir, "f", "e", size, testBS, testBS), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt(make([]byte, chunkSize), headerSize(testBS, 2)+chunkSize)
+			f.Close()
+			return testBS + chunkSize + 10
+		}, false},
+		{"header never reached the disk", func(t *testing.T, dir string) int64 {
+			f, _ := os.OpenFile(piecePath(dir, "f", "e", size, 0, testBS), os.O_WRONLY, 0)
+			f.WriteAt(make([]byte, 4096), 0)
+			f.Close()
+			return 0
+		}, false},
+		{"another version's piece", func(t *testing.T, dir string) int64 {
+			other := content(8, testBS)
+			h := encodeHeader(testEntry(dir, "f", "x", size), 0, other)
+			os.WriteFile(piecePath(dir, "f", "e", size, 0, testBS), append(h, other...), 0o600)
+			return 0
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := open(t, dir, 0, nil)
+			c.Store("f", "e", size, v, 0)
+			c.Close()
+			bad := tc.damage(t, dir)
+			c = open(t, dir, 0, nil)
+			if tc.atOpen && c.Stats().Pieces != 1 {
+				t.Errorf("after reopening: %d pieces indexed, want only the intact one", c.Stats().Pieces)
+			}
+			miss(t, c, "f", "e", size, bad, 10)
+			// The damaged piece is gone from disk too, the other served.
+			if n := countPieceFiles(t, dir); n != 1 {
+				t.Errorf("%d piece files left, want the intact one only", n)
+			}
+			good := int64(0)
+			if bad < testBS {
+				good = testBS
+			}
+			hit(t, c, "f", "e", v, good, testBS)
+		})
+	}
+	// A version none of whose pieces has a readable header is dropped
+	// whole at Open.
+	t.Run("no readable header", func(t *testing.T) {
+		dir := t.TempDir()
+		c := open(t, dir, 0, nil)
+		c.Store("f", "e", size, v, 0)
+		c.Close()
+		for _, off := range []int64{0, testBS} {
+			f, _ := os.OpenFile(piecePath(dir, "f", "e", size, off, testBS), os.O_WRONLY, 0)
+			f.WriteAt([]byte("XXXX"), 0)
+			f.Close()
+		}
+		c = open(t, dir, 0, nil)
+		miss(t, c, "f", "e", size, 0, 10)
+		if s := c.Stats(); s.Pieces != 0 || s.Bytes != 0 || countPieceFiles(t, dir) != 0 {
+			t.Errorf("%+v, %d files, want nothing", s, countPieceFiles(t, dir))
+		}
+	})
+}
+
+func testEntry(dir, name, etag string, size int64) *entry {
+	return (&Cache{dir: dir}).newEntry(name, etag, size)
+}
+
+// piecePath is where the cache at dir keeps [off, off+n) of a version.
+func piecePath(dir, name, etag string, size, off, n int64) string {
+	return testEntry(dir, name, etag, size).base + "." + pieceName(off, n)
+}
+
+func TestReopenServesFromDisk(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 0, nil)
+	v := content(9, 3*testBS+5)
+	small := []byte("small file")
+	c.Store("data/v", "e", int64(len(v)), v, 0)
+	c.Store("data/s", "x", int64(len(small)), small, 0)
+	if _, err := Open(Options{Dir: dir, BlockSize: testBS}); err == nil {
+		t.Fatal("a second Open of the same directory succeeded, want it refused")
+	}
+	c.Close()
+
+	c = open(t, dir, 0, nil)
+	hit(t, c, "data/v", "e", v, 0, int64(len(v)))
+	hit(t, c, "data/s", "x", small, 0, int64(len(small)))
+	if s := c.Stats(); s.Versions != 2 || s.Pieces != 5 || s.Bytes != 3*diskSize(testBS, 8)+diskSize(5, 8)+diskSize(int64(len(small)), 8) {
+		t.Errorf("after reopening: %+v", s)
+	}
+	c.Close()
+	// With a larger block size the pieces are still whole ranges within
+	// one block; with a smaller one, those that cross a block boundary
+	// are dropped (the two small ones stay).
+	c2, err := Open(Options{Dir: dir, BlockSize: 2 * testBS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := int64(0); off < int64(len(v)); off += testBS {
+		hit(t, c2, "data/v", "e", v, off, min(testBS, int64(len(v))-off))
+	}
+	c2.Close()
+	c3, err := Open(Options{Dir: dir, BlockSize: testBS / 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	if s := c3.Stats(); s.Pieces != 2 {
+		t.Errorf("with a smaller block size: %+v, want the 2 small pieces", s)
+	}
+	miss(t, c3, "data/v", "e", int64(len(v)), 0, 10)
+	hit(t, c3, "data/s", "x", small, 0, int64(len(small)))
+}
+
+func TestFilesArePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "rc")
+	c := open(t, dir, 0, nil)
+	c.Store("p", "e", 5, []byte("hello"), 0)
+	filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := os.FileMode(0o600)
+		if fi.IsDir() {
+			want = 0o700 | os.ModeDir
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode(), want)
+		}
+		return nil
+	})
+}
+
+// Readers storing and reading the same blocks at once, while staging
+// evicts: every hit is the right bytes (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	per := diskSize(testBS, 8)
+	c := open(t, t.TempDir(), 6*per, nil)
+	v := content(10, 8*testBS)
+	size := int64(len(v))
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			p := make([]byte, testBS)
+			for range 200 {
+				i := r.Int64N(8)
+				if c.ReadAt("f", "e", size, p, i*testBS) {
+					if !bytes.Equal(p, v[i*testBS:(i+1)*testBS]) {
+						t.Errorf("block %d: wrong bytes", i)
+						return
+					}
+				} else {
+					c.Store("f", "e", size, v[i*testBS:(i+1)*testBS], i*testBS)
+				}
+				if r.IntN(10) == 0 {
+					c.Evict(per)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s := c.Stats()
+	if u := c.Used(); u > 6*per || u != int64(s.Pieces)*per {
+		t.Errorf("used %d for %+v (budget %d)", u, s, 6*per)
+	}
+	if n := countPieceFiles(t, c.dir); n != c.Stats().Pieces {
+		t.Errorf("%d piece files on disk, %d indexed", n, c.Stats().Pieces)
+	}
+}
+
+func countPieceFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Name() != ".lock" && !strings.HasPrefix(fi.Name(), ".tmp") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// A crash between storing a new version and dropping the old one leaves
+// both on disk: Open keeps the one written last and removes the other.
+func TestReopenKeepsTheNewerOfTwoVersions(t *testing.T) {
+	old, cur := content(11, 1000), content(12, 1000)
+	dirNew := t.TempDir()
+	c := open(t, dirNew, 0, nil)
+	c.Store("f", "new", 1000, cur, 0)
+	c.Close()
+	dir := t.TempDir()
+	c = open(t, dir, 0, nil)
+	c.Store("f", "old", 1000, old, 0)
+	c.Close()
+	src, dst := piecePath(dirNew, "f", "new", 1000, 0, 1000), piecePath(dir, "f", "new", 1000, 0, 1000)
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(dst), 0o700)
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(dst, later, later)
+
+	c = open(t, dir, 0, nil)
+	hit(t, c, "f", "new", cur, 0, 1000)
+	if _, err := os.Stat(piecePath(dir, "f", "old", 1000, 0, 1000)); !os.IsNotExist(err) {
+		t.Errorf("the older version's piece: %v, want it removed", err)
+	}
+	if s := c.Stats(); s.Versions != 1 || s.Pieces != 1 {
+		t.Errorf("%+v, want the newer version only", s)
+	}
+}

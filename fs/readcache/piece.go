@@ -1,0 +1,196 @@
+package readcache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// A piece file is a header, padded to a multiple of 4 KiB so that the
+// data stays page-aligned, then the data:
+//
+//	0   "BFRC" magic
+//	4   format version (2)
+//	8   key: SHA-256 of name, ETag and size of the version
+//	40  offset of the data in the blob
+//	48  length of the data
+//	56  chunk size (64 KiB)
+//	60  number of chunks
+//	64  size of the blob
+//	72  length of the name, then of the ETag (16 bits each), 4 bytes zero
+//	80  the name, then the ETag
+//	…   CRC-32 (IEEE) of each chunk of the data
+//	…   CRC-32 of the header up to here
+//
+// All numbers little-endian. The chunk checksums let a small read of a
+// large piece check only the chunks it reads; the name and ETag let Open
+// rebuild the index from one header per version.
+const (
+	magic        = "BFRC"
+	formatV2     = 2
+	chunkSize    = 64 << 10
+	fixedHeader  = 80
+	headerAlign  = 4096
+	headerCRCLen = 4
+)
+
+func chunks(n int64) int64 { return (n + chunkSize - 1) / chunkSize }
+
+// headerSize is the padded header of a piece of n bytes of a version
+// whose name and ETag take metaLen bytes.
+func headerSize(n int64, metaLen int) int64 {
+	return (fixedHeader + int64(metaLen) + 4*chunks(n) + headerCRCLen + headerAlign - 1) &^ (headerAlign - 1)
+}
+
+func encodeHeader(e *entry, off int64, p []byte) []byte {
+	n := int64(len(p))
+	h := make([]byte, headerSize(n, e.metaLen()))
+	copy(h, magic)
+	binary.LittleEndian.PutUint32(h[4:], formatV2)
+	copy(h[8:40], e.key[:])
+	binary.LittleEndian.PutUint64(h[40:], uint64(off))
+	binary.LittleEndian.PutUint64(h[48:], uint64(n))
+	binary.LittleEndian.PutUint32(h[56:], chunkSize)
+	binary.LittleEndian.PutUint32(h[60:], uint32(chunks(n)))
+	binary.LittleEndian.PutUint64(h[64:], uint64(e.size))
+	binary.LittleEndian.PutUint16(h[72:], uint16(len(e.name)))
+	binary.LittleEndian.PutUint16(h[74:], uint16(len(e.etag)))
+	at := fixedHeader
+	at += copy(h[at:], e.name)
+	at += copy(h[at:], e.etag)
+	for i := int64(0); i < chunks(n); i++ {
+		binary.LittleEndian.PutUint32(h[at:], crc32.ChecksumIEEE(p[i*chunkSize:min(n, (i+1)*chunkSize)]))
+		at += 4
+	}
+	binary.LittleEndian.PutUint32(h[at:], crc32.ChecksumIEEE(h[:at]))
+	return h
+}
+
+// writePiece writes p, the bytes at off of e, to a new temporary file
+// next to e's pieces and returns its path; the caller renames it into
+// place.
+func (c *Cache) writePiece(e *entry, off int64, p []byte) (string, error) {
+	if len(e.name) > 0xffff || len(e.etag) > 0xffff {
+		return "", errors.New("readcache: name or ETag too long")
+	}
+	dir := filepath.Dir(e.base)
+	path := filepath.Join(dir, ".tmp-"+randHex())
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		// The version's subdirectory is made on first use.
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("readcache: %w", err)
+	}
+	h := encodeHeader(e, off, p)
+	_, err = f.Write(h)
+	if err == nil {
+		_, err = f.Write(p)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", fmt.Errorf("readcache: writing %s: %w", path, err)
+	}
+	return path, nil
+}
+
+var errCorrupt = errors.New("readcache: piece does not match its header")
+
+// readHeader reads and checks the header of the piece file f, said by its
+// name to hold [poff, poff+pn) of some version.
+func readHeader(f *os.File, poff, pn int64) ([]byte, error) {
+	h := make([]byte, headerAlign)
+	if _, err := io.ReadFull(io.NewSectionReader(f, 0, headerAlign), h); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", errCorrupt, err)
+	}
+	if string(h[:4]) != magic || binary.LittleEndian.Uint32(h[4:]) != formatV2 {
+		return nil, fmt.Errorf("%w: not a piece file", errCorrupt)
+	}
+	ml := int(binary.LittleEndian.Uint16(h[72:])) + int(binary.LittleEndian.Uint16(h[74:]))
+	hs := headerSize(pn, ml)
+	if hs > headerAlign {
+		h = append(h, make([]byte, hs-headerAlign)...)
+		if _, err := io.ReadFull(io.NewSectionReader(f, headerAlign, hs-headerAlign), h[headerAlign:]); err != nil {
+			return nil, fmt.Errorf("%w: header: %v", errCorrupt, err)
+		}
+	}
+	nc := chunks(pn)
+	end := fixedHeader + int64(ml) + 4*nc
+	switch {
+	case int64(binary.LittleEndian.Uint64(h[40:])) != poff || int64(binary.LittleEndian.Uint64(h[48:])) != pn ||
+		binary.LittleEndian.Uint32(h[56:]) != chunkSize || int64(binary.LittleEndian.Uint32(h[60:])) != nc:
+		return nil, fmt.Errorf("%w: another range", errCorrupt)
+	case binary.LittleEndian.Uint32(h[end:]) != crc32.ChecksumIEEE(h[:end]):
+		return nil, fmt.Errorf("%w: header checksum", errCorrupt)
+	}
+	return h[:end], nil
+}
+
+// readVersion reads which version a piece file belongs to.
+func readVersion(path string, poff, pn int64) (name, etag string, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer f.Close()
+	h, err := readHeader(f, poff, pn)
+	if err != nil {
+		return "", "", 0, err
+	}
+	nl, el := int(binary.LittleEndian.Uint16(h[72:])), int(binary.LittleEndian.Uint16(h[74:]))
+	return string(h[fixedHeader : fixedHeader+nl]), string(h[fixedHeader+nl : fixedHeader+nl+el]),
+		int64(binary.LittleEndian.Uint64(h[64:])), nil
+}
+
+// readPiece fills p with the bytes at off of the blob from the piece file
+// at path, which should hold [poff, poff+pn) of the version key (whose
+// name and ETag take metaLen bytes), checking the header and the checksum
+// of every chunk read.
+func readPiece(path string, key [32]byte, metaLen int, poff, pn int64, p []byte, off int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h, err := readHeader(f, poff, pn)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(h[8:40], key[:]) || len(h) != fixedHeader+metaLen+4*int(chunks(pn)) {
+		return fmt.Errorf("%w: another version's", errCorrupt)
+	}
+	hs := headerSize(pn, metaLen)
+	crcs := h[fixedHeader+metaLen:]
+	rel := off - poff
+	first, last := rel/chunkSize, (rel+int64(len(p))-1)/chunkSize
+	from, to := first*chunkSize, min(pn, (last+1)*chunkSize)
+	buf := p
+	if from != rel || to != rel+int64(len(p)) {
+		buf = make([]byte, to-from)
+	}
+	if _, err := f.ReadAt(buf, hs+from); err != nil {
+		return fmt.Errorf("%w: data: %v", errCorrupt, err)
+	}
+	for i := first; i <= last; i++ {
+		a := (i - first) * chunkSize
+		b := min(int64(len(buf)), a+chunkSize)
+		if crc32.ChecksumIEEE(buf[a:b]) != binary.LittleEndian.Uint32(crcs[4*i:]) {
+			return fmt.Errorf("%w: data checksum of chunk %d", errCorrupt, i)
+		}
+	}
+	if len(buf) != len(p) {
+		copy(p, buf[rel-from:])
+	}
+	return nil
+}
