@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -16,6 +17,7 @@ type round struct {
 	bin    string
 	w      *world
 	d      *daemon
+	extra  []string // the current mount's workload flags
 	mounts int
 	logf   func(format string, args ...any)
 
@@ -43,7 +45,8 @@ func (r *round) mnt(parts ...string) string {
 // mount starts a blobfs daemon on the round's world.
 func (r *round) mount(ctx context.Context) error {
 	r.mounts++
-	d, err := mountBlobfs(ctx, r.bin, r.w, r.mounts, r.cfg.MountFlags)
+	flags := append(slices.Clone(r.cfg.MountFlags), r.extra...)
+	d, err := mountBlobfs(ctx, r.bin, r.w, r.mounts, flags)
 	if err != nil {
 		return err
 	}
@@ -146,7 +149,8 @@ func (r *round) measureDirect(ctx context.Context, wl *workload, s *sample) erro
 // measureMount runs wl through the mount, with the daemon's CPU and peak
 // RSS, and checks the outcome.
 func (r *round) measureMount(ctx context.Context, wl *workload, s *sample) error {
-	if wl.cold || r.d == nil {
+	if wl.cold || r.d == nil || !slices.Equal(r.extra, wl.mountFlags) {
+		r.extra = wl.mountFlags
 		if err := r.remount(ctx); err != nil {
 			return fmt.Errorf("%s: mount: %w", wl.key, err)
 		}
