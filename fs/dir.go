@@ -41,9 +41,9 @@ type dirNode struct {
 	// subdirectory soon after is a walk going down (find, du, rm -r).
 	readAt time.Time
 	// emptiedAt is when this mount last removed an entry here. While
-	// removals go on, lookups answer from the listing the names were
-	// found in even past the entry TTL: rm -r removes what it listed, and
-	// a List call per name would cost more than the Deletes.
+	// removals go on (emptyingGap), lookups answer from the listing the
+	// names were found in even past the entry TTL: rm -r removes what it
+	// listed, and a List call per name would cost more than the Deletes.
 	emptiedAt time.Time
 	// kept is a directory emptied here of its last entry and not removed
 	// (yet): it exists through the mount whatever the service lists, and
@@ -55,6 +55,11 @@ type dirNode struct {
 	keepTimer *time.Timer
 	keepBusy  chan struct{}
 }
+
+// emptyingGap is how long after a removal here a directory still counts
+// as being emptied, whatever the entry TTL: the time between two removals
+// is the program's pace and the service's, not a freshness bound.
+const emptyingGap = 2 * time.Second
 
 // keepDelay is how long an emptied directory waits for its rmdir before
 // its keep-alive marker is written. rm -r removes a directory right after
@@ -242,7 +247,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	d.mu.Lock()
 	l := d.list
 	fresh := l.fresh(d.m.entryTTL)
-	if !fresh && l != nil && time.Since(d.emptiedAt) < d.m.entryTTL {
+	if !fresh && l != nil && time.Since(d.emptiedAt) < max(d.m.entryTTL, emptyingGap) {
 		// Being emptied (rm -r): a name still in the listing it was
 		// found in is there unless another client removed it, and then
 		// the removal that follows finds nothing to delete, as it would
@@ -879,7 +884,11 @@ func (d *dirNode) keepCheck(ctx context.Context) {
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
-		d.kept, d.keepBusy = false, nil
+		// An entry removed meanwhile armed another check: kept till then.
+		if d.keepTimer == nil {
+			d.kept = false
+		}
+		d.keepBusy = nil
 		close(busy)
 		d.mu.Unlock()
 	}()
