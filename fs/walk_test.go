@@ -99,7 +99,7 @@ func TestRmRfCalls(t *testing.T) {
 	const dirs, files = 3, 150
 	e.putMany(t, dirs*files, func(i int) string { return fmt.Sprintf("rm/d%d/f%03d", i/files, i%files) })
 	// A short entry TTL, so that it runs out while rm is at work.
-	dir, _ := e.mount(t, fs.Options{EntryTTL: 100 * time.Millisecond})
+	dir, _ := e.mount(t, fs.Options{EntryTTL: 300 * time.Millisecond})
 	e.calls.take()
 	t0 := time.Now()
 	if out, err := exec.Command("rm", "-rf", filepath.Join(dir, "rm")).CombinedOutput(); err != nil {
@@ -111,12 +111,13 @@ func TestRmRfCalls(t *testing.T) {
 		t.Errorf("rm -rf of %d files: %d Delete, %d Put Blob, want %d and 0 (calls %v)", dirs*files, got["DeleteBlob"], got["PutBlob"], dirs*files, got)
 	}
 	// Per directory (4 with rm/): its listing (taken from the flat
-	// listing of rm/ while that is fresh), a lookup once the kernel's entry
-	// ran out before its first removal (on a slow machine), and rmdir's
-	// check; plus the lookup of rm/ (2) and the flat listing of its
-	// subtree. Not one per file.
-	if lists := got["ListBlobs"]; lists > 4*3+3 {
-		t.Errorf("rm -rf in %v made %d List calls, want at most %d (calls %v)", took, lists, 4*3+3, got)
+	// listing of rm/ while that is fresh); on a slow machine another when
+	// rm opens it the second time (it opens every directory twice) or
+	// looks it up after the entry TTL ran out; and rmdir's check. Plus the
+	// lookup of rm/ (2) and the flat listing of its subtree. A few per
+	// directory, not one per file (before: 791 for these 450 files).
+	if lists, most := got["ListBlobs"], 4*4+3; lists > most {
+		t.Errorf("rm -rf in %v made %d List calls, want at most %d (calls %v)", took, lists, most, got)
 	}
 	if got["GetBlobProperties"] != 0 {
 		t.Errorf("rm -rf: %d HEAD calls (calls %v)", got["GetBlobProperties"], got)
