@@ -138,6 +138,9 @@ func (d *dirNode) listing(ctx context.Context) (*listing, error) {
 		if l, err = d.m.list(ctx, d.prefix()); err != nil {
 			return nil, err
 		}
+		// A tree's older listing of d would not see the changes
+		// noted in this one from now on.
+		d.dropTree("", false)
 	}
 	for name, ch := range d.Children() {
 		switch n := ch.Operations().(type) {
@@ -828,11 +831,12 @@ func (d *dirNode) keepIfEmpty(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	hasMarker := !d.markerAt.IsZero() && d.marker != nil
-	// Our own listing, even past the TTL: what this mount has not
-	// removed from it is still there unless another client removed it,
-	// which the check (if the directory has no marker) then sees.
+	// Our own listing, even past the TTL, as lookups use it while
+	// removals go on: what this mount has not removed from it is still
+	// there unless another client removed it, and a check per removal
+	// would cost a List each (rm -r of a directory's subdirectories).
 	nonEmpty := d.list != nil && len(d.list.entries) > 0
-	if hasMarker || (nonEmpty && d.list.fresh(d.m.entryTTL)) {
+	if hasMarker || nonEmpty {
 		return
 	}
 	// Kept even when its listing is not known: it exists here until

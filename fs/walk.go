@@ -172,15 +172,27 @@ func (d *dirNode) parentDir() *dirNode {
 }
 
 // fromTree finds what a flat listing of one of d's ancestors (or of d
-// itself) learnt about d: its listing (taken out of the tree when take is
-// set and the listing is still fresh) and its marker.
-func (d *dirNode) fromTree(take bool) (l *listing, mk *blob.Properties, known bool, at time.Time) {
-	return d.treeLookup(d.prefix(), take)
+// itself) learnt about d: its listing (when withList is set and the tree
+// may still serve it) and its marker.
+//
+// A tree serves listings for the entry TTL, and longer while the
+// directory it belongs to is being emptied by this mount (rm -r of it:
+// the listings its directories were found in serve their removal; an
+// entry another client added meanwhile makes the rmdir fail with
+// ENOTEMPTY, as a local disk would), up to maxEmptyingTree.
+func (d *dirNode) fromTree(withList bool) (l *listing, mk *blob.Properties, known bool, at time.Time) {
+	return d.treeLookup(d.prefix(), withList)
 }
 
+// maxEmptyingTree bounds how long a tree serves a removal.
+const maxEmptyingTree = 5 * time.Minute
+
 // treeLookup is fromTree for the directory whose prefix is full, looked
-// for in the trees of d and its ancestors.
-func (d *dirNode) treeLookup(full string, take bool) (l *listing, mk *blob.Properties, known bool, at time.Time) {
+// for in the trees of d and its ancestors. A listing served stays in the
+// tree, shared with the directory that took it (which keeps it current
+// with this mount's changes), so that reading the directory again (rm
+// opens each one twice) finds it too.
+func (d *dirNode) treeLookup(full string, withList bool) (l *listing, mk *blob.Properties, known bool, at time.Time) {
 	if full == "" {
 		return nil, nil, false, time.Time{} // the root, or removed
 	}
@@ -191,17 +203,17 @@ func (d *dirNode) treeLookup(full string, take bool) (l *listing, mk *blob.Prope
 		}
 		a.mu.Lock()
 		t := a.tree
-		if t != nil && !t.fresh(d.m.attrTTL) && !t.fresh(d.m.entryTTL) {
+		emptying := t != nil && time.Since(a.emptiedAt) < max(d.m.entryTTL, emptyingGap) && time.Since(t.at) < maxEmptyingTree
+		if t != nil && !t.fresh(d.m.attrTTL) && !t.fresh(d.m.entryTTL) && !emptying {
 			a.tree, t = nil, nil
 		}
 		if t != nil {
-			if t.fresh(d.m.attrTTL) {
+			if t.fresh(d.m.attrTTL) || emptying {
 				mk, known = t.markers[rel]
 			}
 			at = t.at
-			if take && t.fresh(d.m.entryTTL) {
+			if withList && (t.fresh(d.m.entryTTL) || emptying) {
 				l = t.dirs[rel]
-				delete(t.dirs, rel)
 			}
 		}
 		a.mu.Unlock()
