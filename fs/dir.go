@@ -142,23 +142,30 @@ func (d *dirNode) listing(ctx context.Context) (*listing, error) {
 		// noted in this one from now on.
 		d.dropTree("", false)
 	}
+	var pending, kept []string
 	for name, ch := range d.Children() {
 		switch n := ch.Operations().(type) {
 		case *fileNode:
 			if n.isPending() {
-				l.entries[name] = &entry{typ: syscall.S_IFREG, pending: true}
+				pending = append(pending, name)
 			}
 		case *dirNode:
 			// Emptied here and not removed: it still exists.
-			n.mu.Lock()
-			kept := n.kept
-			n.mu.Unlock()
-			if kept && l.entries[name] == nil {
-				l.entries[name] = &entry{typ: syscall.S_IFDIR}
+			if n.isKept() {
+				kept = append(kept, name)
 			}
 		}
 	}
 	d.mu.Lock()
+	// Under d.mu: a tree's listing may already be d's.
+	for _, name := range pending {
+		l.entries[name] = &entry{typ: syscall.S_IFREG, pending: true}
+	}
+	for _, name := range kept {
+		if l.entries[name] == nil {
+			l.entries[name] = &entry{typ: syscall.S_IFDIR}
+		}
+	}
 	d.list = l
 	if !d.isRoot {
 		if l.marker != nil || d.marker == nil || d.marker.Name == d.prefix() {
@@ -875,7 +882,18 @@ func (d *dirNode) stopKeeping() {
 // below it.
 func (d *dirNode) keepCheck(ctx context.Context) {
 	d.mu.Lock()
-	if d.keepTimer == nil && !d.kept || d.keepBusy != nil {
+	for d.keepBusy != nil {
+		// Unmount while the timer's check is under way: wait for it.
+		busy := d.keepBusy
+		d.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return
+		}
+		d.mu.Lock()
+	}
+	if d.keepTimer == nil && !d.kept {
 		d.mu.Unlock()
 		return
 	}

@@ -298,10 +298,13 @@ func (d *dirNode) walkTree(ctx context.Context) {
 				continue
 			}
 			if mk, ok := t.markers[name+"/"]; ok {
+				// A copy: readdir streams share the old entry unlocked.
+				ne := *e
 				if mk != nil {
-					e.props = mk
+					ne.props = mk
 				}
-				e.markerKnown = true
+				ne.markerKnown = true
+				d.list.entries[name] = &ne
 			}
 		}
 	}
