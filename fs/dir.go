@@ -36,36 +36,69 @@ type dirNode struct {
 	// directory's mtime (and ctime, in attrs) as seen here. Kept in memory
 	// only, so that making a file stays one call.
 	entriesAt time.Time
+
+	// tree is the last flat listing of the subtree (walk.go); treeBusy
+	// is closed when the one under way ends.
+	tree     *tree
+	treeBusy chan struct{}
+	// readAt is when a program last read the directory: a lookup of a
+	// subdirectory soon after is a walk going down (find, du, rm -r).
+	readAt time.Time
+	// emptiedAt is when this mount last removed an entry here. While
+	// removals go on (emptyingGap), lookups answer from the listing the
+	// names were found in even past the entry TTL: rm -r removes what it
+	// listed, and a List call per name would cost more than the Deletes.
+	emptiedAt time.Time
+	// kept is a directory emptied here of its last entry and not removed
+	// (yet): it exists through the mount whatever the service lists, and
+	// keepTimer writes its marker unless rmdir comes first, so that rm -r
+	// writes no marker for a directory it is about to remove. keepBusy is
+	// closed when a check under way ends.
+	kept      bool
+	keepPath  string // its prefix when kept, should the kernel forget it
+	keepTimer *time.Timer
+	keepBusy  chan struct{}
 }
 
+// emptyingGap is how long after a removal here a directory still counts
+// as being emptied, whatever the entry TTL: the time between two removals
+// is the program's pace and the service's, not a freshness bound.
+const emptyingGap = 2 * time.Second
+
+// keepDelay is how long an emptied directory waits for its rmdir before
+// its keep-alive marker is written. rm -r removes a directory right after
+// its last entry; unmount writes the markers still waiting.
+const keepDelay = 2 * time.Second
+
 var (
-	_ gofs.NodeLookuper  = (*dirNode)(nil)
-	_ gofs.NodeReaddirer = (*dirNode)(nil)
-	_ gofs.NodeGetattrer = (*dirNode)(nil)
-	_ gofs.NodeSetattrer = (*dirNode)(nil)
-	_ gofs.NodeMkdirer   = (*dirNode)(nil)
-	_ gofs.NodeRmdirer   = (*dirNode)(nil)
-	_ gofs.NodeUnlinker  = (*dirNode)(nil)
-	_ gofs.NodeCreater   = (*dirNode)(nil)
-	_ gofs.NodeSymlinker = (*dirNode)(nil)
-	_ gofs.NodeMknoder   = (*dirNode)(nil)
-	_ gofs.NodeLinker    = (*dirNode)(nil)
-	_ gofs.NodeRenamer   = (*dirNode)(nil)
-	_ gofs.NodeStatfser  = (*dirNode)(nil)
+	_ gofs.NodeLookuper       = (*dirNode)(nil)
+	_ gofs.NodeReaddirer      = (*dirNode)(nil)
+	_ gofs.NodeOpendirHandler = (*dirNode)(nil)
+	_ gofs.NodeGetattrer      = (*dirNode)(nil)
+	_ gofs.NodeSetattrer      = (*dirNode)(nil)
+	_ gofs.NodeMkdirer        = (*dirNode)(nil)
+	_ gofs.NodeRmdirer        = (*dirNode)(nil)
+	_ gofs.NodeUnlinker       = (*dirNode)(nil)
+	_ gofs.NodeCreater        = (*dirNode)(nil)
+	_ gofs.NodeSymlinker      = (*dirNode)(nil)
+	_ gofs.NodeMknoder        = (*dirNode)(nil)
+	_ gofs.NodeLinker         = (*dirNode)(nil)
+	_ gofs.NodeRenamer        = (*dirNode)(nil)
+	_ gofs.NodeStatfser       = (*dirNode)(nil)
 )
 
 func newDirNode(m *mount, marker *blob.Properties) *dirNode {
 	d := &dirNode{m: m, attrs: fileAttrs{md: map[string]string{}}}
 	if marker != nil {
-		d.setMarker(marker)
+		d.setMarker(marker, time.Now())
 	}
 	return d
 }
 
-// setMarker records the directory's marker blob; call with d.mu held or
-// before d is shared.
-func (d *dirNode) setMarker(p *blob.Properties) {
-	d.marker, d.markerAt = p, time.Now()
+// setMarker records the directory's marker blob (nil: it has none) as
+// learnt at time at; call with d.mu held or before d is shared.
+func (d *dirNode) setMarker(p *blob.Properties, at time.Time) {
+	d.marker, d.markerAt = p, at
 	if p != nil {
 		d.attrs.md = cloneMeta(p.Metadata)
 	}
@@ -119,20 +152,45 @@ func (d *dirNode) listing(ctx context.Context) (*listing, error) {
 		return l, nil
 	}
 	d.m.stats.listMisses.Add(1)
-	l, err := d.m.list(ctx, d.prefix())
-	if err != nil {
-		return nil, err
+	// A walk that listed an ancestor's subtree flat has this listing.
+	l, _, _, _ := d.fromTree(true)
+	if l == nil {
+		var err error
+		if l, err = d.m.list(ctx, d.prefix()); err != nil {
+			return nil, err
+		}
+		// A tree's older listing of d would not see the changes
+		// noted in this one from now on.
+		d.dropTree("", false)
 	}
+	var pending, kept []string
 	for name, ch := range d.Children() {
-		if f, ok := ch.Operations().(*fileNode); ok && f.isPending() {
-			l.entries[name] = &entry{typ: syscall.S_IFREG, pending: true}
+		switch n := ch.Operations().(type) {
+		case *fileNode:
+			if n.isPending() {
+				pending = append(pending, name)
+			}
+		case *dirNode:
+			// Emptied here and not removed: it still exists.
+			if n.isKept() {
+				kept = append(kept, name)
+			}
 		}
 	}
 	d.mu.Lock()
+	// Under d.mu: a tree's listing may already be d's.
+	for _, name := range pending {
+		l.entries[name] = &entry{typ: syscall.S_IFREG, pending: true}
+	}
+	for _, name := range kept {
+		if l.entries[name] == nil {
+			l.entries[name] = &entry{typ: syscall.S_IFDIR}
+		}
+	}
 	d.list = l
 	if !d.isRoot {
 		if l.marker != nil || d.marker == nil || d.marker.Name == d.prefix() {
-			d.setMarker(l.marker)
+			d.setMarker(l.marker, l.at)
 		}
 	}
 	d.mu.Unlock()
@@ -146,19 +204,32 @@ func (d *dirNode) noteChild(name string, e *entry) {
 		d.entriesChanged()
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if e == nil {
 		d.noteAbsentLocked(name)
 	} else {
 		delete(d.absent, name)
 	}
-	if d.list == nil {
-		return
+	// A walk's tree must not hand out a listing this change is not in:
+	// d's own when d has none yet, and everything below a directory
+	// that goes or comes (rmdir, rename).
+	var old *entry
+	noList := d.list == nil
+	if !noList {
+		old = d.list.entries[name]
+		if e == nil {
+			delete(d.list.entries, name)
+		} else {
+			d.list.entries[name] = e
+		}
 	}
-	if e == nil {
-		delete(d.list.entries, name)
-	} else {
-		d.list.entries[name] = e
+	d.mu.Unlock()
+	if noList {
+		d.dropTree("", false)
+	}
+	ch := d.GetChild(name)
+	_, childDir := opsOf(ch).(*dirNode)
+	if childDir || (e != nil && e.typ == syscall.S_IFDIR) || (old != nil && old.typ == syscall.S_IFDIR) || (ch == nil && old == nil) {
+		d.dropTree(name+"/", true)
 	}
 }
 
@@ -188,7 +259,9 @@ func (d *dirNode) knownAbsent(name string) bool {
 }
 
 // Lookup answers from the cached listing when it is fresh (also for absent
-// names: no call), else with one probing List call.
+// names: no call), or, while this mount is removing entries here, from
+// the listing the names were found in; else with one probing List call.
+// A subdirectory's attributes come from the listing too: see walk.go.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if errno := checkNameLen(name); errno != 0 {
 		return nil, errno
@@ -209,16 +282,35 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	var e *entry
 	at := time.Now()
-	if l := d.cachedListing(); l != nil {
-		d.m.stats.lookupHits.Add(1)
-		d.mu.Lock()
+	d.mu.Lock()
+	l := d.list
+	fresh := l.fresh(d.m.entryTTL)
+	if !fresh && l != nil && time.Since(d.emptiedAt) < max(d.m.entryTTL, emptyingGap) {
+		// Being emptied (rm -r): a name still in the listing it was
+		// found in is there unless another client removed it, and then
+		// the removal that follows finds nothing to delete, as it would
+		// have. A name not in it is asked for.
+		if e = l.entries[name]; e != nil {
+			fresh = true
+		}
+	}
+	if fresh {
 		e, at = l.entries[name], l.at
-		d.mu.Unlock()
+	}
+	d.mu.Unlock()
+	if fresh {
+		d.m.stats.lookupHits.Add(1)
 	} else {
 		d.m.stats.lookupMisses.Add(1)
 		var err error
 		if e, err = d.m.probe(ctx, d.childPath(name)); err != nil {
 			return nil, toErrno(d.m.log, "lookup", d.childPath(name), err)
+		}
+		if e == nil {
+			// Emptied here and not removed: it exists, listed or not.
+			if cd, ok := opsOf(d.GetChild(name)).(*dirNode); ok && cd.isKept() {
+				e = &entry{typ: syscall.S_IFDIR}
+			}
 		}
 	}
 	if e == nil {
@@ -228,10 +320,58 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, syscall.ENOENT
 	}
 	ch := d.child(ctx, name, e, at)
+	if cd, ok := ch.Operations().(*dirNode); ok && !cd.markerKnown() {
+		d.learnMarker(ctx, name, cd, fresh && d.walking())
+	}
 	if errno := fillNode(ctx, ch, d.childPath(name), &out.Attr); errno != 0 {
 		return nil, errno
 	}
 	return ch, 0
+}
+
+// learnMarker finds the marker of subdirectory cd (not yet in the tree
+// when new) without asking the service for it alone when it can: from a
+// flat listing of an ancestor's subtree made by a walk, or by making one
+// when a walk goes down from d (a lookup answered by d's listing soon
+// after a program read d: walk). Otherwise getattr asks.
+func (d *dirNode) learnMarker(ctx context.Context, name string, cd *dirNode, walk bool) {
+	full := d.childPath(name) + "/"
+	_, mk, ok, at := d.treeLookup(full, false)
+	if !ok && walk {
+		// One flat listing of d's subtree tells the markers of all
+		// its subdirectories at once.
+		d.walkTree(ctx)
+		_, mk, ok, at = d.treeLookup(full, false)
+	}
+	if !ok {
+		return
+	}
+	cd.mu.Lock()
+	if !at.Before(cd.markerAt) {
+		cd.setMarker(mk, at)
+	}
+	cd.mu.Unlock()
+}
+
+// walking tells a directory a program read within the entry TTL.
+func (d *dirNode) walking() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Since(d.readAt) < d.m.entryTTL
+}
+
+// markerKnown tells whether d's marker (or that it has none) is known
+// within the attribute TTL.
+func (d *dirNode) markerKnown() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.kept || time.Since(d.markerAt) < d.m.attrTTL
+}
+
+func (d *dirNode) isKept() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.kept
 }
 
 // fresh tells a node whose existence this mount learnt within the entry
@@ -256,8 +396,12 @@ func (m *mount) fresh(ch *gofs.Inode) bool {
 		n.mu.Unlock()
 	case *dirNode:
 		n.mu.Lock()
+		kept := n.kept
 		at = n.markerAt
 		n.mu.Unlock()
+		if kept {
+			return true // exists here whatever the service lists
+		}
 	}
 	return time.Since(at) < m.entryTTL
 }
@@ -293,9 +437,11 @@ func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time
 			}
 		case *dirNode:
 			if e.typ == syscall.S_IFDIR {
-				if e.props != nil {
+				if e.markerKnown {
 					n.mu.Lock()
-					n.setMarker(e.props)
+					if !at.Before(n.markerAt) {
+						n.setMarker(e.props, at)
+					}
 					n.mu.Unlock()
 				}
 				return ch
@@ -305,7 +451,11 @@ func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time
 	var ops gofs.InodeEmbedder
 	switch e.typ {
 	case syscall.S_IFDIR:
-		ops = newDirNode(d.m, e.props)
+		nd := newDirNode(d.m, nil)
+		if e.markerKnown {
+			nd.setMarker(e.props, at)
+		}
+		ops = nd
 	case syscall.S_IFLNK, syscall.S_IFIFO, syscall.S_IFCHR, syscall.S_IFBLK, syscall.S_IFSOCK:
 		ops = newSymlinkNode(d.m, e.props, "")
 	default:
@@ -318,18 +468,27 @@ func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time
 // children's inodes from the listing, so that READDIRPLUS and a later stat
 // need no calls and inode numbers stay the same between two readdirs.
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ds, _, _, errno := d.readdir(ctx)
+	return ds, errno
+}
+
+// readdir is Readdir, also returning the entries as the listing served
+// them and when it was made.
+func (d *dirNode) readdir(ctx context.Context) (gofs.DirStream, map[string]*entry, time.Time, syscall.Errno) {
 	ctx, release := patient(ctx)
 	defer release()
 	l, err := d.listing(ctx)
 	if err != nil {
-		return nil, toErrno(d.m.log, "readdir", d.name(), err)
+		return nil, nil, time.Time{}, toErrno(d.m.log, "readdir", d.name(), err)
 	}
 	d.mu.Lock()
+	d.readAt = time.Now()
 	names := l.names()
 	ents := make(map[string]*entry, len(names))
 	for _, n := range names {
 		ents[n] = l.entries[n]
 	}
+	at := l.at
 	d.mu.Unlock()
 	out := make([]fuse.DirEntry, 0, len(names)+2)
 	out = append(out,
@@ -341,7 +500,7 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		if e.pending {
 			ch = d.GetChild(n)
 		} else {
-			ch = d.child(ctx, n, e, l.at)
+			ch = d.child(ctx, n, e, at)
 			if d.GetChild(n) != ch {
 				d.AddChild(n, ch, true)
 			}
@@ -351,7 +510,94 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		}
 		out = append(out, fuse.DirEntry{Name: n, Mode: e.typ, Ino: ch.StableAttr().Ino})
 	}
-	return gofs.NewListDirStream(out), 0
+	return gofs.NewListDirStream(out), ents, at, 0
+}
+
+// OpendirHandle gives the directory a handle of its own so that the
+// attributes READDIRPLUS sends with each entry come from the listing
+// that entry came from, however long the reading takes (a walk's flat
+// listing may happen in the middle of it).
+func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return &dirHandle{d: d}, 0, 0
+}
+
+// dirHandle is an open directory: go-fuse's stream of a Readdir, plus
+// the listing it was made from.
+type dirHandle struct {
+	d    *dirNode
+	ds   gofs.DirStream
+	ents map[string]*entry
+	at   time.Time
+}
+
+var (
+	_ gofs.FileReaddirenter = (*dirHandle)(nil)
+	_ gofs.FileSeekdirer    = (*dirHandle)(nil)
+	_ gofs.FileReleasedirer = (*dirHandle)(nil)
+	_ gofs.FileLookuper     = (*dirHandle)(nil)
+)
+
+// go-fuse serializes the calls on one handle.
+func (h *dirHandle) open(ctx context.Context) syscall.Errno {
+	if h.ds != nil {
+		return 0
+	}
+	ds, ents, at, errno := h.d.readdir(ctx)
+	if errno != 0 {
+		return errno
+	}
+	h.ds, h.ents, h.at = ds, ents, at
+	return 0
+}
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if errno := h.open(ctx); errno != 0 {
+		return nil, errno
+	}
+	if !h.ds.HasNext() {
+		return nil, 0
+	}
+	e, errno := h.ds.Next()
+	return &e, errno
+}
+
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if errno := h.open(ctx); errno != 0 {
+		return errno
+	}
+	if sd, ok := h.ds.(gofs.FileSeekdirer); ok {
+		return sd.Seekdir(ctx, off)
+	}
+	return syscall.ENOTSUP
+}
+
+func (h *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
+	if h.ds != nil {
+		h.ds.Close()
+	}
+}
+
+// Lookup answers READDIRPLUS for a name the stream just produced.
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	d := h.d
+	e := h.ents[name]
+	ch := d.GetChild(name)
+	if e == nil || (e.pending && ch == nil) {
+		return d.Lookup(ctx, name, out)
+	}
+	ctx, release := patient(ctx)
+	defer release()
+	d.m.stats.lookupHits.Add(1)
+	if !e.pending {
+		ch = d.child(ctx, name, e, h.at)
+	}
+	if cd, ok := ch.Operations().(*dirNode); ok && !cd.markerKnown() {
+		d.learnMarker(ctx, name, cd, true) // a program is reading d
+	}
+	if errno := fillNode(ctx, ch, d.childPath(name), &out.Attr); errno != 0 {
+		return nil, errno
+	}
+	return ch, 0
 }
 
 func (d *dirNode) parentIno() uint64 {
@@ -367,8 +613,11 @@ func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.Att
 	return d.getattr(ctx, &out.Attr)
 }
 
-// getattr learns the marker (one HEAD of "dir/") when it is not known or
-// has expired, since a listing of the parent rolls markers up into prefixes.
+// getattr answers from the marker as a listing saw it: the parent's
+// (blobfuse2's "dir" marker), a flat listing of an ancestor's subtree, or
+// the directory's own (where "dir/" is the first entry). When none is
+// known within the attribute TTL, a one-result listing of the prefix
+// tells it: no HEAD, and no 404 for a directory that has no marker.
 func (d *dirNode) getattr(ctx context.Context, out *fuse.Attr) syscall.Errno {
 	return d.getattrAt(ctx, d.name(), out)
 }
@@ -378,21 +627,29 @@ func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) sy
 	d.mu.Lock()
 	// A directory removed while a program still holds it has no name any
 	// more (Path gives ""): there is nothing left to ask the service.
-	known := d.isRoot || name == "" || time.Since(d.markerAt) < d.m.attrTTL
+	known := d.isRoot || name == "" || d.kept || time.Since(d.markerAt) < d.m.attrTTL
 	d.mu.Unlock()
+	if !known && d.name() == name {
+		if _, mk, ok, at := d.fromTree(false); ok {
+			d.mu.Lock()
+			if !at.Before(d.markerAt) {
+				d.setMarker(mk, at)
+			}
+			known = time.Since(d.markerAt) < d.m.attrTTL
+			d.mu.Unlock()
+		}
+	}
 	if !known {
-		p, err := d.m.head(ctx, prefix)
-		switch {
-		case errors.Is(err, blob.ErrNotFound):
-			p = nil
-		case err != nil:
+		at := time.Now()
+		p, err := d.m.markerOnly(ctx, prefix)
+		if err != nil {
 			return toErrno(d.m.log, "getattr", name, err)
 		}
 		d.mu.Lock()
 		if p != nil || d.marker == nil || d.marker.Name == prefix {
-			d.setMarker(p)
+			d.setMarker(p, at)
 		} else {
-			d.markerAt = time.Now()
+			d.markerAt = at
 		}
 		d.mu.Unlock()
 	}
@@ -473,7 +730,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 		return toErrno(d.m.log, "setattr", d.name(), err)
 	}
 	d.mu.Lock()
-	d.setMarker(p)
+	d.setMarker(p, time.Now())
 	d.attrs.changed(a.ctime)
 	if mtimeSet {
 		d.entriesAt = time.Time{}
@@ -559,7 +816,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	nd.attrs.ctime = a.ctime
 	// A directory we just made is empty: lookups inside it need no calls.
 	nd.list = &listing{at: time.Now(), entries: map[string]*entry{}, marker: p}
-	d.noteChild(name, &entry{typ: syscall.S_IFDIR})
+	d.noteChild(name, &entry{typ: syscall.S_IFDIR, props: p, markerKnown: true})
 	d.entriesChanged()
 	ch := d.NewInode(ctx, nd, gofs.StableAttr{Mode: syscall.S_IFDIR})
 	nd.getattr(ctx, &out.Attr)
@@ -567,7 +824,8 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 }
 
 // Rmdir refuses a directory that still has anything under it, which one
-// 2-result listing tells (the marker itself may be the first result).
+// 2-result listing tells (the marker itself may be the first result, and
+// is deleted only when it is there).
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
@@ -585,32 +843,43 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 				return syscall.ENOTEMPTY
 			}
 		}
+		// No keep-alive marker for a directory being removed; one being
+		// written lands first, so that the listing below sees it.
+		cd.stopKeeping()
 	}
 	d.m.stats.listCalls.Add(1)
 	page, err := d.m.store.List(ctx, blob.ListOptions{Prefix: full + "/", Delimiter: "/", MaxResults: 2, IncludeMetadata: true})
 	if err != nil {
 		return toErrno(d.m.log, "rmdir", full, err)
 	}
+	hasMarker := false
 	for _, p := range page.Blobs {
 		if p.Name != full+"/" {
 			return syscall.ENOTEMPTY
 		}
+		hasMarker = true
 	}
 	if len(page.Prefixes) > 0 {
 		return syscall.ENOTEMPTY
 	}
-	if err := d.m.deleteMarkers(ctx, full, cd); err != nil {
+	if err := d.m.deleteMarkers(ctx, full, cd, hasMarker); err != nil {
 		return toErrno(d.m.log, "rmdir", full, err)
 	}
+	d.mu.Lock()
+	d.emptiedAt = time.Now()
+	d.mu.Unlock()
 	d.noteChild(name, nil)
 	d.keepIfEmpty(ctx)
 	return 0
 }
 
-// deleteMarkers removes both marker styles of directory full.
-func (m *mount) deleteMarkers(ctx context.Context, full string, cd *dirNode) error {
-	if err := m.store.Delete(ctx, full+"/", blob.Conditions{}); err != nil && !errors.Is(err, blob.ErrNotFound) {
-		return err
+// deleteMarkers removes both marker styles of directory full: "dir/" when
+// the listing showed it, and blobfuse2's "dir" when it is known to be one.
+func (m *mount) deleteMarkers(ctx context.Context, full string, cd *dirNode, slash bool) error {
+	if slash {
+		if err := m.store.Delete(ctx, full+"/", blob.Conditions{}); err != nil && !errors.Is(err, blob.ErrNotFound) {
+			return err
+		}
 	}
 	// blobfuse2's "dir" marker, only when we know it is one: a plain blob
 	// of that name is data, not ours to delete.
@@ -627,24 +896,112 @@ func (m *mount) deleteMarkers(ctx context.Context, full string, cd *dirNode) err
 	return nil
 }
 
-// keepIfEmpty writes a marker for a marker-less directory that just lost
-// its last entry, so it does not vanish from under a user inside it.
+// keepIfEmpty keeps a marker-less directory that may just have lost its
+// last entry, so that it does not vanish from under a user inside it
+// (POSIX: it exists until rmdir). The marker is not written at once: the
+// directory is kept here, and keepCheck writes it keepDelay later if the
+// directory is still there and still empty, so that rm -r, which removes
+// the directory next, writes none.
 func (d *dirNode) keepIfEmpty(ctx context.Context) {
 	if d.isRoot || d.m.readOnly {
 		return
 	}
 	d.mu.Lock()
-	known := !d.markerAt.IsZero()
-	hasMarker := d.marker != nil
-	nonEmpty := d.list.fresh(d.m.entryTTL) && len(d.list.entries) > 0
-	d.mu.Unlock()
-	if (known && hasMarker) || nonEmpty {
+	defer d.mu.Unlock()
+	hasMarker := !d.markerAt.IsZero() && d.marker != nil
+	// Our own listing, even past the TTL, as lookups use it while
+	// removals go on: what this mount has not removed from it is still
+	// there unless another client removed it, and a check per removal
+	// would cost a List each (rm -r of a directory's subdirectories).
+	nonEmpty := d.list != nil && len(d.list.entries) > 0
+	if hasMarker || nonEmpty {
 		return
 	}
+	// Kept even when its listing is not known: it exists here until
+	// keepCheck has seen what the service holds.
+	d.kept = true
+	d.keepPath = d.prefix()
+	if d.keepTimer != nil {
+		d.keepTimer.Reset(keepDelay)
+		return
+	}
+	d.keepTimer = time.AfterFunc(keepDelay, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		d.keepCheck(ctx)
+	})
+}
+
+// stopKeeping cancels the keep-alive of a directory about to be removed,
+// waiting for a check under way.
+func (d *dirNode) stopKeeping() {
+	d.mu.Lock()
+	if d.keepTimer != nil {
+		d.keepTimer.Stop()
+		d.keepTimer = nil
+	}
+	d.kept = false
+	busy := d.keepBusy
+	d.mu.Unlock()
+	if busy != nil {
+		<-busy
+	}
+}
+
+// keepCheck writes the marker of a directory emptied here if it is still
+// there (not removed, not renamed away) and the service has nothing
+// below it.
+func (d *dirNode) keepCheck(ctx context.Context) {
+	d.mu.Lock()
+	for d.keepBusy != nil {
+		// Unmount while the timer's check is under way: wait for it.
+		busy := d.keepBusy
+		d.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return
+		}
+		d.mu.Lock()
+	}
+	if d.keepTimer == nil && !d.kept {
+		d.mu.Unlock()
+		return
+	}
+	if d.keepTimer != nil {
+		d.keepTimer.Stop()
+		d.keepTimer = nil
+	}
+	busy := make(chan struct{})
+	d.keepBusy = busy
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		// An entry removed meanwhile armed another check: kept till then.
+		if d.keepTimer == nil {
+			d.kept = false
+		}
+		d.keepBusy = nil
+		close(busy)
+		d.mu.Unlock()
+	}()
 	prefix := d.prefix()
+	if prefix == "" {
+		// Forgotten by the kernel meanwhile (rmdir stops the keeping).
+		d.mu.Lock()
+		prefix = d.keepPath
+		d.mu.Unlock()
+	}
+	if prefix == "" {
+		return
+	}
 	d.m.stats.listCalls.Add(1)
 	page, err := d.m.store.List(ctx, blob.ListOptions{Prefix: prefix, Delimiter: "/", MaxResults: 1})
-	if err != nil || len(page.Blobs)+len(page.Prefixes) > 0 {
+	if err != nil {
+		d.m.log.WithField("path", d.name()).Warnf("keeping the emptied directory: %v", err)
+		return
+	}
+	if len(page.Blobs)+len(page.Prefixes) > 0 {
 		return
 	}
 	d.mu.Lock()
@@ -656,7 +1013,7 @@ func (d *dirNode) keepIfEmpty(ctx context.Context) {
 		return
 	}
 	d.mu.Lock()
-	d.setMarker(p)
+	d.setMarker(p, time.Now())
 	d.mu.Unlock()
 }
 
@@ -675,17 +1032,26 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 			if errno := f.unlink(ctx); errno != 0 {
 				return errno
 			}
-			d.noteChild(name, nil)
-			d.keepIfEmpty(ctx)
+			d.removed(ctx, name)
 			return 0
 		}
 	}
 	if err := d.m.store.Delete(ctx, full, blob.Conditions{}); err != nil {
 		return toErrno(d.m.log, "unlink", full, err)
 	}
+	d.removed(ctx, name)
+	return 0
+}
+
+// removed notes that this mount removed name: the listing keeps serving
+// the removals that follow (see Lookup), and the directory is kept if
+// that was its last entry.
+func (d *dirNode) removed(ctx context.Context, name string) {
+	d.mu.Lock()
+	d.emptiedAt = time.Now()
+	d.mu.Unlock()
 	d.noteChild(name, nil)
 	d.keepIfEmpty(ctx)
-	return 0
 }
 
 func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

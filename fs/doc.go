@@ -22,8 +22,11 @@
 // by mkdir, by chmod/chown/utimens of a directory without one, and when the
 // last entry of a marker-less directory is removed, so the directory does
 // not vanish from under a user inside it (POSIX: it exists until rmdir).
+// That marker is written 2 s later, or at unmount, if the directory is
+// still there and empty: until then the mount keeps it, and rm -r, which
+// removes the directory right after its last entry, writes none.
 // rmdir of a directory with anything below it is ENOTEMPTY (one List call
-// of two results); it deletes both marker styles.
+// of two results); it deletes the markers it finds.
 //
 // A blob "a" and a prefix "a/" both existing: the directory wins. The blob
 // cannot be reached through the mount (it is reported once in the log, at
@@ -190,8 +193,15 @@
 // and of absent names without a call, and carries every child's attributes
 // (READDIRPLUS), so `ls -l` of 10,000 blobs is 2 List calls and no HEAD and
 // `stat` afterwards is none. A subdirectory's own attributes live in its
-// marker, which listings do not show: a subdirectory costs one HEAD per
-// attribute TTL. Changes by other clients show after the TTLs. Opening a
+// marker, which a listing with a delimiter rolls up into the prefix; a
+// walk (find, du, rsync, rm -r: a lookup of a subdirectory of a directory
+// just read) lists the subtree once without a delimiter instead, 5,000
+// blobs a page, which gives every marker and the listing of every
+// directory below, so it costs about as many List calls as a flat listing
+// and no HEAD. A directory looked up by path alone costs a one-result List
+// of its prefix. While this mount removes entries in a directory, lookups
+// answer from the listing they were found in past the entry TTL, so rm -r
+// costs one Delete per blob. Changes by other clients show after the TTLs. Opening a
 // file compares its ETag with the version whose pages the kernel caches:
 // unchanged keeps the page cache, changed drops it, and a reader then reads
 // one version only (readahead pins the ETag).

@@ -22,6 +22,11 @@ type entry struct {
 	props *blob.Properties
 	// pending is a file created here and not uploaded yet.
 	pending bool
+	// markerKnown: for a directory, props is its marker as far as the
+	// listing can tell, nil meaning it has none. A delimited listing
+	// knows only blobfuse2's "dir" (a "dir/" rolls up into the prefix);
+	// a flat listing of the parent's subtree knows both (walk.go).
+	markerKnown bool
 }
 
 // listing is a directory's children as one listing saw them, kept up to
@@ -66,6 +71,7 @@ func (l *listing) add(m *mount, name string, e *entry) {
 	case old.typ == syscall.S_IFDIR && e.typ == syscall.S_IFDIR:
 		if old.props == nil {
 			old.props = e.props
+			old.markerKnown = old.markerKnown || e.markerKnown
 		}
 	case old.typ == syscall.S_IFDIR:
 		m.shadowed(e.props.Name)
@@ -116,7 +122,7 @@ func (m *mount) list(ctx context.Context, prefix string) (*listing, error) {
 func entryOf(p *blob.Properties) *entry {
 	switch {
 	case isFolderBlob(p):
-		return &entry{typ: syscall.S_IFDIR, props: p}
+		return &entry{typ: syscall.S_IFDIR, props: p, markerKnown: true}
 	case isSymlinkBlob(p):
 		return &entry{typ: syscall.S_IFLNK, props: p}
 	case specialType(p.Metadata) != 0:

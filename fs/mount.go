@@ -431,6 +431,7 @@ func (m *mount) stop(ctx context.Context, root *gofs.Inode) error {
 	m.shutMu.Lock()
 	m.stopping = true
 	m.shutMu.Unlock()
+	m.flushKept(ctx, root) // emptied directories outlive the mount
 	if m.stage == nil {
 		return nil
 	}

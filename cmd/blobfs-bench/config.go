@@ -17,6 +17,10 @@ type config struct {
 	Small      int   // files of SmallSize created, then read back
 	SmallSize  int64
 	List       int // blobs in the listed directory
+	Tree       int // blobs in the tree walked by find and du
+	TreeDirs   int // its directories
+	Rm         int // files removed by rm -rf
+	RmDirs     int // their directories
 	RenameSize int64
 	Random     int // 4 KiB reads at random offsets of the Size file
 	RSSSize    int64
@@ -39,6 +43,10 @@ func defaults() config {
 		Small:      1000,
 		SmallSize:  4 << 10,
 		List:       10000,
+		Tree:       20000,
+		TreeDirs:   200,
+		Rm:         5000,
+		RmDirs:     10,
 		RenameSize: 100 << 20,
 		Random:     2000,
 		RSSSize:    4 << 30,
@@ -53,6 +61,10 @@ func quick(c config) config {
 	c.Size = 64 << 20
 	c.Small = 100
 	c.List = 1000
+	c.Tree = 2000
+	c.TreeDirs = 20
+	c.Rm = 500
+	c.RmDirs = 5
 	c.RenameSize = 16 << 20
 	c.Random = 200
 	c.RSSSize = 128 << 20
@@ -78,6 +90,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	small := fs.Int("small", c.Small, "number of small files created and read back")
 	smallSize := sizeFlag(fs, "small-size", c.SmallSize, "size of each small file")
 	list := fs.Int("list", c.List, "blobs in the directory listed with ls -l")
+	tree := fs.Int("tree", c.Tree, "blobs in the tree walked by find and du -s")
+	treeDirs := fs.Int("tree-dirs", c.TreeDirs, "directories of that tree")
+	rm := fs.Int("rm", c.Rm, "files removed by rm -rf (with --entry-ttl "+rmEntryTTL+")")
+	rmDirs := fs.Int("rm-dirs", c.RmDirs, "directories of those files")
 	renameSize := sizeFlag(fs, "rename-size", c.RenameSize, "file renamed")
 	random := fs.Int("random", c.Random, "4 KiB reads at random offsets of the sequential file")
 	rss := sizeFlag(fs, "rss-size", c.RSSSize, "file copied in and out while peak RSS is watched")
@@ -113,6 +129,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["list"] {
 			*list = q.List
 		}
+		if !set["tree"] {
+			*tree = q.Tree
+		}
+		if !set["tree-dirs"] {
+			*treeDirs = q.TreeDirs
+		}
+		if !set["rm"] {
+			*rm = q.Rm
+		}
+		if !set["rm-dirs"] {
+			*rmDirs = q.RmDirs
+		}
 		if !set["rename-size"] {
 			*renameSize = q.RenameSize
 		}
@@ -125,6 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Rounds, c.Size, c.Small, c.SmallSize = *rounds, *size, *small, *smallSize
 	c.List, c.RenameSize, c.Random, c.RSSSize = *list, *renameSize, *random, *rss
+	c.Tree, c.TreeDirs, c.Rm, c.RmDirs = *tree, *treeDirs, *rm, *rmDirs
 	c.MountFlags = strings.Fields(*mountFlags)
 	if *only != "" {
 		c.Only = map[string]bool{}
@@ -153,6 +182,10 @@ func (c config) check() error {
 		return errors.New("-small and -small-size must be at least 1")
 	case c.List < 1:
 		return errors.New("-list must be at least 1")
+	case c.TreeDirs < 1 || c.Tree < c.TreeDirs:
+		return errors.New("-tree-dirs must be at least 1 and -tree at least -tree-dirs")
+	case c.RmDirs < 1 || c.Rm < c.RmDirs:
+		return errors.New("-rm-dirs must be at least 1 and -rm at least -rm-dirs")
 	case c.RenameSize < 1 || c.RSSSize < 1<<20:
 		return errors.New("-rename-size must be positive and -rss-size at least 1MiB")
 	case c.Random < 1:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -16,6 +17,7 @@ type round struct {
 	bin    string
 	w      *world
 	d      *daemon
+	extra  []string // the current mount's workload flags
 	mounts int
 	logf   func(format string, args ...any)
 
@@ -48,7 +50,7 @@ func (r *round) mount(ctx context.Context) error { return r.mountWith(ctx) }
 // mountWith is mount with flags added to the run's.
 func (r *round) mountWith(ctx context.Context, extra ...string) error {
 	r.mounts++
-	flags := append(append([]string(nil), r.cfg.MountFlags...), extra...)
+	flags := append(append(slices.Clone(r.cfg.MountFlags), r.extra...), extra...)
 	d, err := mountBlobfs(ctx, r.bin, r.w, r.mounts, flags)
 	if err != nil {
 		return err
@@ -177,10 +179,12 @@ func (r *round) measureMount(ctx context.Context, wl *workload, s *sample) error
 	case wl.cold:
 		// Cold means from the service: the read cache of earlier
 		// workloads (or of the files they wrote) is emptied.
+		r.extra = wl.mountFlags
 		if err := r.freshMount(ctx); err != nil {
 			return fmt.Errorf("%s: mount: %w", wl.key, err)
 		}
-	case r.d == nil:
+	case r.d == nil || !slices.Equal(r.extra, wl.mountFlags):
+		r.extra = wl.mountFlags
 		if err := r.remount(ctx); err != nil {
 			return fmt.Errorf("%s: mount: %w", wl.key, err)
 		}

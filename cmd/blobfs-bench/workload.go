@@ -12,6 +12,9 @@ type workload struct {
 	// cold remounts before the blobfs side, so that neither blobfs nor the
 	// kernel has anything of it cached.
 	cold bool
+	// mountFlags are extra blobfs flags the workload is measured with
+	// (the mount is remounted with them, and without them afterwards).
+	mountFlags []string
 	// bytes is the payload moved through the mount, for MB/s; 0 for none.
 	bytes func(config) int64
 	// setup uploads fixtures, untimed and uncounted.
@@ -74,7 +77,10 @@ func workloads() []*workload {
 		smallRead(),
 		listing(),
 		statAfterList(),
+		findTree(),
+		duTree(),
 		rename(),
+		rmTree(),
 		rssCopy(),
 		rereadLarge(),
 		rereadSmall(),
