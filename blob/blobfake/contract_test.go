@@ -17,6 +17,9 @@ import (
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/blob/blobfake"
 	"github.com/blobfs/blobfs/blob/blobtest"
+	"github.com/blobfs/blobfs/fs"
+	"github.com/blobfs/blobfs/fs/readahead"
+	"github.com/blobfs/blobfs/fs/stage"
 )
 
 // backend is what the contract holds *blob.Container and the fake to.
@@ -33,11 +36,21 @@ type backend interface {
 	SetContentType(ctx context.Context, name, contentType string, md5 []byte, cond blob.Conditions) (*blob.Properties, error)
 	Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
 	CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error)
+	GetTags(ctx context.Context, name string) (map[string]string, error)
 }
 
 var (
 	_ backend = (*blob.Container)(nil)
 	_ backend = (*blobfake.Store)(nil)
+	// The fake stands in for *blob.Container wherever the mount takes
+	// one, optional interfaces included: without them the mount's code
+	// takes other paths on the fake than on the service.
+	_ fs.Store          = (*blobfake.Store)(nil)
+	_ stage.Store       = (*blobfake.Store)(nil)
+	_ stage.TagGetter   = (*blobfake.Store)(nil)
+	_ stage.Lister      = (*blobfake.Store)(nil)
+	_ stage.BlockLister = (*blobfake.Store)(nil)
+	_ readahead.Store   = (*blobfake.Store)(nil)
 )
 
 var shared blobtest.Shared
@@ -134,8 +147,13 @@ var contract = []struct {
 			}
 		}
 		sum := md5.Sum(data)
+		// A new blob is a block blob in the account's default tier (Hot
+		// in Azurite and new accounts), inferred: none was set on it. The
+		// metadata came through a HEAD: names lower-cased by Go's HTTP
+		// client, which blob says.
 		want := blob.Properties{Name: "f", Size: 12, ETag: head.ETag, LastModified: head.LastModified,
-			ContentType: "text/plain", ContentMD5: sum[:], Metadata: map[string]string{"k": "v"}}
+			ContentType: "text/plain", ContentMD5: sum[:], Metadata: map[string]string{"k": "v"}, MetaNamesLowered: true,
+			BlobType: "BlockBlob", AccessTier: "Hot", AccessTierInferred: true}
 		if !reflect.DeepEqual(*head, want) {
 			t.Errorf("GetProperties after Upload:\n got %+v\nwant %+v", *head, want)
 		}
@@ -200,14 +218,22 @@ var contract = []struct {
 			pl.ContentMD5 = nil
 		}
 		shape("PutBlockList", pl, err, "g", nil)
-		// A ranged read describes the whole blob.
+		// A ranged read describes the whole blob, as a HEAD does, but
+		// for the access tier: Get Blob does not report it (Azure's
+		// documented answer has no x-ms-access-tier; Azurite sends none).
 		rc, p, err := b.Download(ctx, "f", 2, 2, blob.Conditions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		rc.Close()
-		if head := mustHead(t, ctx, b, "f"); !reflect.DeepEqual(p, head) {
-			t.Errorf("ranged Download's properties\n %+v\nthe blob's\n %+v", p, head)
+		head := mustHead(t, ctx, b, "f")
+		if head.AccessTier != "Hot" || !head.AccessTierInferred || p.AccessTier != "" || p.AccessTierInferred {
+			t.Errorf("access tier %q (inferred %v) from a HEAD, %q (inferred %v) from a GET; want Hot (inferred) and none",
+				head.AccessTier, head.AccessTierInferred, p.AccessTier, p.AccessTierInferred)
+		}
+		head.AccessTier, head.AccessTierInferred = "", false
+		if !reflect.DeepEqual(p, head) {
+			t.Errorf("ranged Download's properties\n %+v\nthe blob's but for the tier\n %+v", p, head)
 		}
 		// A range of an empty blob does not exist.
 		mustUpload(t, ctx, b, "empty", "", blob.PutOptions{})
@@ -317,7 +343,9 @@ var contract = []struct {
 			}
 			head := mustHead(t, ctx, b, "b/1")
 			want := *head
-			want.Metadata = nil
+			// A listing has the names as stored, not lowered as a
+			// HEAD's are (see "metadata round trip" for case).
+			want.Metadata, want.MetaNamesLowered = nil, false
 			if withMD {
 				want.Metadata = map[string]string{"name": "b_1"}
 			}
@@ -381,43 +409,120 @@ var contract = []struct {
 		}
 	}},
 	{"metadata round trip", func(t *testing.T, ctx context.Context, b backend) {
+		// The service stores metadata names in the case they are sent
+		// (blob sends them as given) and lists them so. A HEAD or GET
+		// answer loses the case in Go's HTTP client: blob lower-cases
+		// those names and sets MetaNamesLowered. Values keep their case.
 		in := map[string]string{"Mode": "0644", "uid": "1000", "MiXeD_Case": "Value With Spaces", "_x9": ""}
-		want := map[string]string{"mode": "0644", "uid": "1000", "mixed_case": "Value With Spaces", "_x9": ""}
+		lowered := map[string]string{"mode": "0644", "uid": "1000", "mixed_case": "Value With Spaces", "_x9": ""}
 		p := mustUpload(t, ctx, b, "f", "x", blob.PutOptions{Metadata: in})
-		check := func(what string, got map[string]string) {
+		check := func(what string, got *blob.Properties, want map[string]string, wantLowered bool) {
 			t.Helper()
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("%s: metadata %q, want %q", what, got, want)
+			if !reflect.DeepEqual(got.Metadata, want) || got.MetaNamesLowered != wantLowered {
+				t.Errorf("%s: metadata %q (names lowered: %v), want %q (%v)", what, got.Metadata, got.MetaNamesLowered, want, wantLowered)
 			}
 		}
-		check("GetProperties", mustHead(t, ctx, b, "f").Metadata)
+		check("GetProperties", mustHead(t, ctx, b, "f"), lowered, true)
 		rc, dp, err := b.Download(ctx, "f", 0, -1, blob.Conditions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		rc.Close()
-		check("Download", dp.Metadata)
-		page, err := b.List(ctx, blob.ListOptions{IncludeMetadata: true})
-		if err != nil || len(page.Blobs) != 1 {
-			t.Fatalf("List: %v %+v", err, page)
+		check("Download", dp, lowered, true)
+		list := func() *blob.Properties {
+			t.Helper()
+			page, err := b.List(ctx, blob.ListOptions{IncludeMetadata: true})
+			if err != nil || len(page.Blobs) != 1 {
+				t.Fatalf("List: %v %+v", err, page)
+			}
+			return page.Blobs[0]
 		}
-		check("List", page.Blobs[0].Metadata)
-		// SetMetadata replaces all of it.
+		check("List", list(), in, false)
+		if v, ok := blob.MetaValue(list().Metadata, "mixed_case"); !ok || v != "Value With Spaces" {
+			t.Errorf("MetaValue(listed, mixed_case) = %q, %v", v, ok)
+		}
+		// SetMetadata replaces all of it, names as sent.
 		if _, err := b.SetMetadata(ctx, "f", map[string]string{"Only": "one"}, blob.Conditions{IfMatch: p.ETag}); err != nil {
 			t.Fatal(err)
 		}
-		if got := mustHead(t, ctx, b, "f").Metadata; !reflect.DeepEqual(got, map[string]string{"only": "one"}) {
-			t.Errorf("after SetMetadata: %q", got)
+		check("GetProperties after SetMetadata", mustHead(t, ctx, b, "f"), map[string]string{"only": "one"}, true)
+		check("List after SetMetadata", list(), map[string]string{"Only": "one"}, false)
+		// Of names that differ only in case one goes out (the service
+		// refuses duplicates): the lower-case one.
+		if _, err := b.SetMetadata(ctx, "f", map[string]string{"Dup": "upper", "dup": "lower", "DUP": "all"}, blob.Conditions{}); err != nil {
+			t.Fatal(err)
 		}
+		check("List after SetMetadata of names differing in case", list(), map[string]string{"dup": "lower"}, false)
 		// No metadata reads back as nil.
 		if _, err := b.SetMetadata(ctx, "f", nil, blob.Conditions{}); err != nil {
 			t.Fatal(err)
 		}
-		if got := mustHead(t, ctx, b, "f").Metadata; got != nil {
-			t.Errorf("after clearing: %q, want nil", got)
-		}
+		check("GetProperties after clearing", mustHead(t, ctx, b, "f"), nil, false)
 		_, err = b.SetMetadata(ctx, "f", map[string]string{"k": "v"}, blob.Conditions{IfMatch: p.ETag})
 		wantKind(t, "SetMetadata with a stale ETag", err, blob.ErrPrecondition)
+	}},
+	{"content headers, tier and tags", func(t *testing.T, ctx context.Context, b backend) {
+		// What a Put sends besides data and metadata is stored as sent,
+		// reported by HEAD, GET (but the tier) and listings, kept by
+		// writes of metadata, and replaced by the next Put.
+		hdrs := blob.ContentHeaders{CacheControl: "max-age=60", ContentEncoding: "gzip", ContentLanguage: "fr-CA", ContentDisposition: `attachment; filename="a b.txt"`}
+		tags := map[string]string{"project": "blob fs", "Team": "a=b+c/d:e_f.g-h"}
+		mustUpload(t, ctx, b, "f", "data", blob.PutOptions{ContentType: "text/plain", ContentHeaders: hdrs, AccessTier: "Cool", Tags: tags})
+		check := func(what string, p *blob.Properties, tier string, inferred bool) {
+			t.Helper()
+			if p.ContentHeaders != hdrs || p.BlobType != "BlockBlob" || p.AccessTier != tier || p.AccessTierInferred != inferred ||
+				p.TagCount != 2 || p.Tags != nil || p.ContentType != "text/plain" {
+				t.Errorf("%s: %+v\nwant headers %+v, BlockBlob, tier %q (inferred %v), 2 tags not read", what, *p, hdrs, tier, inferred)
+			}
+		}
+		check("GetProperties", mustHead(t, ctx, b, "f"), "Cool", false)
+		rc, dp, err := b.Download(ctx, "f", 1, 2, blob.Conditions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+		check("Download", dp, "", false)
+		page, err := b.List(ctx, blob.ListOptions{Prefix: "f"})
+		if err != nil || len(page.Blobs) != 1 {
+			t.Fatalf("List: %v %+v", err, page)
+		}
+		check("List", page.Blobs[0], "Cool", false)
+		if got, err := b.GetTags(ctx, "f"); err != nil || !reflect.DeepEqual(got, tags) {
+			t.Errorf("GetTags: %q, %v; want %q", got, err, tags)
+		}
+		if _, err := b.SetMetadata(ctx, "f", map[string]string{"k": "v"}, blob.Conditions{}); err != nil {
+			t.Fatal(err)
+		}
+		check("GetProperties after SetMetadata", mustHead(t, ctx, b, "f"), "Cool", false)
+		// CopyFrom carries the tags and the explicit tier over.
+		cf, err := b.CopyFrom(ctx, "g", mustHead(t, ctx, b, "f"), nil, blob.Conditions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(cf.Tags, tags) {
+			t.Errorf("CopyFrom answered tags %q, want %q", cf.Tags, tags)
+		}
+		cf.Tags = nil
+		check("CopyFrom's answer", cf, "Cool", false)
+		check("GetProperties of CopyFrom's copy", mustHead(t, ctx, b, "g"), "Cool", false)
+		if got, err := b.GetTags(ctx, "g"); err != nil || !reflect.DeepEqual(got, tags) {
+			t.Errorf("GetTags of CopyFrom's copy: %q, %v; want %q", got, err, tags)
+		}
+		// A Put without them clears them all; the tier is the default again.
+		mustUpload(t, ctx, b, "f", "new", blob.PutOptions{})
+		p := mustHead(t, ctx, b, "f")
+		if p.ContentHeaders != (blob.ContentHeaders{}) || p.AccessTier != "Hot" || !p.AccessTierInferred || p.TagCount != 0 {
+			t.Errorf("after a Put without them: %+v", *p)
+		}
+		if got, err := b.GetTags(ctx, "f"); err != nil || len(got) != 0 || got == nil {
+			t.Errorf("GetTags of a blob without tags: %#v, %v; want an empty map", got, err)
+		}
+		_, err = b.GetTags(ctx, "missing")
+		wantKind(t, "GetTags of a missing blob", err, blob.ErrNotFound)
+		// Characters a tag may not have are refused, and nothing is written.
+		_, err = b.Upload(ctx, "h", []byte("x"), blob.PutOptions{Tags: map[string]string{"k": "a&b"}})
+		wantStatus(t, err, 400)
+		wantAbsent(t, ctx, b, "h")
 	}},
 	{"delete conditions", func(t *testing.T, ctx context.Context, b backend) {
 		v1 := mustUpload(t, ctx, b, "f", "1", blob.PutOptions{})

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"sort"
@@ -53,12 +54,14 @@ const (
 	OpSetMetadata   = "SetBlobMetadata"
 	OpSetProperties = "SetBlobProperties"
 	OpCopy          = "CopyBlob"
+	OpGetTags       = "GetBlobTags"
 )
 
 // Limits the service enforces that the fake checks.
 const (
 	maxListResults = 5000
 	maxBlockIDLen  = 64 // bytes, before base64
+	maxTags        = 10
 )
 
 // Options configure a Store. The zero value is usable.
@@ -94,7 +97,10 @@ type Store struct {
 type entry struct {
 	data   []byte
 	blocks []block // committed block list; nil for a blob made by Put Blob
-	props  blob.Properties
+	// props are the blob's properties as the service holds them: metadata
+	// names in the case they were sent, Tags nil (they are in tags).
+	props blob.Properties
+	tags  map[string]string // index tags; nil: none
 }
 
 type block struct {
@@ -279,7 +285,8 @@ func (s *Store) existing(op, name string, cond blob.Conditions) (*entry, error) 
 	return e, nil
 }
 
-// props returns a copy of e's properties that the caller may keep.
+// copyProps returns a copy of e's properties, as stored, that the caller
+// may keep.
 func (e *entry) copyProps() *blob.Properties {
 	p := e.props
 	p.Metadata = copyMetadata(e.props.Metadata)
@@ -287,6 +294,56 @@ func (e *entry) copyProps() *blob.Properties {
 		p.ContentMD5 = bytes.Clone(e.props.ContentMD5)
 	}
 	return &p
+}
+
+// headProps are e's properties as blob.Container's GetProperties gives
+// them: the service sends metadata names in the case they were stored,
+// but Go's HTTP client canonicalises header names, so blob lower-cases
+// them and says so (MetaNamesLowered). Tags are not in a HEAD's answer,
+// only their count.
+func (e *entry) headProps() *blob.Properties {
+	p := e.copyProps()
+	if len(p.Metadata) > 0 {
+		lowered := make(map[string]string, len(p.Metadata))
+		for k, v := range p.Metadata {
+			lowered[strings.ToLower(k)] = v
+		}
+		p.Metadata, p.MetaNamesLowered = lowered, true
+	}
+	return p
+}
+
+// getProps are e's properties as Download gives them: a HEAD's, but Get
+// Blob does not report the access tier (neither Azure nor Azurite sends
+// x-ms-access-tier with it).
+func (e *entry) getProps() *blob.Properties {
+	p := e.headProps()
+	p.AccessTier, p.AccessTierInferred, p.ArchiveStatus = "", false, ""
+	return p
+}
+
+// listProps are e's properties as a listing gives them: metadata names as
+// stored (only when asked for), no copy properties (blob does not read
+// them from a listing), no tags but their count.
+func (e *entry) listProps(withMetadata bool) *blob.Properties {
+	p := e.copyProps()
+	p.CopyStatus, p.CopyID, p.CopySource = "", "", ""
+	if !withMetadata {
+		p.Metadata = nil
+	}
+	return p
+}
+
+// newProps are the properties a Put Blob or Put Block List gives the blob
+// it writes: everything opts carries replaces what the blob had. A blob
+// written without a tier has the account's default, Hot, inferred.
+func newProps(name string, size int64, md map[string]string, opts blob.PutOptions, tier string) blob.Properties {
+	p := blob.Properties{Name: name, Size: size, ContentType: contentType(opts.ContentType), Metadata: md,
+		ContentHeaders: opts.ContentHeaders, BlobType: "BlockBlob", AccessTier: tier, TagCount: len(opts.Tags)}
+	if tier == "" {
+		p.AccessTier, p.AccessTierInferred = "Hot", true
+	}
+	return p
 }
 
 func copyMetadata(md map[string]string) map[string]string {
@@ -300,21 +357,84 @@ func copyMetadata(md map[string]string) map[string]string {
 	return m
 }
 
-// metadata is md as the service stores it: names lower-cased (blob sends
-// them so), values without surrounding blanks (HTTP trims them). It
+// metadata is md as the service stores it: names in the case blob sends
+// them (the service keeps it), values without surrounding blanks (HTTP
+// trims them). Of names that differ only in case blob sends one, the
+// lower-case one, else the first in order; so does the fake keep one. It
 // refuses names that are not C# identifiers, as the service does.
 func (s *Store) metadata(op, name string, md map[string]string) (map[string]string, error) {
 	if len(md) == 0 {
 		return nil, nil
 	}
-	m := make(map[string]string, len(md))
-	for k, v := range md {
+	names := make([]string, 0, len(md))
+	for k := range md {
 		if !identifier(k) {
 			return nil, s.stErr(op, name, http.StatusBadRequest, "InvalidMetadata", fmt.Sprintf("metadata name %q is not a valid C# identifier", k))
 		}
-		m[strings.ToLower(k)] = strings.Trim(v, " \t")
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	m := make(map[string]string, len(md))
+	kept := make(map[string]string, len(md)) // lower-cased name → the name kept
+	for _, k := range names {
+		l := strings.ToLower(k)
+		if prev, dup := kept[l]; dup {
+			if k != l {
+				continue
+			}
+			delete(m, prev)
+		}
+		kept[l] = k
+		m[k] = strings.Trim(md[k], " \t")
 	}
 	return m, nil
+}
+
+// tier checks a Put's access tier as the service does and gives it in the
+// service's spelling; "" stays "" (the account's default).
+func (s *Store) tier(op, name, t string) (string, error) {
+	if t == "" {
+		return "", nil
+	}
+	for _, known := range []string{"Hot", "Cool", "Cold", "Archive"} {
+		if strings.EqualFold(t, known) {
+			return known, nil
+		}
+	}
+	return "", s.stErr(op, name, http.StatusBadRequest, "InvalidHeaderValue", fmt.Sprintf("access tier %q is not one a block blob may have", t))
+}
+
+// checkTags refuses what the service refuses of x-ms-tags: more than 10
+// tags, a name of 0 or more than 128 bytes, a value of more than 256,
+// characters other than those tagText lets through.
+func (s *Store) checkTags(op, name string, tags map[string]string) error {
+	if len(tags) > maxTags {
+		return s.stErr(op, name, http.StatusBadRequest, "InvalidTag", fmt.Sprintf("%d tags; a blob may have at most %d", len(tags), maxTags))
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > 128 || len(v) > 256 || !tagText(k) || !tagText(v) {
+			return s.stErr(op, name, http.StatusBadRequest, "InvalidTag", fmt.Sprintf("tag %q=%q: a name has 1 to 128 characters, a value up to 256, of letters, digits, space and + - . / : = _", k, v))
+		}
+	}
+	return nil
+}
+
+func tagText(s string) bool {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(" +-./:=_", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func copyTags(tags map[string]string) map[string]string {
+	if len(tags) == 0 {
+		return nil
+	}
+	return maps.Clone(tags)
 }
 
 func identifier(k string) bool {
@@ -353,7 +473,7 @@ func (s *Store) GetProperties(ctx context.Context, name string) (*blob.Propertie
 	if e == nil {
 		return nil, s.notFound(OpGetProperties, name)
 	}
-	return e.copyProps(), nil
+	return e.headProps(), nil
 }
 
 // Download reads count bytes from offset (count < 0: to the end), as
@@ -383,6 +503,9 @@ func (s *Store) Download(ctx context.Context, name string, offset, count int64, 
 	case cond.IfNoneMatch == "*" || (cond.IfNoneMatch != "" && cond.IfNoneMatch == e.props.ETag):
 		return nil, nil, s.stErr(OpGet, name, http.StatusNotModified, "ConditionNotMet", "")
 	}
+	if e.props.AccessTier == "Archive" {
+		return nil, nil, s.stErr(OpGet, name, http.StatusConflict, "BlobArchived", "This operation is not permitted on an archived blob.")
+	}
 	size := int64(len(e.data))
 	ranged := count > 0 || offset > 0
 	if ranged && offset >= size {
@@ -398,7 +521,7 @@ func (s *Store) Download(ctx context.Context, name string, offset, count int64, 
 		r.want = e.props.ContentMD5
 		r.h = md5.New()
 	}
-	return r, e.copyProps(), nil
+	return r, e.getProps(), nil
 }
 
 // reader is a Download's body: a snapshot of the version read.
@@ -457,6 +580,14 @@ func (s *Store) Upload(ctx context.Context, name string, data []byte, opts blob.
 		s.mu.Unlock()
 		return nil, err
 	}
+	tier, err := s.tier(OpPut, name, opts.AccessTier)
+	if err == nil {
+		err = s.checkTags(OpPut, name, opts.Tags)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	old := s.blobs[name]
 	if err := s.precondition(OpPut, name, old, opts.Conditions); err != nil {
 		s.mu.Unlock()
@@ -466,7 +597,9 @@ func (s *Store) Upload(ctx context.Context, name string, data []byte, opts blob.
 	if e.data == nil {
 		e.data = []byte{}
 	}
-	e.props = blob.Properties{Name: name, Size: int64(len(data)), ContentType: contentType(opts.ContentType), ContentMD5: sum[:], Metadata: md}
+	e.props = newProps(name, int64(len(data)), md, opts, tier)
+	e.props.ContentMD5 = sum[:]
+	e.tags = copyTags(opts.Tags)
 	s.newVersion(e)
 	s.blobs[name] = e
 	delete(s.uncommitted, name)
@@ -545,6 +678,14 @@ func (s *Store) PutBlockList(ctx context.Context, name string, ids []string, opt
 		s.mu.Unlock()
 		return nil, err
 	}
+	tier, err := s.tier(OpPutBlockList, name, opts.AccessTier)
+	if err == nil {
+		err = s.checkTags(OpPutBlockList, name, opts.Tags)
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	old := s.blobs[name]
 	if err := s.precondition(OpPutBlockList, name, old, opts.Conditions); err != nil {
 		s.mu.Unlock()
@@ -576,8 +717,8 @@ func (s *Store) PutBlockList(ctx context.Context, name string, ids []string, opt
 	if data == nil {
 		data = []byte{}
 	}
-	e := &entry{data: data, blocks: blocks}
-	e.props = blob.Properties{Name: name, Size: int64(len(data)), ContentType: contentType(opts.ContentType), Metadata: md}
+	e := &entry{data: data, blocks: blocks, tags: copyTags(opts.Tags)}
+	e.props = newProps(name, int64(len(data)), md, opts, tier)
 	if opts.ContentMD5 != nil {
 		e.props.ContentMD5 = bytes.Clone(opts.ContentMD5)
 	}
@@ -682,8 +823,9 @@ func (s *Store) SetMetadata(ctx context.Context, name string, md map[string]stri
 }
 
 // SetContentType sets a blob's Content-Type and MD5 (Set Blob
-// Properties): an MD5 not given is cleared, as the service clears the
-// content headers it is not sent. The blob gets a new ETag.
+// Properties): an MD5 not given is cleared, and so are the other content
+// headers (Cache-Control...), which blob does not send: the service clears
+// the content headers it is not sent. The blob gets a new ETag.
 func (s *Store) SetContentType(ctx context.Context, name, contentType string, md5sum []byte, cond blob.Conditions) (*blob.Properties, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -700,6 +842,7 @@ func (s *Store) SetContentType(ctx context.Context, name, contentType string, md
 	ne := *e
 	ne.props.ContentType = contentType
 	ne.props.ContentMD5 = bytes.Clone(md5sum)
+	ne.props.ContentHeaders = blob.ContentHeaders{}
 	ne.props.CopyStatus, ne.props.CopyID, ne.props.CopySource = "", "", ""
 	s.newVersion(&ne)
 	s.blobs[name] = &ne
@@ -727,13 +870,13 @@ func (s *Store) CopySourceURL(name string) string {
 // pins src's version; dstCond is checked against dst. Like blob's, it
 // returns dst's full properties.
 func (s *Store) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
-	if _, err := s.copy(ctx, dst, src, md, srcCond, dstCond); err != nil {
+	if _, err := s.copy(ctx, dst, src, md, srcCond, dstCond, nil); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.blobs[dst]; e != nil {
-		return e.copyProps(), nil
+		return e.headProps(), nil
 	}
 	return nil, s.notFound(OpGetProperties, dst)
 }
@@ -741,13 +884,23 @@ func (s *Store) Copy(ctx context.Context, dst, src string, md map[string]string,
 // CopyFrom copies the version of a blob src describes (pinned to its
 // ETag) to dst and returns src's properties under dst's name, ETag and
 // Last-Modified, with md as metadata when md is not nil, exactly as
-// blob.Container.CopyFrom builds them.
+// blob.Container.CopyFrom builds them. Like it, it carries src's index
+// tags and explicit access tier over (Copy Blob does not), reading the
+// tags (a GetBlobTags call) when src counts some it does not hold.
 func (s *Store) CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error) {
-	got, err := s.copy(ctx, dst, src.Name, md, blob.Conditions{IfMatch: src.ETag}, dstCond)
+	keep := *src
+	if keep.TagCount > 0 && keep.Tags == nil {
+		tags, err := s.GetTags(ctx, src.Name)
+		if err != nil {
+			return nil, fmt.Errorf("CopyBlob %q to %q: reading the index tags to keep them: %w", src.Name, dst, err)
+		}
+		keep.Tags = tags
+	}
+	got, err := s.copy(ctx, dst, src.Name, md, blob.Conditions{IfMatch: src.ETag}, dstCond, &keep)
 	if err != nil {
 		return nil, err
 	}
-	p := *src
+	p := keep
 	p.Name, p.ETag, p.LastModified = dst, got.ETag, got.LastModified
 	p.CopyStatus, p.CopyID, p.CopySource = got.CopyStatus, got.CopyID, got.CopySource
 	if md != nil {
@@ -757,8 +910,10 @@ func (s *Store) CopyFrom(ctx context.Context, dst string, src *blob.Properties, 
 }
 
 // copy applies a copy and returns what the service's answer carries:
-// ETag, Last-Modified, copy ID and status.
-func (s *Store) copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
+// ETag, Last-Modified, copy ID and status. The copy has src's content,
+// content headers and metadata (or md), but neither its index tags nor an
+// explicit tier (as on Azure): those come from keep, as blob sends them.
+func (s *Store) copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions, keep *blob.Properties) (*blob.Properties, error) {
 	if err := checkName(src); err != nil {
 		return nil, err
 	}
@@ -790,10 +945,32 @@ func (s *Store) copy(ctx context.Context, dst, src string, md map[string]string,
 			return nil, err
 		}
 	}
-	e := &entry{data: se.data, blocks: append([]block(nil), se.blocks...)}
+	var tags map[string]string
+	tier := ""
+	if keep != nil {
+		tags = copyTags(keep.Tags)
+		if t := keep.ExplicitTier(); !strings.EqualFold(t, "Archive") {
+			tier = t
+		}
+	}
+	if err := s.checkTags(OpCopy, dst, tags); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	tier, err := s.tier(OpCopy, dst, tier)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	e := &entry{data: se.data, blocks: append([]block(nil), se.blocks...), tags: tags}
 	e.props = *se.copyProps()
 	e.props.Name = dst
 	e.props.Metadata = m
+	e.props.TagCount = len(tags)
+	e.props.AccessTier, e.props.AccessTierInferred, e.props.ArchiveStatus = "Hot", true, ""
+	if tier != "" {
+		e.props.AccessTier, e.props.AccessTierInferred = tier, false
+	}
 	s.newVersion(e)
 	e.props.CopyStatus = "success"
 	e.props.CopyID = fmt.Sprintf("%08x-0000-4000-8000-%012x", s.seq, s.seq)
@@ -861,13 +1038,7 @@ func (s *Store) List(ctx context.Context, opts blob.ListOptions) (*blob.ListPage
 			page.Prefixes = append(page.Prefixes, item)
 			continue
 		}
-		e := s.blobs[n]
-		p := &blob.Properties{Name: n, Size: e.props.Size, ETag: e.props.ETag, LastModified: e.props.LastModified,
-			ContentType: e.props.ContentType, ContentMD5: bytes.Clone(e.props.ContentMD5)}
-		if opts.IncludeMetadata {
-			p.Metadata = copyMetadata(e.props.Metadata)
-		}
-		page.Blobs = append(page.Blobs, p)
+		page.Blobs = append(page.Blobs, s.blobs[n].listProps(opts.IncludeMetadata))
 	}
 	return page, nil
 }
@@ -904,7 +1075,8 @@ func (s *Store) Names() []string {
 }
 
 // Content returns a blob's bytes and properties without counting a call
-// or running hooks: for a test's assertions.
+// or running hooks: for a test's assertions. The properties are all the
+// fake holds: metadata names in the case they were sent, the index tags.
 func (s *Store) Content(name string) ([]byte, *blob.Properties, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -912,7 +1084,29 @@ func (s *Store) Content(name string) ([]byte, *blob.Properties, bool) {
 	if e == nil {
 		return nil, nil, false
 	}
-	return bytes.Clone(e.data), e.copyProps(), true
+	p := e.copyProps()
+	p.Tags = copyTags(e.tags)
+	return bytes.Clone(e.data), p, true
+}
+
+// GetTags reads a blob's index tags (Get Blob Tags); a blob without any
+// has an empty map, as blob.Container.GetTags gives.
+func (s *Store) GetTags(ctx context.Context, name string) (map[string]string, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	if err := s.call(ctx, OpGetTags, name); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.blobs[name]
+	if e == nil {
+		return nil, s.notFound(OpGetTags, name)
+	}
+	tags := make(map[string]string, len(e.tags))
+	maps.Copy(tags, e.tags)
+	return tags, nil
 }
 
 // The fake answers for the methods the mount's stores are made of.
@@ -929,4 +1123,5 @@ var _ interface {
 	SetContentType(ctx context.Context, name, contentType string, md5 []byte, cond blob.Conditions) (*blob.Properties, error)
 	Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
 	CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error)
+	GetTags(ctx context.Context, name string) (map[string]string, error)
 } = (*Store)(nil)
