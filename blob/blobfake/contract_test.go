@@ -508,6 +508,22 @@ var contract = []struct {
 		if got, err := b.GetTags(ctx, "g"); err != nil || !reflect.DeepEqual(got, tags) {
 			t.Errorf("GetTags of CopyFrom's copy: %q, %v; want %q", got, err, tags)
 		}
+		// Copy keeps the content headers, not the tags (nor, on Azure, an
+		// explicit tier: see TestAzureOnlyBehaviour).
+		if _, err := b.Copy(ctx, "c", "f", nil, blob.Conditions{}, blob.Conditions{}); err != nil {
+			t.Fatal(err)
+		}
+		if p := mustHead(t, ctx, b, "c"); p.ContentHeaders != hdrs || p.TagCount != 0 {
+			t.Errorf("Copy: headers %+v, %d tags; want %+v and none", p.ContentHeaders, p.TagCount, hdrs)
+		}
+		// Set Blob Properties clears the content headers it is not sent
+		// (SetContentType sends none), and keeps the tier and tags.
+		if _, err := b.SetContentType(ctx, "f", "a/b", nil, blob.Conditions{}); err != nil {
+			t.Fatal(err)
+		}
+		if p := mustHead(t, ctx, b, "f"); p.ContentHeaders != (blob.ContentHeaders{}) || p.AccessTier != "Cool" || p.TagCount != 2 {
+			t.Errorf("after SetContentType: headers %+v, tier %q, %d tags; want none, Cool, 2", p.ContentHeaders, p.AccessTier, p.TagCount)
+		}
 		// A Put without them clears them all; the tier is the default again.
 		mustUpload(t, ctx, b, "f", "new", blob.PutOptions{})
 		p := mustHead(t, ctx, b, "f")
@@ -519,6 +535,14 @@ var contract = []struct {
 		}
 		_, err = b.GetTags(ctx, "missing")
 		wantKind(t, "GetTags of a missing blob", err, blob.ErrNotFound)
+		// An archived blob cannot be read.
+		mustUpload(t, ctx, b, "cold", "x", blob.PutOptions{AccessTier: "Archive"})
+		if p := mustHead(t, ctx, b, "cold"); p.AccessTier != "Archive" || p.AccessTierInferred {
+			t.Errorf("blob put in Archive: tier %q (inferred %v)", p.AccessTier, p.AccessTierInferred)
+		}
+		_, _, err = b.Download(ctx, "cold", 0, -1, blob.Conditions{})
+		wantKind(t, "Download of an archived blob", err, blob.ErrArchived)
+		wantStatus(t, err, 409)
 		// Characters a tag may not have are refused, and nothing is written.
 		_, err = b.Upload(ctx, "h", []byte("x"), blob.PutOptions{Tags: map[string]string{"k": "a&b"}})
 		wantStatus(t, err, 400)

@@ -102,6 +102,19 @@ func TestAzureOnlyBehaviour(t *testing.T) {
 		t.Errorf("If-Match: * on an existing blob: %v", err)
 	}
 
+	// Copy Blob does not carry an explicit tier over: the copy has the
+	// account's default (blob.Container.CopyFrom sends it for that
+	// reason). Azurite copies it.
+	if _, err := s.Upload(ctx, "cool", []byte("x"), blob.PutOptions{AccessTier: "Cool"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Copy(ctx, "copy", "cool", nil, blob.Conditions{}, blob.Conditions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.GetProperties(ctx, "copy"); err != nil || p.AccessTier != "Hot" || !p.AccessTierInferred {
+		t.Errorf("Copy of a Cool blob: %+v, %v; want the default tier, Hot, inferred", p, err)
+	}
+
 	// A marker the fake did not give is refused.
 	if _, err := s.List(ctx, blob.ListOptions{Marker: "garbage"}); err == nil {
 		t.Error("List with a made-up marker succeeded")
