@@ -17,9 +17,6 @@ import (
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/blob/blobfake"
 	"github.com/blobfs/blobfs/blob/blobtest"
-	"github.com/blobfs/blobfs/fs"
-	"github.com/blobfs/blobfs/fs/readahead"
-	"github.com/blobfs/blobfs/fs/stage"
 )
 
 // backend is what the contract holds *blob.Container and the fake to.
@@ -42,15 +39,6 @@ type backend interface {
 var (
 	_ backend = (*blob.Container)(nil)
 	_ backend = (*blobfake.Store)(nil)
-	// The fake stands in for *blob.Container wherever the mount takes
-	// one, optional interfaces included: without them the mount's code
-	// takes other paths on the fake than on the service.
-	_ fs.Store          = (*blobfake.Store)(nil)
-	_ stage.Store       = (*blobfake.Store)(nil)
-	_ stage.TagGetter   = (*blobfake.Store)(nil)
-	_ stage.Lister      = (*blobfake.Store)(nil)
-	_ stage.BlockLister = (*blobfake.Store)(nil)
-	_ readahead.Store   = (*blobfake.Store)(nil)
 )
 
 var shared blobtest.Shared

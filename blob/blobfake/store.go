@@ -3,8 +3,15 @@
 // blob.Container methods (fs.Store, stage.Store, readahead.Store): ETags
 // that change on every write, If-Match and If-None-Match, staged and
 // committed blocks, delimiter listings with markers, server-side copies,
-// metadata, and the errors *blob.Container returns (errors.Is and
-// errors.As work on them the same way).
+// metadata, content headers, access tiers, index tags, and the errors
+// *blob.Container returns (errors.Is and errors.As work on them the same
+// way).
+//
+// Properties come back as blob.Container gives them, not only as the
+// service stores them: metadata names are stored in the case they were
+// sent and listed so, but a HEAD or GET answer has them lower-cased with
+// MetaNamesLowered set (Go's HTTP client loses their case); Get Blob
+// reports no access tier; index tags are read with GetTags only.
 //
 // It also lets tests shape the calls: a hook may fail a call before or
 // after it is applied (an error answer, or a lost answer to a write that
@@ -15,8 +22,9 @@
 // fake and against Azurite, so that the two cannot drift apart. Where
 // Azure and Azurite differ the fake follows Azure, as blob does.
 //
-// The fake is one container. Leases are not modelled: *blob.Container
-// does not expose them.
+// The fake is one container of block blobs. Leases are not modelled:
+// *blob.Container does not expose them. Nor are snapshots: the fake
+// never has any, so a listing that includes them lists none.
 package blobfake
 
 import (
@@ -990,7 +998,8 @@ func (s *Store) copy(ctx context.Context, dst, src string, md map[string]string,
 // up into one prefix each. A page holds at most MaxResults entries
 // (5,000 when 0 or more), blobs and prefixes together; NextMarker resumes
 // after its last entry and is empty on the last page. Listed blobs carry
-// what a listing carries: no copy properties, metadata only when asked.
+// what a listing carries: no copy properties, metadata only when asked
+// and with its names as stored.
 func (s *Store) List(ctx context.Context, opts blob.ListOptions) (*blob.ListPage, error) {
 	if err := s.call(ctx, OpList, opts.Prefix); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -17,13 +18,36 @@ import (
 	"github.com/blobfs/blobfs/fs/stage"
 )
 
-// The fake stands in wherever the mount's stores are asked for.
+// The fake stands in wherever the mount's stores are asked for, optional
+// interfaces included: without one, the mount's code would take another
+// path on the fake than on the service (stage keeps index tags through
+// TagGetter and restores metadata names' case through Lister).
 var (
 	_ fs.Store          = (*blobfake.Store)(nil)
 	_ stage.Store       = (*blobfake.Store)(nil)
 	_ stage.BlockLister = (*blobfake.Store)(nil)
+	_ stage.TagGetter   = (*blobfake.Store)(nil)
+	_ stage.Lister      = (*blobfake.Store)(nil)
 	_ readahead.Store   = (*blobfake.Store)(nil)
 )
+
+// Content shows what the fake holds, not what a HEAD answers: metadata
+// names as sent, the index tags.
+func TestContentShowsWhatIsStored(t *testing.T) {
+	ctx := testCtx(t)
+	s := blobfake.New(blobfake.Options{})
+	tags := map[string]string{"Project": "x"}
+	if _, err := s.Upload(ctx, "f", []byte("x"), blob.PutOptions{Metadata: map[string]string{"ProjectOwner": "ann"}, Tags: tags}); err != nil {
+		t.Fatal(err)
+	}
+	_, p, ok := s.Content("f")
+	if !ok || !reflect.DeepEqual(p.Metadata, map[string]string{"ProjectOwner": "ann"}) || p.MetaNamesLowered || !reflect.DeepEqual(p.Tags, tags) || p.TagCount != 1 {
+		t.Errorf("Content: %+v, want metadata ProjectOwner as sent and tags %v", p, tags)
+	}
+	if got := s.Calls(blobfake.OpGetTags); got != 0 {
+		t.Errorf("Content made %d GetBlobTags calls", got)
+	}
+}
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
