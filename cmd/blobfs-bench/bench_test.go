@@ -40,6 +40,8 @@ func TestQuickRun(t *testing.T) {
 	cfg.RenameSize = 1 << 20
 	cfg.Random = 16
 	cfg.RSSSize = 2 << 20
+	cfg.Tree, cfg.TreeDirs = 40, 4
+	cfg.Rm, cfg.RmDirs = 20, 2
 	cfg.JSON = t.TempDir() + "/bench.json"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -90,6 +92,11 @@ func TestQuickRun(t *testing.T) {
 		{"blobfs rename: the old blob deleted once", rows["rename"].Calls["DeleteBlob"], 1},
 		{"blobfs re-read after remount: no GET", rows["reread"].Calls["GetBlob"], 0},
 		{"blobfs re-read of written small files: no GET", rows["small-reread"].Calls["GetBlob"], 0},
+		{"direct find: one flat page", rows["find"].Direct["ListBlobs"], 1},
+		{"blobfs find: no HEAD", rows["find"].Calls["GetBlobProperties"], 0},
+		{"blobfs du: no HEAD", rows["du"].Calls["GetBlobProperties"], 0},
+		{"blobfs rm -rf: one Delete per file", rows["rm"].Calls["DeleteBlob"], cfg.Rm},
+		{"blobfs rm -rf: no Put Blob", rows["rm"].Calls["PutBlob"], 0},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
