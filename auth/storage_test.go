@@ -23,13 +23,13 @@ type statusLog struct {
 	counts map[int]int
 }
 
-func (s *statusLog) ObserveCall(op string, status int, d time.Duration, sent, received int64, retry bool) {
+func (s *statusLog) ObserveCall(c blob.Call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.counts == nil {
 		s.counts = map[int]int{}
 	}
-	s.counts[status]++
+	s.counts[c.Status]++
 }
 
 func (s *statusLog) count(status int) int {

@@ -33,10 +33,19 @@ type Options struct {
 	Observer Observer
 }
 
-// Observer is told about every HTTP attempt: its operation, status (0 for a
-// transport error), duration and body bytes each way.
+// Observer is told about every HTTP attempt.
 type Observer interface {
-	ObserveCall(op string, status int, d time.Duration, sent, received int64, retry bool)
+	ObserveCall(c Call)
+}
+
+// Call is one HTTP attempt, as an Observer is told of it.
+type Call struct {
+	Op       string        // the REST operation, e.g. "PutBlock"
+	Status   int           // HTTP status; 0 for a transport error
+	Duration time.Duration // from sending to the end of the answer
+	Sent     int64         // request body bytes
+	Received int64         // response body bytes
+	Retry    bool          // the attempt is a retry of an earlier one
 }
 
 // Client talks to one storage account's blob endpoint.
@@ -312,7 +321,7 @@ func (c *Client) observe(r *request, status int, t0 time.Time, received int64, r
 	} else if r.bodyFrom != nil {
 		sent = r.bodyLen
 	}
-	c.obs.ObserveCall(r.op, status, time.Since(t0), sent, received, retry)
+	c.obs.ObserveCall(Call{Op: r.op, Status: status, Duration: time.Since(t0), Sent: sent, Received: received, Retry: retry})
 }
 
 // transportError is a failure to get any answer: the request may or may not

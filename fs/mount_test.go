@@ -26,13 +26,13 @@ type calls struct {
 	n  map[string]int
 }
 
-func (c *calls) ObserveCall(op string, status int, d time.Duration, sent, received int64, retry bool) {
+func (c *calls) ObserveCall(call blob.Call) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == nil {
 		c.n = map[string]int{}
 	}
-	c.n[op]++
+	c.n[call.Op]++
 }
 
 // take returns the counts since the last take.

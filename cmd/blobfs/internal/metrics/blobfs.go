@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/blobfs/blobfs/blob"
 )
@@ -69,17 +68,17 @@ func New(version string, fsStats func() FSStats) *Set {
 var _ blob.Observer = (*Set)(nil)
 
 // ObserveCall implements blob.Observer.
-func (s *Set) ObserveCall(op string, status int, d time.Duration, sent, received int64, retry bool) {
-	s.calls.Inc(op, strconv.Itoa(status))
-	if sent > 0 {
-		s.sent.Add(float64(sent), op)
+func (s *Set) ObserveCall(c blob.Call) {
+	s.calls.Inc(c.Op, strconv.Itoa(c.Status))
+	if c.Sent > 0 {
+		s.sent.Add(float64(c.Sent), c.Op)
 	}
-	if received > 0 {
-		s.received.Add(float64(received), op)
+	if c.Received > 0 {
+		s.received.Add(float64(c.Received), c.Op)
 	}
-	s.latency.Observe(d.Seconds(), op)
-	if retry {
-		s.retries.Inc(op)
+	s.latency.Observe(c.Duration.Seconds(), c.Op)
+	if c.Retry {
+		s.retries.Inc(c.Op)
 	}
 }
 

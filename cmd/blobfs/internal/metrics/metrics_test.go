@@ -6,17 +6,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/blobfs/blobfs/blob"
 )
 
 func TestExpositionRoundTrip(t *testing.T) {
 	s := New("v1.2.3", func() FSStats {
 		return FSStats{LookupHits: 5, LookupMisses: 2, ListHits: 7, PendingFiles: 1, PendingBytes: 4096, WrittenBytes: 99}
 	})
-	s.ObserveCall("PutBlock", 201, 30*time.Millisecond, 8<<20, 0, false)
-	s.ObserveCall("PutBlock", 503, 2*time.Second, 8<<20, 0, false)
-	s.ObserveCall("PutBlock", 201, 40*time.Millisecond, 8<<20, 0, true)
-	s.ObserveCall("GetBlob", 206, 100*time.Second, 0, 1234, false)
-	s.ObserveCall(`we"ird\op`, 0, time.Millisecond, 0, 0, false)
+	s.ObserveCall(blob.Call{Op: "PutBlock", Status: 201, Duration: 30 * time.Millisecond, Sent: 8 << 20})
+	s.ObserveCall(blob.Call{Op: "PutBlock", Status: 503, Duration: 2 * time.Second, Sent: 8 << 20})
+	s.ObserveCall(blob.Call{Op: "PutBlock", Status: 201, Duration: 40 * time.Millisecond, Sent: 8 << 20, Retry: true})
+	s.ObserveCall(blob.Call{Op: "GetBlob", Status: 206, Duration: 100 * time.Second, Received: 1234})
+	s.ObserveCall(blob.Call{Op: `we"ird\op`, Duration: time.Millisecond})
 	s.OnRefresh("arm-keys")
 
 	srv := httptest.NewServer(s.Registry.Handler())
