@@ -199,7 +199,7 @@ func TestAmbiguousWrites(t *testing.T) {
 			}
 
 			inject("CopyBlob")
-			cp, err := ct.Copy(ctx, name+".copy", name, nil, blob.Conditions{IfMatch: p.ETag}, blob.Conditions{IfNoneMatch: "*"})
+			cp, err := ct.Copy(ctx, blob.CopyRequest{Dst: name + ".copy", Src: name, SrcCond: blob.Conditions{IfMatch: p.ETag}, DstCond: blob.Conditions{IfNoneMatch: "*"}})
 			if err != nil {
 				t.Fatalf("create-only copy: %v", err)
 			}

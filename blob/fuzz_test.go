@@ -166,7 +166,7 @@ func FuzzNameRoundTrip(f *testing.F) {
 			t.Fatalf("list prefix %q: %q %v (the service changed the name)", name, listed, err)
 		}
 		if len(name) < 600 {
-			if _, err := ct.Copy(ctx, "copy", name, nil, Conditions{IfMatch: p.ETag}, Conditions{}); err != nil {
+			if _, err := ct.Copy(ctx, CopyRequest{Dst: "copy", Src: name, SrcCond: Conditions{IfMatch: p.ETag}}); err != nil {
 				t.Fatalf("copy from %q: %v", name, err)
 			}
 		}

@@ -41,7 +41,7 @@ func TestMetadataNamesKeepTheirCase(t *testing.T) {
 	if _, err := e.ct.SetMetadata(ctx, "f", md2, blob.Conditions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.ct.Copy(ctx, "g", "f", map[string]string{"CopiedName": "1"}, blob.Conditions{}, blob.Conditions{}); err != nil {
+	if _, err := e.ct.Copy(ctx, blob.CopyRequest{Dst: "g", Src: "f", Metadata: map[string]string{"CopiedName": "1"}}); err != nil {
 		t.Fatal(err)
 	}
 	page, err = e.ct.List(ctx, blob.ListOptions{IncludeMetadata: true})

@@ -388,24 +388,34 @@ func (ct *Container) SetContentType(ctx context.Context, name, contentType strin
 // MaxCopySourceLength is the longest x-ms-copy-source URL the service takes.
 const MaxCopySourceLength = 2048
 
-// Copy copies src to dst inside this container on the service side and
-// waits until the copy has finished. With metadata nil the copy keeps the
-// source's metadata; otherwise it gets exactly md. srcCond.IfMatch pins the
-// source's version; dstCond makes the copy conditional on the destination.
-// The returned Properties are the destination's after the copy.
+// CopyRequest is what Copy copies where; named fields, since two names
+// and two sets of conditions side by side are easy to swap.
+type CopyRequest struct {
+	Dst, Src string
+	// Metadata nil keeps the source's metadata; otherwise the copy gets
+	// exactly it.
+	Metadata map[string]string
+	// SrcCond.IfMatch pins the source's version; DstCond makes the copy
+	// conditional on the destination.
+	SrcCond, DstCond Conditions
+}
+
+// Copy copies req.Src to req.Dst inside this container on the service side
+// and waits until the copy has finished. The returned Properties are the
+// destination's after the copy.
 //
 // An unconditional copy is repeated freely after an ambiguous failure (a
 // second copy of the same source gives the same blob). A copy with
 // dstCond is repeated only after a HEAD of dst shows it was not applied,
 // and is taken as done when dst shows this source as its copy source.
-func (ct *Container) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond Conditions) (*Properties, error) {
-	p, err := ct.copy(ctx, dst, src, md, srcCond, dstCond, nil)
+func (ct *Container) Copy(ctx context.Context, req CopyRequest) (*Properties, error) {
+	p, err := ct.copy(ctx, req.Dst, req.Src, req.Metadata, req.SrcCond, req.DstCond, nil)
 	if err != nil {
 		return nil, err
 	}
 	if p.Size == 0 && p.ContentType == "" {
 		// The Copy answer carries no size or content headers: read them.
-		return ct.GetProperties(ctx, dst)
+		return ct.GetProperties(ctx, req.Dst)
 	}
 	return p, nil
 }

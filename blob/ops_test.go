@@ -152,11 +152,11 @@ func TestConditions(t *testing.T) {
 			return err
 		}, blob.ErrPrecondition},
 		{"copy from a stale source", func() error {
-			_, err := ct.Copy(ctx, "g", "f", nil, stale, blob.Conditions{})
+			_, err := ct.Copy(ctx, blob.CopyRequest{Dst: "g", Src: "f", SrcCond: stale})
 			return err
 		}, blob.ErrPrecondition},
 		{"copy onto an existing blob, create-only", func() error {
-			_, err := ct.Copy(ctx, "f", "f", nil, blob.Conditions{}, blob.Conditions{IfNoneMatch: "*"})
+			_, err := ct.Copy(ctx, blob.CopyRequest{Dst: "f", Src: "f", DstCond: blob.Conditions{IfNoneMatch: "*"}})
 			return err
 		}, blob.ErrExists},
 		{"delete on a stale ETag", func() error {
@@ -263,7 +263,7 @@ func TestMetadataPropertiesCopyDelete(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := "dst/" + strings.ReplaceAll(tc.name, " ", "-")
-			cp, err := ct.Copy(ctx, dst, "src", tc.md, blob.Conditions{IfMatch: p.ETag}, blob.Conditions{IfNoneMatch: "*"})
+			cp, err := ct.Copy(ctx, blob.CopyRequest{Dst: dst, Src: "src", Metadata: tc.md, SrcCond: blob.Conditions{IfMatch: p.ETag}, DstCond: blob.Conditions{IfNoneMatch: "*"}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -287,7 +287,7 @@ func TestMetadataPropertiesCopyDelete(t *testing.T) {
 	if _, err := ct.GetProperties(ctx, "src"); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("after delete: %v", err)
 	}
-	if _, err := ct.Copy(ctx, "x", "src", nil, blob.Conditions{}, blob.Conditions{}); !errors.Is(err, blob.ErrNotFound) {
+	if _, err := ct.Copy(ctx, blob.CopyRequest{Dst: "x", Src: "src"}); !errors.Is(err, blob.ErrNotFound) {
 		t.Errorf("copy of a missing source: %v, want ErrNotFound", err)
 	}
 }
@@ -411,7 +411,7 @@ func TestInvalidNamesSendNothing(t *testing.T) {
 		if _, err := transfer.UploadFrom(ctx, e.ct, name, bytes.NewReader(nil), 0, transfer.Options{}); err == nil {
 			t.Errorf("UploadFrom %q succeeded", name)
 		}
-		if _, err := e.ct.Copy(ctx, "ok", name, nil, blob.Conditions{}, blob.Conditions{}); err == nil {
+		if _, err := e.ct.Copy(ctx, blob.CopyRequest{Dst: "ok", Src: name}); err == nil {
 			t.Errorf("copy from %q succeeded", name)
 		}
 	}

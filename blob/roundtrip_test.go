@@ -82,7 +82,7 @@ func TestRoundTripAwkwardNames(t *testing.T) {
 				t.Errorf("listing by prefix: %v", page.Blobs)
 			}
 			if len(name) < 900 {
-				cp, err := ct.Copy(ctx, "copies/"+class, name, nil, blob.Conditions{}, blob.Conditions{})
+				cp, err := ct.Copy(ctx, blob.CopyRequest{Dst: "copies/" + class, Src: name})
 				if err != nil || cp.Size != int64(len(data)) {
 					t.Errorf("copy: %v %+v", err, cp)
 				}

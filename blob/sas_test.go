@@ -41,7 +41,7 @@ func TestSASCredential(t *testing.T) {
 	if _, err := ct.Upload(ctx, "src file", data, blob.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ct.Copy(ctx, "dst file", "src file", nil, blob.Conditions{}, blob.Conditions{}); err != nil {
+	if _, err := ct.Copy(ctx, blob.CopyRequest{Dst: "dst file", Src: "src file"}); err != nil {
 		t.Fatalf("copy with a SAS: %v", err)
 	}
 	rc, _, err := ct.Download(ctx, "dst file", 0, -1, blob.Conditions{})
@@ -101,7 +101,7 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 			px.SetFaults(blobtest.Faults{Rate: 1, Kinds: []blobtest.Fault{fault}})
 			_, err := ct.GetProperties(ctx, "f")
 			errs = append(errs, err)
-			_, err = ct.Copy(ctx, "g", "f", nil, blob.Conditions{}, blob.Conditions{})
+			_, err = ct.Copy(ctx, blob.CopyRequest{Dst: "g", Src: "f"})
 			errs = append(errs, err)
 		}
 		px.SetFaults(blobtest.Faults{})

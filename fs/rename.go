@@ -144,7 +144,7 @@ func (m *mount) copyBlob(ctx context.Context, src, dst string, want *blob.Proper
 		w.Name = src
 		got, err = m.store.CopyFrom(ctx, dst, &w, nil, blob.Conditions{})
 	} else {
-		got, err = m.store.Copy(ctx, dst, src, nil, blob.Conditions{}, blob.Conditions{})
+		got, err = m.store.Copy(ctx, blob.CopyRequest{Dst: dst, Src: src})
 	}
 	if err != nil {
 		return nil, err

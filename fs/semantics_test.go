@@ -458,9 +458,9 @@ func (h *held) Upload(ctx context.Context, name string, data []byte, opts blob.P
 	return h.Store.Upload(ctx, name, data, opts)
 }
 
-func (h *held) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
+func (h *held) Copy(ctx context.Context, req blob.CopyRequest) (*blob.Properties, error) {
 	h.hold("Copy")
-	return h.Store.Copy(ctx, dst, src, md, srcCond, dstCond)
+	return h.Store.Copy(ctx, req)
 }
 
 func (h *held) CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error) {

@@ -21,7 +21,7 @@ type Store interface {
 	PutBlockList(ctx context.Context, name string, ids []string, opts blob.PutOptions) (*blob.Properties, error)
 	Delete(ctx context.Context, name string, cond blob.Conditions) error
 	SetMetadata(ctx context.Context, name string, md map[string]string, cond blob.Conditions) (*blob.Properties, error)
-	Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
+	Copy(ctx context.Context, req blob.CopyRequest) (*blob.Properties, error)
 	CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error)
 }
 

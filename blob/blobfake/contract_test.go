@@ -31,7 +31,7 @@ type backend interface {
 	Delete(ctx context.Context, name string, cond blob.Conditions) error
 	SetMetadata(ctx context.Context, name string, md map[string]string, cond blob.Conditions) (*blob.Properties, error)
 	SetContentType(ctx context.Context, name, contentType string, md5 []byte, cond blob.Conditions) (*blob.Properties, error)
-	Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
+	Copy(ctx context.Context, req blob.CopyRequest) (*blob.Properties, error)
 	CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error)
 	GetTags(ctx context.Context, name string) (map[string]string, error)
 }
@@ -101,7 +101,7 @@ var contract = []struct {
 		etag("SetMetadata with the same metadata", md, err)
 		sc, err := b.SetContentType(ctx, "f", "text/plain", nil, blob.Conditions{})
 		etag("SetContentType", sc, err)
-		cp, err := b.Copy(ctx, "f", "f", nil, blob.Conditions{}, blob.Conditions{})
+		cp, err := b.Copy(ctx, blob.CopyRequest{Dst: "f", Src: "f"})
 		etag("Copy onto itself", cp, err)
 		// Staging a block does not change the blob.
 		before := mustHead(t, ctx, b, "f")
@@ -352,7 +352,7 @@ var contract = []struct {
 	{"copy", func(t *testing.T, ctx context.Context, b backend) {
 		src := mustUpload(t, ctx, b, "dir/src file", "content", blob.PutOptions{ContentType: "text/plain", Metadata: map[string]string{"mode": "0600"}})
 		srcHead := mustHead(t, ctx, b, "dir/src file")
-		cp, err := b.Copy(ctx, "dst", "dir/src file", nil, blob.Conditions{IfMatch: src.ETag}, blob.Conditions{IfNoneMatch: "*"})
+		cp, err := b.Copy(ctx, blob.CopyRequest{Dst: "dst", Src: "dir/src file", SrcCond: blob.Conditions{IfMatch: src.ETag}, DstCond: blob.Conditions{IfNoneMatch: "*"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,17 +368,17 @@ var contract = []struct {
 			t.Errorf("copy of %+v is %+v", srcHead, head)
 		}
 		wantContent(t, ctx, b, "dst", "content")
-		_, err = b.Copy(ctx, "dst", "dir/src file", nil, blob.Conditions{}, blob.Conditions{IfNoneMatch: "*"})
+		_, err = b.Copy(ctx, blob.CopyRequest{Dst: "dst", Src: "dir/src file", DstCond: blob.Conditions{IfNoneMatch: "*"}})
 		wantKind(t, "Copy If-None-Match: * onto an existing blob", err, blob.ErrExists)
-		_, err = b.Copy(ctx, "dst", "dir/src file", nil, blob.Conditions{}, blob.Conditions{IfMatch: src.ETag})
+		_, err = b.Copy(ctx, blob.CopyRequest{Dst: "dst", Src: "dir/src file", DstCond: blob.Conditions{IfMatch: src.ETag}})
 		wantKind(t, "Copy If-Match with another blob's ETag", err, blob.ErrPrecondition)
-		_, err = b.Copy(ctx, "dst2", "dir/src file", nil, blob.Conditions{IfMatch: head.ETag}, blob.Conditions{})
+		_, err = b.Copy(ctx, blob.CopyRequest{Dst: "dst2", Src: "dir/src file", SrcCond: blob.Conditions{IfMatch: head.ETag}})
 		wantKind(t, "Copy with a stale source ETag", err, blob.ErrPrecondition)
 		wantAbsent(t, ctx, b, "dst2")
-		_, err = b.Copy(ctx, "dst2", "no such", nil, blob.Conditions{}, blob.Conditions{})
+		_, err = b.Copy(ctx, blob.CopyRequest{Dst: "dst2", Src: "no such"})
 		wantKind(t, "Copy of a missing source", err, blob.ErrNotFound)
 		// New metadata replaces the source's.
-		cp, err = b.Copy(ctx, "dst", "dir/src file", map[string]string{"Other": "x"}, blob.Conditions{}, blob.Conditions{IfMatch: head.ETag})
+		cp, err = b.Copy(ctx, blob.CopyRequest{Dst: "dst", Src: "dir/src file", Metadata: map[string]string{"Other": "x"}, DstCond: blob.Conditions{IfMatch: head.ETag}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -498,7 +498,7 @@ var contract = []struct {
 		}
 		// Copy keeps the content headers, not the tags (nor, on Azure, an
 		// explicit tier: see TestAzureOnlyBehaviour).
-		if _, err := b.Copy(ctx, "c", "f", nil, blob.Conditions{}, blob.Conditions{}); err != nil {
+		if _, err := b.Copy(ctx, blob.CopyRequest{Dst: "c", Src: "f"}); err != nil {
 			t.Fatal(err)
 		}
 		if p := mustHead(t, ctx, b, "c"); p.ContentHeaders != hdrs || p.TagCount != 0 {
@@ -556,7 +556,7 @@ var contract = []struct {
 		_, _, err = b.Download(ctx, "f", 0, -1, blob.Conditions{IfMatch: v2.ETag})
 		wantKind(t, "Download If-Match of a missing blob", err, blob.ErrPrecondition)
 		// A missing copy source is missing, whatever its condition.
-		_, err = b.Copy(ctx, "g", "f", nil, blob.Conditions{IfMatch: v2.ETag}, blob.Conditions{})
+		_, err = b.Copy(ctx, blob.CopyRequest{Dst: "g", Src: "f", SrcCond: blob.Conditions{IfMatch: v2.ETag}})
 		wantKind(t, "Copy source If-Match of a missing blob", err, blob.ErrNotFound)
 		// If-None-Match with an ETag holds for a missing blob.
 		if _, err := b.PutBlockList(ctx, "f", nil, blob.PutOptions{Conditions: blob.Conditions{IfNoneMatch: v2.ETag}}); err != nil {
@@ -627,7 +627,7 @@ var contract = []struct {
 			"GetBlockList": func() error { _, _, err := b.GetBlockList(ctx, "nope"); return err },
 			"Delete":       func() error { return b.Delete(ctx, "nope", blob.Conditions{}) },
 			"Copy": func() error {
-				_, err := b.Copy(ctx, "x", "nope", nil, blob.Conditions{}, blob.Conditions{})
+				_, err := b.Copy(ctx, blob.CopyRequest{Dst: "x", Src: "nope"})
 				return err
 			},
 		}

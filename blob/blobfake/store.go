@@ -872,21 +872,21 @@ func (s *Store) CopySourceURL(name string) string {
 	return "http://127.0.0.1/blobfake/" + url.PathEscape(s.container) + "/" + strings.Join(segs, "/")
 }
 
-// Copy copies src to dst on the service side, synchronously: the copy is
-// finished when it returns. With md nil (or empty: blob then sends no
-// metadata) dst gets src's metadata, otherwise exactly md. srcCond.IfMatch
-// pins src's version; dstCond is checked against dst. Like blob's, it
-// returns dst's full properties.
-func (s *Store) Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error) {
-	if _, err := s.copy(ctx, dst, src, md, srcCond, dstCond, nil); err != nil {
+// Copy copies req.Src to req.Dst on the service side, synchronously: the
+// copy is finished when it returns. With req.Metadata nil (or empty: blob
+// then sends no metadata) Dst gets Src's metadata, otherwise exactly it.
+// SrcCond.IfMatch pins Src's version; DstCond is checked against Dst. Like
+// blob's, it returns Dst's full properties.
+func (s *Store) Copy(ctx context.Context, req blob.CopyRequest) (*blob.Properties, error) {
+	if _, err := s.copy(ctx, req.Dst, req.Src, req.Metadata, req.SrcCond, req.DstCond, nil); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.blobs[dst]; e != nil {
+	if e := s.blobs[req.Dst]; e != nil {
 		return e.headProps(), nil
 	}
-	return nil, s.notFound(OpGetProperties, dst)
+	return nil, s.notFound(OpGetProperties, req.Dst)
 }
 
 // CopyFrom copies the version of a blob src describes (pinned to its
@@ -1130,7 +1130,7 @@ var _ interface {
 	Delete(ctx context.Context, name string, cond blob.Conditions) error
 	SetMetadata(ctx context.Context, name string, md map[string]string, cond blob.Conditions) (*blob.Properties, error)
 	SetContentType(ctx context.Context, name, contentType string, md5 []byte, cond blob.Conditions) (*blob.Properties, error)
-	Copy(ctx context.Context, dst, src string, md map[string]string, srcCond, dstCond blob.Conditions) (*blob.Properties, error)
+	Copy(ctx context.Context, req blob.CopyRequest) (*blob.Properties, error)
 	CopyFrom(ctx context.Context, dst string, src *blob.Properties, md map[string]string, dstCond blob.Conditions) (*blob.Properties, error)
 	GetTags(ctx context.Context, name string) (map[string]string, error)
 } = (*Store)(nil)

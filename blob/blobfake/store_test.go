@@ -132,7 +132,7 @@ func TestAzureOnlyBehaviour(t *testing.T) {
 	if _, err := s.Upload(ctx, "cool", []byte("x"), blob.PutOptions{AccessTier: "Cool"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Copy(ctx, "copy", "cool", nil, blob.Conditions{}, blob.Conditions{}); err != nil {
+	if _, err := s.Copy(ctx, blob.CopyRequest{Dst: "copy", Src: "cool"}); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := s.GetProperties(ctx, "copy"); err != nil || p.AccessTier != "Hot" || !p.AccessTierInferred {

@@ -30,7 +30,7 @@ func rename() *workload {
 			return nil
 		},
 		direct: func(ctx context.Context, r *round) error {
-			if _, err := r.w.ct.Copy(ctx, moved(renDirect), renDirect, nil, blob.Conditions{}, blob.Conditions{}); err != nil {
+			if _, err := r.w.ct.Copy(ctx, blob.CopyRequest{Dst: moved(renDirect), Src: renDirect}); err != nil {
 				return err
 			}
 			return r.w.ct.Delete(ctx, renDirect, blob.Conditions{})
