@@ -143,6 +143,17 @@ func (h *fileHandle) readBlob(ctx context.Context, name string, props *blob.Prop
 	rd := h.rd
 	h.mu.Unlock()
 	res, err := rd.ReadRef(ctx, dest, off)
+	if errors.Is(err, readahead.ErrClosed) {
+		// Another read of this handle moved it to a new version (see
+		// takeNewVersion) or a rename repointed it, closing this reader
+		// while the read was on its way: read again, from the new one.
+		h.mu.Lock()
+		again := !h.closed && h.rd != rd
+		h.mu.Unlock()
+		if again {
+			return h.readBlob(ctx, name, props, dest, off)
+		}
+	}
 	if err == nil && res != nil && res.N > 0 {
 		h.mu.Lock()
 		h.served = true

@@ -125,7 +125,8 @@ func New(store Store, name string, size int64, etag string, opts Options) *Reade
 	}
 }
 
-var errClosed = errors.New("readahead: reader already closed")
+// ErrClosed is a read on a Reader closed meanwhile.
+var ErrClosed = errors.New("readahead: reader already closed")
 
 // ReadAt reads len(p) bytes at off; at the end of the blob it returns fewer
 // and io.EOF. A blob changed since open is blob.ErrPrecondition.
@@ -385,7 +386,7 @@ func (r *Reader) direct(ctx context.Context, p []byte, off int64) error {
 	closed := r.closed
 	r.mu.Unlock()
 	if closed {
-		return errClosed
+		return ErrClosed
 	}
 	if r.cache != nil && r.cache.ReadAt(r.name, r.etag, r.size, p, off) {
 		return nil
