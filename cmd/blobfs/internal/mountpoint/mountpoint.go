@@ -5,16 +5,16 @@
 package mountpoint
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/blobfs/blobfs/fs/mountinfo"
 )
 
 // State is what a mountpoint looks like.
@@ -91,48 +91,8 @@ func Fusermount(ctx context.Context, mp string, lazy bool) error {
 // MountType returns the filesystem type mounted exactly at mp, from
 // /proc/self/mountinfo (the last mount there wins, as in the kernel).
 func MountType(mp string) (string, bool) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", false
-	}
-	defer f.Close()
-	var typ string
-	found := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent maj:min root mountpoint options [optional...] - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 7 || unescape(fields[4]) != mp {
-			continue
-		}
-		for i := 6; i < len(fields)-1; i++ {
-			if fields[i] == "-" {
-				typ, found = fields[i+1], true
-				break
-			}
-		}
-	}
+	typ, found, _ := mountinfo.Type(mp)
 	return typ, found
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // UserAllowOther reports whether /etc/fuse.conf lets non-root users pass

@@ -97,10 +97,7 @@ func TestInspect(t *testing.T) {
 	}
 }
 
-func TestUnescapeAndFuseConf(t *testing.T) {
-	if got := unescape(`/mnt/with\040space\134x`); got != `/mnt/with space\x` {
-		t.Errorf("unescape = %q", got)
-	}
+func TestFuseConf(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
 		body string
