@@ -32,19 +32,31 @@ import (
 //   - a remount changes nothing and leaves lost+found empty.
 //
 // It runs on the in-memory fake of the service (fast, and the model's
-// "service" is exactly what the fake holds) and on Azurite.
+// "service" is exactly what the fake holds), driven with no kernel (no
+// /dev/fuse: the core alone) and through a real mount, and on Azurite
+// through a real mount.
 func TestRandomLifecycle(t *testing.T) {
-	t.Run("fake", func(t *testing.T) {
+	var e env // mountStore uses nothing of it
+	kernel := func(t *testing.T, st fs.Store, opts fs.Options) (fsys, *fs.Mounted) {
+		dir, mt := e.mountStore(t, st, opts)
+		return osFS{dir}, mt
+	}
+	kernelFree := func(t *testing.T, st fs.Store, opts fs.Options) (fsys, *fs.Mounted) {
+		return mountKernelFree(t, st, opts)
+	}
+	fake := func() serviceView {
 		st := blobfake.New(blobfake.Options{})
-		randomLifecycle(t, serviceView{
+		return serviceView{
 			store: st,
 			names: func(t *testing.T) []string { return st.Names() },
 			get: func(t *testing.T, name string) string {
 				b, _, _ := st.Content(name)
 				return string(b)
 			},
-		})
-	})
+		}
+	}
+	t.Run("fake, no kernel", func(t *testing.T) { randomLifecycle(t, fake(), kernelFree) })
+	t.Run("fake", func(t *testing.T) { randomLifecycle(t, fake(), kernel) })
 	t.Run("azurite", func(t *testing.T) {
 		e := newEnv(t)
 		randomLifecycle(t, serviceView{
@@ -54,9 +66,12 @@ func TestRandomLifecycle(t *testing.T) {
 				got, _, _ := e.get(t, name)
 				return got
 			},
-		})
+		}, kernel)
 	})
 }
+
+// mounter serves a store through the kernel or without one.
+type mounter func(t *testing.T, st fs.Store, opts fs.Options) (fsys, *fs.Mounted)
 
 // serviceView is a service to mount, and how to see what it holds
 // without the mount.
@@ -66,16 +81,15 @@ type serviceView struct {
 	get   func(t *testing.T, name string) string
 }
 
-func randomLifecycle(t *testing.T, sv serviceView) {
+func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
 	const (
 		workers = 6
 		steps   = 40
 		opBound = 60 * time.Second
 	)
-	var e env // mountStore uses nothing of it
 	cache := t.TempDir()
-	dir, mt := e.mountStore(t, sv.store, fs.Options{CacheDir: cache})
-	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+	fsy, mt := mount(t, sv.store, fs.Options{CacheDir: cache})
+	if err := fsy.Mkdir("d", 0o755); err != nil {
 		t.Fatal(err)
 	}
 	names := []string{"a", "b", "c", "d/x", "d/y"}
@@ -100,7 +114,7 @@ func randomLifecycle(t *testing.T, sv serviceView) {
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(seed, uint64(w)))
-			pick := func() string { return filepath.Join(dir, names[r.IntN(len(names))]) }
+			pick := func() string { return names[r.IntN(len(names))] }
 			for i := range steps {
 				p := pick()
 				content := fmt.Sprintf("w%d s%d %s\n", w, i, strings.Repeat("x", r.IntN(3000)))
@@ -108,9 +122,9 @@ func randomLifecycle(t *testing.T, sv serviceView) {
 				start := time.Now()
 				switch op {
 				case 0: // create or replace, written, closed
-					ok("write "+p, os.WriteFile(p, []byte(content), 0o644))
+					ok("write "+p, fsy.WriteFile(p, []byte(content), 0o644))
 				case 1: // a writer that stays open a while, with an fsync
-					f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+					f, err := fsy.OpenAppend(p, 0o644)
 					if err != nil {
 						ok("open "+p, err)
 						break
@@ -121,15 +135,15 @@ func randomLifecycle(t *testing.T, sv serviceView) {
 					f.WriteString(content)
 					ok("close "+p, f.Close())
 				case 2:
-					ok("rm "+p, os.Remove(p))
+					ok("rm "+p, fsy.Remove(p))
 				case 3, 4: // mv, over an existing name or not
-					ok("mv "+p, os.Rename(p, pick()))
+					ok("mv "+p, fsy.Rename(p, pick()))
 				case 5:
-					ok("chmod "+p, os.Chmod(p, os.FileMode(0o600+r.IntN(0o100))))
+					ok("chmod "+p, fsy.Chmod(p, os.FileMode(0o600+r.IntN(0o100))))
 				case 6:
-					ok("truncate "+p, os.Truncate(p, int64(r.IntN(100))))
+					ok("truncate "+p, fsy.Truncate(p, int64(r.IntN(100))))
 				default:
-					_, err := os.ReadFile(p)
+					_, err := fsy.ReadFile(p)
 					ok("read "+p, err)
 				}
 				if d := time.Since(start); d > opBound {
@@ -147,7 +161,7 @@ func randomLifecycle(t *testing.T, sv serviceView) {
 	time.Sleep(200 * time.Millisecond)
 	shown := map[string]string{}
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
+		b, err := fsy.ReadFile(n)
 		switch {
 		case err == nil:
 			shown[n] = string(b)
@@ -181,7 +195,7 @@ func randomLifecycle(t *testing.T, sv serviceView) {
 		}
 	}
 	check("after unmount")
-	_, mt2 := e.mountStore(t, sv.store, fs.Options{CacheDir: cache})
+	_, mt2 := mount(t, sv.store, fs.Options{CacheDir: cache})
 	unmount(t, mt2)
 	check("after a remount")
 	if kept, _ := filepath.Glob(filepath.Join(cache, "*", "*", "lost+found", "*")); len(kept) != 0 {

@@ -136,6 +136,30 @@ func Mount(ctx context.Context, mountpoint string, ct *blob.Container, opts Opti
 // MountStore is Mount over any Store; tests use it to count or fail calls
 // on their way to a real service.
 func MountStore(ctx context.Context, mountpoint string, store Store, opts Options) (*Mounted, error) {
+	mountpoint, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	m, root, fo, err := newFS(ctx, store, opts)
+	if err != nil {
+		return nil, err
+	}
+	server, err := gofs.Mount(mountpoint, root, fo)
+	if err != nil {
+		m.closeStaging()
+		return nil, fmt.Errorf("mounting %s: %w (is /dev/fuse there and fusermount3 installed?)", mountpoint, err)
+	}
+	raiseKernelReadahead(m.log, mountpoint)
+	mt := &Mounted{m: m, root: root, server: server, dir: mountpoint, served: make(chan struct{})}
+	go func() { server.Wait(); close(mt.served) }()
+	return mt, nil
+}
+
+// newFS makes the filesystem, ready to serve, and the go-fuse options to
+// serve it with: the staging area opened and what a crash left in it
+// recovered, the root node made. Mounting it is the caller's business (a
+// test may drive it without a kernel).
+func newFS(ctx context.Context, store Store, opts Options) (*mount, *dirNode, *gofs.Options, error) {
 	log := opts.Log
 	if log == nil {
 		l := logrus.New()
@@ -171,7 +195,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 			Dir: dir, BlockSize: m.ra.Pool.BlockSize(), MaxBytes: opts.CacheSize, Log: log,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("opening the read cache %s (or mount with --read-cache=false): %w", dir, err)
+			return nil, nil, nil, fmt.Errorf("opening the read cache %s (or mount with --read-cache=false): %w", dir, err)
 		}
 		m.rcache = rc
 		m.ra.Cache = rc
@@ -181,7 +205,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		if cacheDir == "" {
 			d, err := os.MkdirTemp("", "blobfs-stage-")
 			if err != nil {
-				return nil, fmt.Errorf("creating a staging directory (set --cache-dir): %w", err)
+				return nil, nil, nil, fmt.Errorf("creating a staging directory (set --cache-dir): %w", err)
 			}
 			cacheDir = d
 		}
@@ -195,7 +219,7 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		sm, err := stage.NewManager(store, so)
 		if err != nil {
 			m.closeReadCache()
-			return nil, fmt.Errorf("opening the staging directory %s: %w", cacheDir, err)
+			return nil, nil, nil, fmt.Errorf("opening the staging directory %s: %w", cacheDir, err)
 		}
 		m.stage = sm
 		if m.rcache != nil {
@@ -214,14 +238,10 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 		if err != nil {
 			sm.Close()
 			m.closeReadCache()
-			return nil, fmt.Errorf("recovering staged uploads in %s: %w", cacheDir, err)
+			return nil, nil, nil, fmt.Errorf("recovering staged uploads in %s: %w", cacheDir, err)
 		}
 	}
 
-	mountpoint, err := filepath.Abs(mountpoint)
-	if err != nil {
-		return nil, err
-	}
 	name := opts.FSName
 	if name == "" {
 		name = "blobfs"
@@ -268,18 +288,15 @@ func MountStore(ctx context.Context, mountpoint string, store Store, opts Option
 	}
 	root := newDirNode(m, nil)
 	root.isRoot = true // the container: it needs no marker and has none
-	server, err := gofs.Mount(mountpoint, root, fo)
-	if err != nil {
-		if m.stage != nil {
-			m.stage.Close()
-		}
-		m.closeReadCache()
-		return nil, fmt.Errorf("mounting %s: %w (is /dev/fuse there and fusermount3 installed?)", mountpoint, err)
+	return m, root, fo, nil
+}
+
+// closeStaging closes what newFS opened, for a mount that failed.
+func (m *mount) closeStaging() {
+	if m.stage != nil {
+		m.stage.Close()
 	}
-	raiseKernelReadahead(m.log, mountpoint)
-	mt := &Mounted{m: m, root: root, server: server, dir: mountpoint, served: make(chan struct{})}
-	go func() { server.Wait(); close(mt.served) }()
-	return mt, nil
+	m.closeReadCache()
 }
 
 // ReadCacheSubdir is the read cache's directory in the cache directory.

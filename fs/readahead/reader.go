@@ -188,11 +188,11 @@ func (r *Reader) ReadRef(ctx context.Context, p []byte, off int64) (*Result, err
 	if r.plan(off, want) {
 		if err := r.readChunks(ctx, res, p, off); err != nil {
 			res.Release()
-			return nil, err
+			return nil, r.closedErr(ctx, err)
 		}
 	} else {
 		if err := r.direct(ctx, p, off); err != nil {
-			return nil, err
+			return nil, r.closedErr(ctx, err)
 		}
 		res.Segments = [][]byte{p}
 	}
@@ -200,6 +200,19 @@ func (r *Reader) ReadRef(ctx context.Context, p []byte, off int64) (*Result, err
 		return res, io.EOF
 	}
 	return res, nil
+}
+
+// closedErr is err, or ErrClosed when the reader was closed while the
+// read waited: the fetches Close cancelled fail with context.Canceled,
+// which the caller must not take for its own read being interrupted.
+func (r *Reader) closedErr(ctx context.Context, err error) error {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w (%v)", ErrClosed, err)
+	}
+	return err
 }
 
 // plan updates the sequential streak and says whether to serve the read

@@ -275,11 +275,13 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 }
 
 func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last int) (int, error) {
+	end := off + int64(len(p))
+	var newSize int64
+checks:
 	if f.dropped {
 		return 0, f.droppedErr()
 	}
-	end := off + int64(len(p))
-	newSize := max(f.size, end)
+	newSize = max(f.size, end)
 	// Refuse before changing anything: a partial rewrite of a block whose
 	// only copy is in the service as an uncommitted block.
 	for i := first; i <= last && i < len(f.blocks); i++ {
@@ -288,12 +290,18 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last
 			return 0, fmt.Errorf("stage: writing %q at %d: %w", f.name, off, ErrEvicted)
 		}
 	}
-	// Blocks written only in part need their old content first.
+	// Blocks written only in part need their old content first. fetch
+	// releases f.mu for the download: if the file changed meanwhile, every
+	// check above is made again.
 	for i := first; i <= last && i < len(f.blocks); i++ {
 		start := int64(i) * f.bs
 		if f.blocks[i].state == blkRemote && (off > start || end < start+blen(i, newSize, f.bs)) {
-			if err := f.fetch(ctx, i); err != nil {
+			again, err := f.fetch(ctx, i)
+			if err != nil {
 				return 0, err
+			}
+			if again {
+				goto checks
 			}
 		}
 	}
@@ -357,28 +365,39 @@ func (f *File) streamFull(from, to int) {
 	}
 }
 
-// fetch copies block i's base content into the cache file.
-func (f *File) fetch(ctx context.Context, i int) error {
+// fetch copies block i's base content into the cache file. It downloads
+// with f.mu released (one slow GET must not stall every other operation on
+// the file) and writes the bytes in only if neither the block nor the base
+// changed meanwhile; again reports that they did, and nothing was written.
+// f.mu held on entry and on return.
+func (f *File) fetch(ctx context.Context, i int) (again bool, err error) {
 	start := int64(i) * f.bs
 	n := min(start+f.bs, f.baseLimit, f.size) - start
 	if n > 0 {
-		body, _, err := f.m.store.Download(ctx, f.baseName, start, n, blob.Conditions{IfMatch: f.baseETag})
+		buf, err := f.m.getBuf(ctx)
 		if err != nil {
-			return f.baseError(err)
+			return false, err
 		}
-		got, err := io.Copy(io.NewOffsetWriter(f.data, start), io.LimitReader(body, n))
-		body.Close()
-		if err == nil && got != n {
-			err = io.ErrUnexpectedEOF
+		defer f.m.putBuf(buf)
+		name, etag, limit, ver := f.baseName, f.baseETag, f.baseLimit, f.blocks[i].ver
+		f.mu.Unlock()
+		err = readBase(ctx, f.m.store, buf[:n], start, name, etag, limit)
+		f.mu.Lock()
+		if f.dropped || i >= len(f.blocks) || f.blocks[i].state != blkRemote || f.blocks[i].ver != ver ||
+			f.baseName != name || f.baseETag != etag || f.baseLimit != limit || n != min(start+f.bs, f.baseLimit, f.size)-start {
+			return true, nil
 		}
 		if err != nil {
-			return fmt.Errorf("stage: reading %q from the service: %w", f.baseName, err)
+			return false, err
+		}
+		if _, err := f.data.WriteAt(buf[:n], start); err != nil {
+			return false, fmt.Errorf("stage: writing the cache file of %q: %w", f.name, err)
 		}
 	}
 	f.blocks[i].state = blkLocal
 	f.blocks[i].whole(f.bs)
 	f.accounted += blen(i, f.size, f.bs)
-	return nil
+	return false, nil
 }
 
 func (f *File) baseError(err error) error {
@@ -390,30 +409,15 @@ func (f *File) baseError(err error) error {
 
 // ReadAt reads what the file holds now, own writes included. At the end
 // of the file it returns fewer bytes and io.EOF.
+//
+// Parts still in the service are read without f.mu held, so a slow GET
+// does not stall writes, getattr or a commit of this file: the base and
+// the block's version are noted first and checked again after the read;
+// if either moved (a write, a truncate, a commit that took in a new
+// version), that part is read again from wherever it now is.
 func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for try := 0; ; try++ {
-		etag := f.baseETag
-		n, err := f.readAtLocked(ctx, p, off)
-		if try > 0 || !errors.Is(err, blob.ErrPrecondition) {
-			return n, err
-		}
-		// A commit of this file may have replaced the base in the
-		// service, between its upload and taking in the new version
-		// (it does not hold mu across the upload): wait for it to end,
-		// and read again if the base moved on.
-		f.mu.Unlock()
-		f.commitMu.Lock()
-		f.commitMu.Unlock()
-		f.mu.Lock()
-		if f.baseETag == etag {
-			return n, err
-		}
-	}
-}
-
-func (f *File) readAtLocked(ctx context.Context, p []byte, off int64) (int, error) {
 	if f.closed {
 		return 0, errClosed
 	}
@@ -434,8 +438,20 @@ func (f *File) readAtLocked(ctx context.Context, p []byte, off int64) (int, erro
 				return int(done), fmt.Errorf("stage: reading the cache file of %q: %w", f.name, err)
 			}
 		case blkRemote:
-			if err := f.readRemote(ctx, seg, pos); err != nil {
+			again, err := f.readRemoteUnlocked(ctx, seg, pos, i)
+			if err != nil {
 				return int(done), err
+			}
+			if again {
+				// The file changed under the read: its size may have too.
+				if f.closed {
+					return int(done), errClosed
+				}
+				if f.dropped {
+					return int(done), f.droppedErr()
+				}
+				want = max(done, min(want, f.size-off))
+				continue
 			}
 		case blkEvicted:
 			return int(done), fmt.Errorf("stage: reading %q at %d: %w", f.name, pos, ErrEvicted)
@@ -448,23 +464,34 @@ func (f *File) readAtLocked(ctx context.Context, p []byte, off int64) (int, erro
 	return int(want), nil
 }
 
-// readRemote reads base content straight into p: a file open for writing
-// that is only read does not fill the cache.
-func (f *File) readRemote(ctx context.Context, p []byte, off int64) error {
-	n := max(0, min(int64(len(p)), f.baseLimit-off))
-	clear(p[n:])
-	if n == 0 {
-		return nil
+// readRemoteUnlocked reads base content of block i straight into p (a
+// file open for writing that is only read does not fill the cache),
+// releasing f.mu for the download. again reports that the block or the
+// base changed meanwhile, so p holds nothing usable and the caller reads
+// that part again. f.mu held on entry and on return.
+func (f *File) readRemoteUnlocked(ctx context.Context, p []byte, off int64, i int) (again bool, err error) {
+	name, etag, limit, ver := f.baseName, f.baseETag, f.baseLimit, f.blocks[i].ver
+	f.mu.Unlock()
+	err = readBase(ctx, f.m.store, p, off, name, etag, limit)
+	f.mu.Lock()
+	if f.closed || f.dropped || i >= len(f.blocks) || f.blocks[i].state != blkRemote || f.blocks[i].ver != ver ||
+		f.baseName != name || f.baseETag != etag || f.baseLimit != limit {
+		return true, nil
 	}
-	body, _, err := f.m.store.Download(ctx, f.baseName, off, n, blob.Conditions{IfMatch: f.baseETag})
-	if err != nil {
-		return f.baseError(err)
+	if err != nil && errors.Is(err, blob.ErrPrecondition) {
+		// A commit of this file may be replacing the base in the service
+		// between its upload and taking in the new version: wait for it
+		// to end (without mu, which the commit takes), and read again if
+		// the base moved on.
+		f.mu.Unlock()
+		f.commitMu.Lock()
+		f.commitMu.Unlock()
+		f.mu.Lock()
+		if f.baseETag != etag {
+			return true, nil
+		}
 	}
-	defer body.Close()
-	if _, err := io.ReadFull(body, p[:n]); err != nil {
-		return fmt.Errorf("stage: reading %q from the service: %w", f.baseName, err)
-	}
-	return nil
+	return false, err
 }
 
 // Truncate sets the file's size, cutting or extending with zeros.
