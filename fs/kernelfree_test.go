@@ -200,16 +200,29 @@ func (r *rawFS) open(name string, flags uint32, perm os.FileMode) (*rawFile, err
 		unlock()
 		unlock = nil
 	}
-	if flags&syscall.O_TRUNC != 0 {
-		// The truncation of an open is done under the file's lock.
-		defer r.lock(node)()
-	}
 	var out fuse.OpenOut
-	in := fuse.OpenIn{InHeader: r.hdr(node), Flags: flags &^ (syscall.O_CREAT | syscall.O_EXCL)}
+	// go-fuse does not take FUSE_ATOMIC_O_TRUNC, so the kernel sends
+	// OPEN without O_TRUNC and then truncates with SETATTR on the new
+	// handle, under the file's lock.
+	in := fuse.OpenIn{InHeader: r.hdr(node), Flags: flags &^ (syscall.O_CREAT | syscall.O_EXCL | syscall.O_TRUNC)}
 	if err := errOf(r.raw.Open(nil, &in, &out)); err != nil {
 		return nil, err
 	}
-	return &rawFile{r: r, node: node, fh: out.Fh, append: flags&syscall.O_APPEND != 0}, nil
+	f := &rawFile{r: r, node: node, fh: out.Fh, append: flags&syscall.O_APPEND != 0}
+	if flags&syscall.O_TRUNC != 0 {
+		unlock := r.lock(node)
+		var sa fuse.SetAttrIn
+		sa.InHeader = r.hdr(node)
+		sa.Valid, sa.Size, sa.Fh = fuse.FATTR_SIZE|fuse.FATTR_FH, 0, out.Fh
+		var ao fuse.AttrOut
+		err := errOf(r.raw.SetAttr(nil, &sa, &ao))
+		unlock()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
 }
 
 func (f *rawFile) Write(p []byte) (int, error) {
