@@ -18,20 +18,29 @@ import (
 // for FUSE_DONT_MASK), so mode is stored as it comes, 0 included. Owner
 // and times are the caller's and now, sent with that first upload.
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	if errno := checkNameLen(name); errno != 0 {
+	ch, h, errno := d.create(uninterruptible(ctx), name, flags, mode)
+	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	ctx = uninterruptible(ctx)
+	h.f.fill(&out.Attr)
+	return ch, h, d.m.cacheFlags(true), 0
+}
+
+// create is Create for the core's own callers (mknod of a regular file).
+func (d *dirNode) create(ctx context.Context, name string, flags uint32, mode uint32) (*gofs.Inode, *fileHandle, syscall.Errno) {
+	if errno := checkNameLen(name); errno != 0 {
+		return nil, nil, errno
+	}
 	if d.m.readOnly || d.m.stage == nil {
-		return nil, nil, 0, syscall.EROFS
+		return nil, nil, syscall.EROFS
 	}
 	full := d.childPath(name)
 	if err := blob.ValidateName(full); err != nil {
-		return nil, nil, 0, toErrno(d.m.log, "create", full, err)
+		return nil, nil, toErrno(d.m.log, "create", full, err)
 	}
 	st, err := d.m.stage.Open(ctx, full, nil, true)
 	if err != nil {
-		return nil, nil, 0, toErrno(d.m.log, "create", full, err)
+		return nil, nil, toErrno(d.m.log, "create", full, err)
 	}
 	f := newFileNode(d.m, full, nil)
 	f.attrs.newInode(ctx, d, mode, false)
@@ -44,6 +53,5 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG})
 	d.noteChild(name, &entry{typ: syscall.S_IFREG, pending: true})
 	d.entriesChanged()
-	f.fill(&out.Attr)
-	return ch, h, d.m.cacheFlags(true), 0
+	return ch, h, 0
 }

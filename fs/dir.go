@@ -263,6 +263,12 @@ func (d *dirNode) knownAbsent(name string) bool {
 // the listing the names were found in; else with one probing List call.
 // A subdirectory's attributes come from the listing too: see walk.go.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return d.lookup(ctx, name, &out.Attr)
+}
+
+// lookup is Lookup, for the core's own callers (rename, READDIRPLUS):
+// FUSE methods do not call each other.
+func (d *dirNode) lookup(ctx context.Context, name string, attr *fuse.Attr) (*gofs.Inode, syscall.Errno) {
 	if errno := checkNameLen(name); errno != 0 {
 		return nil, errno
 	}
@@ -271,7 +277,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if ch := d.GetChild(name); ch != nil && d.m.fresh(ch) {
 		// Made, renamed or looked at here within the entry TTL.
 		d.m.stats.lookupHits.Add(1)
-		if errno := fillNode(ctx, ch, d.childPath(name), &out.Attr); errno != 0 {
+		if errno := fillNode(ctx, ch, d.childPath(name), attr); errno != 0 {
 			return nil, errno
 		}
 		return ch, 0
@@ -323,7 +329,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if cd, ok := ch.Operations().(*dirNode); ok && !cd.markerKnown() {
 		d.learnMarker(ctx, name, cd, fresh && d.walking())
 	}
-	if errno := fillNode(ctx, ch, d.childPath(name), &out.Attr); errno != 0 {
+	if errno := fillNode(ctx, ch, d.childPath(name), attr); errno != 0 {
 		return nil, errno
 	}
 	return ch, 0
@@ -583,7 +589,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	e := h.ents[name]
 	ch := d.GetChild(name)
 	if e == nil || (e.pending && ch == nil) {
-		return d.Lookup(ctx, name, out)
+		return d.lookup(ctx, name, &out.Attr)
 	}
 	ctx, release := patient(ctx)
 	defer release()
@@ -827,7 +833,10 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 // 2-result listing tells (the marker itself may be the first result, and
 // is deleted only when it is there).
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	ctx = uninterruptible(ctx)
+	return d.rmdir(uninterruptible(ctx), name)
+}
+
+func (d *dirNode) rmdir(ctx context.Context, name string) syscall.Errno {
 	if d.m.readOnly {
 		return syscall.EROFS
 	}
@@ -1071,16 +1080,19 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 	default:
 		return nil, syscall.EINVAL
 	}
-	ch, fh, _, errno := d.Create(ctx, name, syscall.O_WRONLY, mode, out)
+	// A regular file: created, committed and released at once, as
+	// open(O_CREAT) and close() would.
+	ctx = uninterruptible(ctx)
+	ch, h, errno := d.create(ctx, name, syscall.O_WRONLY, mode)
 	if errno != 0 {
 		return nil, errno
 	}
-	h := fh.(*fileHandle)
-	if errno := h.Flush(ctx); errno != 0 {
-		h.Release(ctx)
-		return nil, errno
+	err := h.close(ctx)
+	h.release(ctx)
+	if err != nil {
+		return nil, toErrno(d.m.log, "mknod", d.childPath(name), err)
 	}
-	h.Release(ctx)
+	h.f.fill(&out.Attr)
 	return ch, 0
 }
 

@@ -275,16 +275,24 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 // retry a close, and an abandoned upload would wait in the cache until the
 // next mount. The client's retry budget still bounds the wait.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
-	if !h.write {
-		return 0
-	}
-	if err := h.commit(uninterruptible(ctx)); err != nil {
+	if err := h.close(uninterruptible(ctx)); err != nil {
 		return toErrno(h.f.m.log, "close", h.f.blobName(), err)
+	}
+	return 0
+}
+
+// close is what close(2) asks of a handle: a writer's commit.
+func (h *fileHandle) close(ctx context.Context) error {
+	if !h.write {
+		return nil
+	}
+	if err := h.commit(ctx); err != nil {
+		return err
 	}
 	h.f.mu.Lock()
 	h.flushed = true
 	h.f.mu.Unlock()
-	return 0
+	return nil
 }
 
 // Fsync ignores interrupts for the same reason as Flush.
@@ -314,10 +322,17 @@ func (h *fileHandle) commit(ctx context.Context) error {
 }
 
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.release(ctx)
+	return 0
+}
+
+// release ends the handle: the last one of a file changed since its last
+// commit commits it (see below).
+func (h *fileHandle) release(ctx context.Context) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return 0
+		return
 	}
 	h.closed = true
 	if h.rd != nil {
@@ -346,7 +361,6 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 		}
 	}
 	f.releaseStagedLocked()
-	return 0
 }
 
 // repoint makes a reader follow its file to a new name: the copy has the

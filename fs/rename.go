@@ -48,9 +48,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	ch := d.GetChild(name)
 	if ch == nil {
-		var out fuse.EntryOut
+		var attr fuse.Attr
 		var errno syscall.Errno
-		if ch, errno = d.Lookup(ctx, name, &out); errno != 0 {
+		if ch, errno = d.lookup(ctx, name, &attr); errno != 0 {
 			return errno
 		}
 	}
@@ -73,7 +73,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 			if !isDir {
 				return syscall.ENOTDIR
 			}
-			if errno := nd.Rmdir(ctx, newName); errno != 0 {
+			if errno := nd.rmdir(ctx, newName); errno != 0 {
 				return errno
 			}
 			_ = td
