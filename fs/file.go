@@ -282,7 +282,6 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	a := fileAttrs{md: cloneMeta(f.attrs.md)}
 	var cur fuse.Attr
 	f.fillLocked(&cur)
-	var sent *blob.Properties
 	if applySetattr(&a, in, f.m, &cur) {
 		_, mtimeSet := in.GetMTime()
 		if mtimeSet || in.Valid&fuse.FATTR_MTIME_NOW != 0 {
@@ -293,7 +292,7 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		f.metaGen++
 		gen := f.metaGen
 		var err error
-		if sent, err = f.sendMetaLocked(ctx); err != nil {
+		if err = f.sendMetaLocked(ctx); err != nil {
 			if gen == f.metaGen {
 				// Not sent, and nothing changed them since: the program
 				// is told, so nothing is sent later behind its back.
@@ -305,11 +304,7 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		}
 	}
 	f.fillLocked(&out.Attr)
-	name := f.name
 	f.mu.Unlock()
-	if sent != nil {
-		f.noteInParent(name, sent)
-	}
 	return 0
 }
 

@@ -200,6 +200,10 @@ func (h *fileHandle) takeNewVersion(ctx context.Context, name string) bool {
 		return true
 	}
 	h.mu.Unlock()
+	// Asked for under the file's name now: a move by this mount since
+	// the read began took the file's content to a new name, as a local
+	// disk's inode would.
+	name = f.name
 	f.mu.Unlock()
 
 	p, err := f.m.head(ctx, name)

@@ -59,36 +59,52 @@ func (o osFS) OpenAppend(name string, perm os.FileMode) (appender, error) {
 // FORGET, as a kernel with enough memory would not.
 //
 // It takes the locks the VFS takes, so that it sends only the
-// interleavings a kernel can: a directory's lock across a lookup and the
-// create, unlink, mkdir or rename that follows it (so two creates of one
-// name never race), the rename lock for renames, and a file's lock around
-// setattr, write and fsync.
+// interleavings a kernel can: a directory's lock, shared for a lookup in
+// it, exclusive across a lookup and the create, unlink, mkdir or rename
+// that follows it (so two creates of one name never race, and no lookup
+// answer lands in the middle of a rename), the rename lock for renames,
+// and a file's lock around setattr, write and fsync.
 type rawFS struct {
 	raw    fuse.RawFileSystem
 	caller fuse.Caller
 
 	rename sync.Mutex // the VFS's s_vfs_rename_mutex
 	mu     sync.Mutex
-	locks  map[uint64]*sync.Mutex // GUARDED_BY(mu); i_rwsem by node ID
+	locks  map[uint64]*sync.RWMutex // GUARDED_BY(mu); i_rwsem by node ID
 }
 
-// lock takes node's i_rwsem (exclusively) and returns its unlock.
-func (r *rawFS) lock(node uint64) func() {
+func (r *rawFS) rw(node uint64) *sync.RWMutex {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.locks == nil {
-		r.locks = map[uint64]*sync.Mutex{}
+		r.locks = map[uint64]*sync.RWMutex{}
 	}
 	l := r.locks[node]
 	if l == nil {
-		l = new(sync.Mutex)
+		l = new(sync.RWMutex)
 		r.locks[node] = l
 	}
-	r.mu.Unlock()
+	return l
+}
+
+// lock takes node's i_rwsem exclusively and returns its unlock.
+func (r *rawFS) lock(node uint64) func() {
+	l := r.rw(node)
 	l.Lock()
 	return l.Unlock
 }
 
-// lookup is one LOOKUP; node is 0 when name does not exist.
+// lookupShared is a LOOKUP as the VFS makes it on its own: under the
+// directory's lock, shared.
+func (r *rawFS) lookupShared(parent uint64, name string) (uint64, error) {
+	l := r.rw(parent)
+	l.RLock()
+	defer l.RUnlock()
+	return r.lookup(parent, name)
+}
+
+// lookup is one LOOKUP; node is 0 when name does not exist. The caller
+// holds the directory's lock.
 func (r *rawFS) lookup(parent uint64, name string) (node uint64, err error) {
 	var out fuse.EntryOut
 	h := r.hdr(parent)
@@ -116,7 +132,7 @@ func (r *rawFS) parentOf(name string) (parent uint64, base string, err error) {
 	parts := strings.Split(strings.Trim(name, "/"), "/")
 	parent = fuse.FUSE_ROOT_ID
 	for _, p := range parts[:len(parts)-1] {
-		n, err := r.lookup(parent, p)
+		n, err := r.lookupShared(parent, p)
 		if err == nil && n == 0 {
 			err = syscall.ENOENT
 		}
@@ -135,7 +151,7 @@ func (r *rawFS) walk(name string) (parent, node uint64, base string, err error) 
 	if err != nil {
 		return 0, 0, "", err
 	}
-	node, err = r.lookup(parent, base)
+	node, err = r.lookupShared(parent, base)
 	return parent, node, base, err
 }
 
@@ -181,7 +197,12 @@ func (r *rawFS) open(name string, flags uint32, perm os.FileMode) (*rawFile, err
 			}
 		}()
 	}
-	node, err := r.lookup(parent, base)
+	var node uint64
+	if unlock != nil {
+		node, err = r.lookup(parent, base)
+	} else {
+		node, err = r.lookupShared(parent, base)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -283,13 +304,14 @@ func (r *rawFS) ReadFile(name string) ([]byte, error) {
 			f.Close()
 			return nil, errOf(st)
 		}
+		// b may be the reply's own buffers, valid until Done.
 		b, st := res.Bytes(buf)
+		all = append(all, b...)
 		res.Done()
 		if st != fuse.OK {
 			f.Close()
 			return nil, errOf(st)
 		}
-		all = append(all, b...)
 		if len(b) == 0 {
 			break
 		}

@@ -6,7 +6,8 @@ import (
 	"strconv"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
+
+	"github.com/blobfs/blobfs/fs/mountinfo"
 )
 
 // kernelReadahead is the page-cache readahead the kernel is told to do on
@@ -19,13 +20,16 @@ const kernelReadahead = 1 << 20
 
 // raiseKernelReadahead sets the mount's read_ahead_kb in sysfs. Only root
 // may; anyone else keeps the kernel's default, which is slower but correct.
+// The mount's device number comes from the mount table: a stat of the
+// mountpoint would be a request to this very daemon, and one killed while
+// it waits for its own answer never exits.
 func raiseKernelReadahead(log logrus.FieldLogger, mountpoint string) {
-	var st unix.Stat_t
-	if err := unix.Stat(mountpoint, &st); err != nil {
-		log.WithError(err).Debug("kernel readahead left at its default: cannot stat the mountpoint")
+	mt, found, err := mountinfo.Lookup(mountpoint)
+	if err != nil || !found || (mt.Major == 0 && mt.Minor == 0) {
+		log.WithError(err).Debug("kernel readahead left at its default: the mount is not in /proc/self/mountinfo")
 		return
 	}
-	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", mt.Major, mt.Minor)
 	if err := os.WriteFile(p, []byte(strconv.Itoa(kernelReadahead>>10)), 0o644); err != nil {
 		log.WithError(err).Debug("kernel readahead left at its default (128 KiB); raising it needs root")
 	}

@@ -185,13 +185,17 @@ func (f *fileNode) commit(ctx context.Context) error {
 
 	f.mu.Lock()
 	np, err := f.committedLocked(st, dirty, name, gen, md, p, err)
+	if err == nil {
+		// Still holding the turn, so that no move or removal comes in
+		// between: noted after it, the old name would be listed again
+		// and a lookup would make a node for a blob that is gone.
+		f.mu.Unlock()
+		f.noteInParent(name, np)
+		f.mu.Lock()
+	}
 	f.endLocked()
 	f.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	f.noteInParent(name, np)
-	return nil
+	return err
 }
 
 // committedLocked takes in the outcome of a commit.
@@ -257,13 +261,13 @@ func (f *fileNode) send(ctx context.Context, st *stage.File, dirty bool, name st
 // (A write's own side effects, such as the kernel clearing the setuid
 // bit, then do not change the ETag that the writer's commit replaces, and
 // the mount never conflicts with itself.) Called
-// and returns with f.mu held; the caller notes what it returns in the
-// parent's listing.
-func (f *fileNode) sendMetaLocked(ctx context.Context) (*blob.Properties, error) {
+// and returns with f.mu held; what it sent is noted in the parent's
+// listing.
+func (f *fileNode) sendMetaLocked(ctx context.Context) error {
 	f.beginLocked(opSetMeta)
 	defer f.endLocked()
 	if !f.metaDirty || f.state != stateCommitted || (f.staged != nil && (f.staged.Dirty() || f.activeWriterLocked())) {
-		return nil, nil
+		return nil
 	}
 	name, gen, old := f.name, f.metaGen, f.props
 	md := f.commitMetaLocked()
@@ -271,7 +275,7 @@ func (f *fileNode) sendMetaLocked(ctx context.Context) (*blob.Properties, error)
 	p, err := f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
 	f.mu.Lock()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	np := *f.props
 	np.ETag, np.LastModified, np.Metadata = p.ETag, p.LastModified, md
@@ -287,7 +291,11 @@ func (f *fileNode) sendMetaLocked(ctx context.Context) (*blob.Properties, error)
 		// new ETag, which its commit is to replace.
 		f.staged.Moved(name, &np)
 	}
-	return &np, nil
+	// Under the turn, as a commit does (see commit).
+	f.mu.Unlock()
+	f.noteInParent(name, &np)
+	f.mu.Lock()
+	return nil
 }
 
 // unlink deletes the blob, after any commit under way: what that commit

@@ -48,6 +48,9 @@ func TestRandomLifecycle(t *testing.T) {
 		st := blobfake.New(blobfake.Options{})
 		return serviceView{
 			store: st,
+			trace: func(f func(op, name string)) {
+				st.SetHook(func(op, name string) error { f(op, name); return nil })
+			},
 			names: func(t *testing.T) []string { return st.Names() },
 			get: func(t *testing.T, name string) string {
 				b, _, _ := st.Content(name)
@@ -89,6 +92,7 @@ type mounter func(t *testing.T, st fs.Store, opts fs.Options) (fsys, *fs.Mounted
 // without the mount.
 type serviceView struct {
 	store fs.Store
+	trace func(func(op, name string)) // reports the store's calls; may be nil
 	names func(t *testing.T) []string
 	get   func(t *testing.T, name string) string
 }
@@ -115,13 +119,35 @@ func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
 		failures = append(failures, fmt.Sprintf(format, args...))
 		mu.Unlock()
 	}
+	// With BLOBFS_TRACE_MODEL set, every operation's start, end and
+	// outcome (and the fake's calls, when sv.trace is set) are printed
+	// in time order when the test fails.
+	trace := os.Getenv("BLOBFS_TRACE_MODEL") != ""
+	t0 := time.Now()
+	var events []string
+	note := func(format string, args ...any) {
+		if !trace {
+			return
+		}
+		mu.Lock()
+		events = append(events, fmt.Sprintf("%9d ", time.Since(t0).Microseconds())+fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	if trace && sv.trace != nil {
+		sv.trace(func(op, name string) { note("    store %s %s", op, name) })
+	}
+	defer func() {
+		if t.Failed() && trace {
+			slices.Sort(events)
+			t.Log("trace:\n" + strings.Join(events, "\n"))
+		}
+	}()
 	ok := func(op string, err error) {
+		note("  end %s: %v", op, err)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			fail("%s: %v", op, err)
 		}
 	}
-	trace := os.Getenv("BLOBFS_TRACE_MODEL") != ""
-	t0 := time.Now()
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -134,6 +160,7 @@ func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
 				content := fmt.Sprintf("w%d s%d %s\n", w, i, strings.Repeat("x", r.IntN(3000)))
 				op := r.IntN(10)
 				start := time.Now()
+				note("begin w%d s%d op%d %s", w, i, op, p)
 				switch op {
 				case 0: // create or replace, written, closed
 					ok("write "+p, fsy.WriteFile(p, []byte(content), 0o644))
@@ -143,6 +170,7 @@ func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
 						ok("open "+p, err)
 						break
 					}
+					note("  opened %s", p)
 					f.WriteString(content)
 					time.Sleep(time.Duration(r.IntN(20)) * time.Millisecond)
 					ok("fsync "+p, f.Sync())
@@ -151,7 +179,8 @@ func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
 				case 2:
 					ok("rm "+p, fsy.Remove(p))
 				case 3, 4: // mv, over an existing name or not
-					ok("mv "+p, fsy.Rename(p, pick()))
+					to := pick()
+					ok("mv "+p+" "+to, fsy.Rename(p, to))
 				case 5:
 					ok("chmod "+p, fsy.Chmod(p, os.FileMode(0o600+r.IntN(0o100))))
 				case 6:
@@ -159,9 +188,6 @@ func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
 				default:
 					_, err := fsy.ReadFile(p)
 					ok("read "+p, err)
-				}
-				if trace {
-					t.Logf("w%d s%d op%d %s %v+%v", w, i, op, p, start.Sub(t0).Round(time.Microsecond), time.Since(start).Round(time.Microsecond))
 				}
 				if d := time.Since(start); d > opBound {
 					fail("op %d on %s took %v", op, p, d)

@@ -106,7 +106,7 @@ func TestCrashKeepsAcknowledgedData(t *testing.T) {
 	if err := fg.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	fg.Wait()
+	waitKilled(t, fg, mp)
 	for _, f := range open {
 		f.Close() // ENOTCONN: the daemon is gone
 	}

@@ -337,7 +337,7 @@ func TestLostFoundIsAnnounced(t *testing.T) {
 		t.Fatal(err)
 	}
 	fg.Process.Kill()
-	fg.Wait()
+	waitKilled(t, fg, mp)
 	f.Close() // ENOTCONN: the daemon is gone
 	synced.Close()
 

@@ -20,6 +20,7 @@ import (
 	"github.com/blobfs/blobfs/blob/blobtest"
 	"github.com/blobfs/blobfs/cmd/blobfs/internal/control"
 	"github.com/blobfs/blobfs/cmd/blobfs/internal/mountpoint"
+	"github.com/blobfs/blobfs/fs/mountinfo"
 )
 
 // binPath is the blobfs binary the end-to-end tests run, built once by
@@ -289,4 +290,27 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitKilled waits for a daemon sent SIGKILL to exit. A killed FUSE
+// daemon exits only once no thread of it waits for an answer from its
+// own mount: should one (a bug: the daemon must never touch its mount),
+// the connection is aborted after a while so that the test fails with the
+// reason instead of hanging until the package's timeout.
+func waitKilled(t *testing.T, cmd *exec.Cmd, mp string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(30 * time.Second):
+	}
+	// The connection's number is the mount's minor device number, read
+	// from the table: a stat of mp itself would hang too.
+	if m, found, _ := mountinfo.Lookup(mp); found {
+		os.WriteFile(fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", m.Minor), []byte("1"), 0o200)
+	}
+	<-done
+	t.Errorf("the daemon killed with SIGKILL did not exit within 30 s: it waited on its own mount %s", mp)
 }

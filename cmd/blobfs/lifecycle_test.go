@@ -93,7 +93,7 @@ func TestStaleMountpointRecovery(t *testing.T) {
 	if err := fg.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	fg.Wait()
+	waitKilled(t, fg, mp)
 	_, err := os.Stat(filepath.Join(mp, "kept.txt"))
 	if !errors.Is(err, syscall.ENOTCONN) {
 		t.Fatalf("after SIGKILL: stat = %v, want ENOTCONN", err)

@@ -10,13 +10,27 @@ import (
 	"strings"
 )
 
+// Mount is one line of the table.
+type Mount struct {
+	Type         string // "fuse.blobfs", "ext4", …
+	Major, Minor uint32 // the device number (st_dev of everything in it)
+}
+
 // Type returns the filesystem type mounted exactly at mp (an absolute,
 // clean path) and whether anything is; the last mount there wins, as in
 // the kernel. err is set when the table cannot be read.
 func Type(mp string) (typ string, found bool, err error) {
+	m, found, err := Lookup(mp)
+	return m.Type, found, err
+}
+
+// Lookup returns what is mounted exactly at mp, read from the table and
+// not from the mount itself: a FUSE daemon that stat(2)s its own mount
+// waits on itself, and cannot even be killed while it does.
+func Lookup(mp string) (m Mount, found bool, err error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return "", false, err
+		return Mount{}, false, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -27,14 +41,23 @@ func Type(mp string) (typ string, found bool, err error) {
 		if len(fields) < 7 || unescape(fields[4]) != mp {
 			continue
 		}
+		var cur Mount
+		if maj, min, ok := strings.Cut(fields[2], ":"); ok {
+			a, errA := strconv.ParseUint(maj, 10, 32)
+			b, errB := strconv.ParseUint(min, 10, 32)
+			if errA == nil && errB == nil {
+				cur.Major, cur.Minor = uint32(a), uint32(b)
+			}
+		}
 		for i := 6; i < len(fields)-1; i++ {
 			if fields[i] == "-" {
-				typ, found = fields[i+1], true
+				cur.Type = fields[i+1]
+				m, found = cur, true
 				break
 			}
 		}
 	}
-	return typ, found, sc.Err()
+	return m, found, sc.Err()
 }
 
 // unescape undoes mountinfo's octal escapes (\040 for a space).
