@@ -287,6 +287,11 @@ func (r *rawFS) WriteFile(name string, data []byte, perm os.FileMode) error {
 	return err
 }
 
+// OpenFile is open(2) with flags.
+func (r *rawFS) OpenFile(name string, flags uint32, perm os.FileMode) (*rawFile, error) {
+	return r.open(name, flags, perm)
+}
+
 func (r *rawFS) OpenAppend(name string, perm os.FileMode) (appender, error) {
 	return r.open(name, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_APPEND, perm)
 }
