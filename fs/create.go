@@ -6,28 +6,18 @@ import (
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/blobfs/blobfs/blob"
 )
 
-// Create makes a file that exists only here until its first close, when
+// create makes a file that exists only here until its first close, when
 // it is uploaded (a small file in one Put Blob); nothing is sent before.
 //
 // The kernel has taken the umask off mode already (go-fuse does not ask
 // for FUSE_DONT_MASK), so mode is stored as it comes, 0 included. Owner
 // and times are the caller's and now, sent with that first upload.
-func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	ch, h, errno := d.create(uninterruptible(ctx), name, flags, mode)
-	if errno != 0 {
-		return nil, nil, 0, errno
-	}
-	h.f.fill(&out.Attr)
-	return ch, h, d.m.cacheFlags(true), 0
-}
 
-// create is Create for the core's own callers (mknod of a regular file).
-func (d *dirNode) create(ctx context.Context, name string, flags uint32, mode uint32) (*gofs.Inode, *fileHandle, syscall.Errno) {
+func (d *dirNode) create(ctx context.Context, name string, flags uint32, mode uint32) (*gofs.Inode, *fileHandle, error) {
 	if errno := checkNameLen(name); errno != 0 {
 		return nil, nil, errno
 	}
@@ -36,11 +26,11 @@ func (d *dirNode) create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	full := d.childPath(name)
 	if err := blob.ValidateName(full); err != nil {
-		return nil, nil, toErrno(d.m.log, "create", full, err)
+		return nil, nil, opErr("create", full, err)
 	}
 	st, err := d.m.stage.Open(ctx, full, nil, true)
 	if err != nil {
-		return nil, nil, toErrno(d.m.log, "create", full, err)
+		return nil, nil, opErr("create", full, err)
 	}
 	f := newFileNode(d.m, full, nil)
 	f.attrs.newInode(ctx, d, mode, false)
@@ -53,5 +43,5 @@ func (d *dirNode) create(ctx context.Context, name string, flags uint32, mode ui
 	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG})
 	d.noteChild(name, &entry{typ: syscall.S_IFREG, pending: true})
 	d.entriesChanged()
-	return ch, h, 0
+	return ch, h, nil
 }

@@ -70,23 +70,6 @@ const emptyingGap = 2 * time.Second
 // its last entry; unmount writes the markers still waiting.
 const keepDelay = 2 * time.Second
 
-var (
-	_ gofs.NodeLookuper       = (*dirNode)(nil)
-	_ gofs.NodeReaddirer      = (*dirNode)(nil)
-	_ gofs.NodeOpendirHandler = (*dirNode)(nil)
-	_ gofs.NodeGetattrer      = (*dirNode)(nil)
-	_ gofs.NodeSetattrer      = (*dirNode)(nil)
-	_ gofs.NodeMkdirer        = (*dirNode)(nil)
-	_ gofs.NodeRmdirer        = (*dirNode)(nil)
-	_ gofs.NodeUnlinker       = (*dirNode)(nil)
-	_ gofs.NodeCreater        = (*dirNode)(nil)
-	_ gofs.NodeSymlinker      = (*dirNode)(nil)
-	_ gofs.NodeMknoder        = (*dirNode)(nil)
-	_ gofs.NodeLinker         = (*dirNode)(nil)
-	_ gofs.NodeRenamer        = (*dirNode)(nil)
-	_ gofs.NodeStatfser       = (*dirNode)(nil)
-)
-
 func newDirNode(m *mount, marker *blob.Properties) *dirNode {
 	d := &dirNode{m: m, attrs: fileAttrs{md: map[string]string{}}}
 	if marker != nil {
@@ -258,17 +241,12 @@ func (d *dirNode) knownAbsent(name string) bool {
 	return ok && time.Since(at) < d.m.negTTL
 }
 
-// Lookup answers from the cached listing when it is fresh (also for absent
+// lookup answers from the cached listing when it is fresh (also for absent
 // names: no call), or, while this mount is removing entries here, from
 // the listing the names were found in; else with one probing List call.
 // A subdirectory's attributes come from the listing too: see walk.go.
-func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return d.lookup(ctx, name, &out.Attr)
-}
 
-// lookup is Lookup, for the core's own callers (rename, READDIRPLUS):
-// FUSE methods do not call each other.
-func (d *dirNode) lookup(ctx context.Context, name string, attr *fuse.Attr) (*gofs.Inode, syscall.Errno) {
+func (d *dirNode) lookup(ctx context.Context, name string, attr *fuse.Attr) (*gofs.Inode, error) {
 	if errno := checkNameLen(name); errno != 0 {
 		return nil, errno
 	}
@@ -277,10 +255,10 @@ func (d *dirNode) lookup(ctx context.Context, name string, attr *fuse.Attr) (*go
 	if ch := d.GetChild(name); ch != nil && d.m.fresh(ch) {
 		// Made, renamed or looked at here within the entry TTL.
 		d.m.stats.lookupHits.Add(1)
-		if errno := fillNode(ctx, ch, d.childPath(name), attr); errno != 0 {
-			return nil, errno
+		if err := fillNode(ctx, ch, d.childPath(name), attr); err != nil {
+			return nil, err
 		}
-		return ch, 0
+		return ch, nil
 	}
 	if d.knownAbsent(name) {
 		d.m.stats.lookupHits.Add(1)
@@ -310,7 +288,7 @@ func (d *dirNode) lookup(ctx context.Context, name string, attr *fuse.Attr) (*go
 		d.m.stats.lookupMisses.Add(1)
 		var err error
 		if e, err = d.m.probe(ctx, d.childPath(name)); err != nil {
-			return nil, toErrno(d.m.log, "lookup", d.childPath(name), err)
+			return nil, opErr("lookup", d.childPath(name), err)
 		}
 		if e == nil {
 			// Emptied here and not removed: it exists, listed or not.
@@ -329,10 +307,10 @@ func (d *dirNode) lookup(ctx context.Context, name string, attr *fuse.Attr) (*go
 	if cd, ok := ch.Operations().(*dirNode); ok && !cd.markerKnown() {
 		d.learnMarker(ctx, name, cd, fresh && d.walking())
 	}
-	if errno := fillNode(ctx, ch, d.childPath(name), attr); errno != 0 {
-		return nil, errno
+	if err := fillNode(ctx, ch, d.childPath(name), attr); err != nil {
+		return nil, err
 	}
-	return ch, 0
+	return ch, nil
 }
 
 // learnMarker finds the marker of subdirectory cd (not yet in the tree
@@ -414,7 +392,7 @@ func (m *mount) fresh(ch *gofs.Inode) bool {
 
 // fillNode writes the attributes of any of our nodes.
 // A new child is not in the tree yet, so its path is passed in.
-func fillNode(ctx context.Context, ch *gofs.Inode, path string, out *fuse.Attr) syscall.Errno {
+func fillNode(ctx context.Context, ch *gofs.Inode, path string, out *fuse.Attr) error {
 	switch n := ch.Operations().(type) {
 	case *fileNode:
 		n.fill(out)
@@ -423,7 +401,7 @@ func fillNode(ctx context.Context, ch *gofs.Inode, path string, out *fuse.Attr) 
 	case *dirNode:
 		return n.getattrAt(ctx, path, out)
 	}
-	return 0
+	return nil
 }
 
 // child returns the inode for a listed entry, reusing the existing one when
@@ -470,22 +448,17 @@ func (d *dirNode) child(ctx context.Context, name string, e *entry, at time.Time
 	return d.NewInode(ctx, ops, gofs.StableAttr{Mode: e.typ})
 }
 
-// Readdir lists the directory (5,000 names per call) and creates the
+// readdir lists the directory (5,000 names per call) and creates the
 // children's inodes from the listing, so that READDIRPLUS and a later stat
-// need no calls and inode numbers stay the same between two readdirs.
-func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	ds, _, _, errno := d.readdir(ctx)
-	return ds, errno
-}
-
-// readdir is Readdir, also returning the entries as the listing served
-// them and when it was made.
-func (d *dirNode) readdir(ctx context.Context) (gofs.DirStream, map[string]*entry, time.Time, syscall.Errno) {
+// need no calls and inode numbers stay the same between two readdirs. It
+// also returns the entries as the listing served them and when it was
+// made.
+func (d *dirNode) readdir(ctx context.Context) (gofs.DirStream, map[string]*entry, time.Time, error) {
 	ctx, release := patient(ctx)
 	defer release()
 	l, err := d.listing(ctx)
 	if err != nil {
-		return nil, nil, time.Time{}, toErrno(d.m.log, "readdir", d.name(), err)
+		return nil, nil, time.Time{}, opErr("readdir", d.name(), err)
 	}
 	d.mu.Lock()
 	d.readAt = time.Now()
@@ -516,15 +489,7 @@ func (d *dirNode) readdir(ctx context.Context) (gofs.DirStream, map[string]*entr
 		}
 		out = append(out, fuse.DirEntry{Name: n, Mode: e.typ, Ino: ch.StableAttr().Ino})
 	}
-	return gofs.NewListDirStream(out), ents, at, 0
-}
-
-// OpendirHandle gives the directory a handle of its own so that the
-// attributes READDIRPLUS sends with each entry come from the listing
-// that entry came from, however long the reading takes (a walk's flat
-// listing may happen in the middle of it).
-func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	return &dirHandle{d: d}, 0, 0
+	return gofs.NewListDirStream(out), ents, at, nil
 }
 
 // dirHandle is an open directory: go-fuse's stream of a Readdir, plus
@@ -536,60 +501,27 @@ type dirHandle struct {
 	at   time.Time
 }
 
-var (
-	_ gofs.FileReaddirenter = (*dirHandle)(nil)
-	_ gofs.FileSeekdirer    = (*dirHandle)(nil)
-	_ gofs.FileReleasedirer = (*dirHandle)(nil)
-	_ gofs.FileLookuper     = (*dirHandle)(nil)
-)
-
-// go-fuse serializes the calls on one handle.
-func (h *dirHandle) open(ctx context.Context) syscall.Errno {
+// open reads the directory at the handle's first use.
+func (h *dirHandle) open(ctx context.Context) error {
 	if h.ds != nil {
-		return 0
+		return nil
 	}
-	ds, ents, at, errno := h.d.readdir(ctx)
-	if errno != 0 {
-		return errno
+	ds, ents, at, err := h.d.readdir(ctx)
+	if err != nil {
+		return err
 	}
 	h.ds, h.ents, h.at = ds, ents, at
-	return 0
+	return nil
 }
 
-func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	if errno := h.open(ctx); errno != 0 {
-		return nil, errno
-	}
-	if !h.ds.HasNext() {
-		return nil, 0
-	}
-	e, errno := h.ds.Next()
-	return &e, errno
-}
-
-func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if errno := h.open(ctx); errno != 0 {
-		return errno
-	}
-	if sd, ok := h.ds.(gofs.FileSeekdirer); ok {
-		return sd.Seekdir(ctx, off)
-	}
-	return syscall.ENOTSUP
-}
-
-func (h *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
-	if h.ds != nil {
-		h.ds.Close()
-	}
-}
-
-// Lookup answers READDIRPLUS for a name the stream just produced.
-func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+// lookup answers READDIRPLUS for a name the stream just produced, with
+// the entry as that stream's listing had it.
+func (h *dirHandle) lookup(ctx context.Context, name string, attr *fuse.Attr) (*gofs.Inode, error) {
 	d := h.d
 	e := h.ents[name]
 	ch := d.GetChild(name)
 	if e == nil || (e.pending && ch == nil) {
-		return d.lookup(ctx, name, &out.Attr)
+		return d.lookup(ctx, name, attr)
 	}
 	ctx, release := patient(ctx)
 	defer release()
@@ -600,10 +532,10 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if cd, ok := ch.Operations().(*dirNode); ok && !cd.markerKnown() {
 		d.learnMarker(ctx, name, cd, true) // a program is reading d
 	}
-	if errno := fillNode(ctx, ch, d.childPath(name), &out.Attr); errno != 0 {
-		return nil, errno
+	if err := fillNode(ctx, ch, d.childPath(name), attr); err != nil {
+		return nil, err
 	}
-	return ch, 0
+	return ch, nil
 }
 
 func (d *dirNode) parentIno() uint64 {
@@ -613,22 +545,16 @@ func (d *dirNode) parentIno() uint64 {
 	return d.StableAttr().Ino
 }
 
-func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	ctx, release := patient(ctx)
-	defer release()
-	return d.getattr(ctx, &out.Attr)
-}
-
 // getattr answers from the marker as a listing saw it: the parent's
 // (blobfuse2's "dir" marker), a flat listing of an ancestor's subtree, or
 // the directory's own (where "dir/" is the first entry). When none is
 // known within the attribute TTL, a one-result listing of the prefix
 // tells it: no HEAD, and no 404 for a directory that has no marker.
-func (d *dirNode) getattr(ctx context.Context, out *fuse.Attr) syscall.Errno {
+func (d *dirNode) getattr(ctx context.Context, out *fuse.Attr) error {
 	return d.getattrAt(ctx, d.name(), out)
 }
 
-func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) syscall.Errno {
+func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) error {
 	prefix := name + "/"
 	d.mu.Lock()
 	// A directory removed while a program still holds it has no name any
@@ -649,7 +575,7 @@ func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) sy
 		at := time.Now()
 		p, err := d.m.markerOnly(ctx, prefix)
 		if err != nil {
-			return toErrno(d.m.log, "getattr", name, err)
+			return opErr("getattr", name, err)
 		}
 		d.mu.Lock()
 		if p != nil || d.marker == nil || d.marker.Name == prefix {
@@ -670,7 +596,7 @@ func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) sy
 		out.SetTimes(nil, &d.entriesAt, nil)
 	}
 	out.Nlink = d.nlinkLocked()
-	return 0
+	return nil
 }
 
 // nlinkLocked is 2 + the subdirectories when a fresh listing knows them,
@@ -689,27 +615,26 @@ func (d *dirNode) nlinkLocked() uint32 {
 	return n
 }
 
-// Setattr stores mode, owner and times in the marker, writing one when the
+// setattr stores mode, owner and times in the marker, writing one when the
 // directory has none yet (the root has nowhere to keep them: they last
 // until unmount).
-func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	ctx = uninterruptible(ctx)
+func (d *dirNode) setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr) error {
 	if d.m.readOnly {
 		return syscall.EROFS
 	}
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}
-	if errno := d.getattr(ctx, &out.Attr); errno != 0 {
-		return errno
+	if err := d.getattr(ctx, out); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	md := cloneMeta(d.attrs.md)
 	marker := d.marker
 	d.mu.Unlock()
 	a := fileAttrs{md: md}
-	if !applySetattr(&a, in, d.m, &out.Attr) {
-		return 0
+	if !applySetattr(&a, in, d.m, out) {
+		return nil
 	}
 	_, mtimeSet := in.GetMTime()
 	mtimeSet = mtimeSet || in.Valid&fuse.FATTR_MTIME_NOW != 0
@@ -720,7 +645,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 			d.entriesAt = time.Time{}
 		}
 		d.mu.Unlock()
-		return d.getattr(ctx, &out.Attr)
+		return d.getattr(ctx, out)
 	}
 	var p *blob.Properties
 	var err error
@@ -733,7 +658,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 		p, err = d.m.writeMarker(ctx, d.prefix(), md)
 	}
 	if err != nil {
-		return toErrno(d.m.log, "setattr", d.name(), err)
+		return opErr("setattr", d.name(), err)
 	}
 	d.mu.Lock()
 	d.setMarker(p, time.Now())
@@ -742,7 +667,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 		d.entriesAt = time.Time{}
 	}
 	d.mu.Unlock()
-	return d.getattr(ctx, &out.Attr)
+	return d.getattr(ctx, out)
 }
 
 // writeMarker writes our directory marker style: a zero-length "dir/" with
@@ -800,7 +725,7 @@ func applySetattr(a *fileAttrs, in *fuse.SetAttrIn, m *mount, cur *fuse.Attr) bo
 	return changed
 }
 
-func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (d *dirNode) mkdir(ctx context.Context, name string, mode uint32, out *fuse.Attr) (*gofs.Inode, error) {
 	if errno := checkNameLen(name); errno != 0 {
 		return nil, errno
 	}
@@ -810,13 +735,13 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	}
 	full := d.childPath(name)
 	if err := blob.ValidateName(full); err != nil {
-		return nil, toErrno(d.m.log, "mkdir", full, err)
+		return nil, opErr("mkdir", full, err)
 	}
 	a := fileAttrs{md: map[string]string{}}
 	a.newInode(ctx, d, mode, true)
 	p, err := d.m.writeMarker(ctx, full+"/", a.md)
 	if err != nil {
-		return nil, toErrno(d.m.log, "mkdir", full, err)
+		return nil, opErr("mkdir", full, err)
 	}
 	nd := newDirNode(d.m, p)
 	nd.attrs.ctime = a.ctime
@@ -825,18 +750,15 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	d.noteChild(name, &entry{typ: syscall.S_IFDIR, props: p, markerKnown: true})
 	d.entriesChanged()
 	ch := d.NewInode(ctx, nd, gofs.StableAttr{Mode: syscall.S_IFDIR})
-	nd.getattr(ctx, &out.Attr)
-	return ch, 0
+	nd.getattr(ctx, out)
+	return ch, nil
 }
 
-// Rmdir refuses a directory that still has anything under it, which one
+// rmdir refuses a directory that still has anything under it, which one
 // 2-result listing tells (the marker itself may be the first result, and
 // is deleted only when it is there).
-func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return d.rmdir(uninterruptible(ctx), name)
-}
 
-func (d *dirNode) rmdir(ctx context.Context, name string) syscall.Errno {
+func (d *dirNode) rmdir(ctx context.Context, name string) error {
 	if d.m.readOnly {
 		return syscall.EROFS
 	}
@@ -859,7 +781,7 @@ func (d *dirNode) rmdir(ctx context.Context, name string) syscall.Errno {
 	d.m.stats.listCalls.Add(1)
 	page, err := d.m.store.List(ctx, blob.ListOptions{Prefix: full + "/", Delimiter: "/", MaxResults: 2, IncludeMetadata: true})
 	if err != nil {
-		return toErrno(d.m.log, "rmdir", full, err)
+		return opErr("rmdir", full, err)
 	}
 	hasMarker := false
 	for _, p := range page.Blobs {
@@ -872,14 +794,14 @@ func (d *dirNode) rmdir(ctx context.Context, name string) syscall.Errno {
 		return syscall.ENOTEMPTY
 	}
 	if err := d.m.deleteMarkers(ctx, full, cd, hasMarker); err != nil {
-		return toErrno(d.m.log, "rmdir", full, err)
+		return opErr("rmdir", full, err)
 	}
 	d.mu.Lock()
 	d.emptiedAt = time.Now()
 	d.mu.Unlock()
 	d.noteChild(name, nil)
 	d.keepIfEmpty(ctx)
-	return 0
+	return nil
 }
 
 // deleteMarkers removes both marker styles of directory full: "dir/" when
@@ -1026,8 +948,7 @@ func (d *dirNode) keepCheck(ctx context.Context) {
 	d.mu.Unlock()
 }
 
-func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	ctx = uninterruptible(ctx)
+func (d *dirNode) unlink(ctx context.Context, name string) error {
 	if d.m.readOnly {
 		return syscall.EROFS
 	}
@@ -1038,18 +959,18 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 			return syscall.EISDIR
 		}
 		if f, ok := ch.Operations().(*fileNode); ok {
-			if errno := f.unlink(ctx); errno != 0 {
-				return errno
+			if err := f.unlink(ctx); err != nil {
+				return err
 			}
 			d.removed(ctx, name)
-			return 0
+			return nil
 		}
 	}
 	if err := d.m.store.Delete(ctx, full, blob.Conditions{}); err != nil {
-		return toErrno(d.m.log, "unlink", full, err)
+		return opErr("unlink", full, err)
 	}
 	d.removed(ctx, name)
-	return 0
+	return nil
 }
 
 // removed notes that this mount removed name: the listing keeps serving
@@ -1063,13 +984,9 @@ func (d *dirNode) removed(ctx context.Context, name string) {
 	d.keepIfEmpty(ctx)
 }
 
-func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return d.makeMetaNode(ctx, "symlink", name, syscall.S_IFLNK|0777, 0, target, out)
-}
-
-// Mknod makes regular files, and FIFOs, devices and sockets as
+// mknod makes regular files, and FIFOs, devices and sockets as
 // zero-length blobs whose metadata says what they are (see makeMetaNode).
-func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (d *dirNode) mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.Attr) (*gofs.Inode, error) {
 	if errno := checkNameLen(name); errno != 0 {
 		return nil, errno
 	}
@@ -1082,37 +999,15 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint3
 	}
 	// A regular file: created, committed and released at once, as
 	// open(O_CREAT) and close() would.
-	ctx = uninterruptible(ctx)
-	ch, h, errno := d.create(ctx, name, syscall.O_WRONLY, mode)
-	if errno != 0 {
-		return nil, errno
+	ch, h, err := d.create(ctx, name, syscall.O_WRONLY, mode)
+	if err != nil {
+		return nil, err
 	}
-	err := h.close(ctx)
+	err = h.close(ctx)
 	h.release(ctx)
 	if err != nil {
-		return nil, toErrno(d.m.log, "mknod", d.childPath(name), err)
+		return nil, opErr("mknod", d.childPath(name), err)
 	}
-	h.f.fill(&out.Attr)
-	return ch, 0
-}
-
-// Link is refused: a blob has exactly one name.
-func (d *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-
-// Statfs reports a large, mostly free filesystem: a container has no size
-// limit worth showing, and df and installers only need it to be sane.
-func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	const bsize = 4096
-	const total = 1 << 50 / bsize // 1 PiB
-	out.Bsize = bsize
-	out.Frsize = bsize
-	out.Blocks = total
-	out.Bfree = total
-	out.Bavail = total
-	out.Files = 1 << 32
-	out.Ffree = 1 << 32
-	out.NameLen = 255
-	return 0
+	h.f.fill(out)
+	return ch, nil
 }

@@ -65,15 +65,53 @@ func errnoOf(err error) syscall.Errno {
 	return syscall.EIO
 }
 
-// toErrno maps err and logs it once, at warn, with the operation and path,
-// so a user who sees only "Input/output error" can find out why. Expected
-// outcomes (ENOENT, EEXIST) are not logged.
-func toErrno(log logrus.FieldLogger, op, path string, err error) syscall.Errno {
+// opError is a failure of the core with the operation and path it
+// happened on, for the boundary's log line.
+type opError struct {
+	op, path string
+	err      error
+}
+
+func (e *opError) Error() string { return e.op + " " + e.path + ": " + e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// opErr names the operation and path of err for the log. nil, a bare
+// errno (an answer, not a failure) and an error already named stay as
+// they are.
+func opErr(op, path string, err error) error {
+	var bare syscall.Errno
+	var named *opError
+	if err == nil || (errors.As(err, &bare) && error(bare) == err) || errors.As(err, &named) {
+		return err
+	}
+	return &opError{op: op, path: path, err: err}
+}
+
+// errno is the one place where the core's errors become errnos, called by
+// the go-fuse adapter (fuse.go) and nowhere else: it maps err and logs it once, at warn, with the operation and
+// path, so that a user who sees only "Input/output error" can find out
+// why. A bare errno is an answer, not a failure (ENOTEMPTY, EISDIR,
+// EROFS…), and expected outcomes (ENOENT, EEXIST, EINTR) are not logged
+// either.
+func (m *mount) errno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
 	e := errnoOf(err)
+	var bare syscall.Errno
+	if errors.As(err, &bare) && error(bare) == err {
+		return e
+	}
 	switch e {
 	case 0, syscall.ENOENT, syscall.EEXIST, syscall.ENOTEMPTY, syscall.EINTR:
-	default:
-		log.WithFields(logrus.Fields{"op": op, "path": path, "errno": e.Error()}).Warn(err)
+		return e
 	}
+	f := logrus.Fields{"errno": e.Error()}
+	var oe *opError
+	if errors.As(err, &oe) {
+		f["op"], f["path"] = oe.op, oe.path
+		err = oe.err
+	}
+	m.log.WithFields(f).Warn(err)
 	return e
 }

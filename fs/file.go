@@ -74,13 +74,6 @@ type fileNode struct {
 	commitFailed bool
 }
 
-var (
-	_ gofs.NodeGetattrer = (*fileNode)(nil)
-	_ gofs.NodeSetattrer = (*fileNode)(nil)
-	_ gofs.NodeOpener    = (*fileNode)(nil)
-	_ gofs.NodeAllocater = (*fileNode)(nil)
-)
-
 // newFileNode is the node of the blob name, as p says it is; p nil: a
 // file created here, pending until its first commit.
 func newFileNode(m *mount, name string, p *blob.Properties) *fileNode {
@@ -165,19 +158,17 @@ func (f *fileNode) fillLocked(out *fuse.Attr) {
 	}
 }
 
-func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	ctx, release := patient(ctx)
-	defer release()
-	if errno := f.revalidate(ctx); errno != 0 {
-		return errno
+func (f *fileNode) getattr(ctx context.Context, out *fuse.Attr) error {
+	if err := f.revalidate(ctx); err != nil {
+		return err
 	}
-	f.fill(&out.Attr)
-	return 0
+	f.fill(out)
+	return nil
 }
 
 // revalidate re-reads the blob's properties (one HEAD) when they are older
 // than the attribute TTL and nothing local overrides them.
-func (f *fileNode) revalidate(ctx context.Context) syscall.Errno {
+func (f *fileNode) revalidate(ctx context.Context) error {
 	f.mu.Lock()
 	name := f.name
 	// A file removed while open has no name to ask about: its last
@@ -185,15 +176,15 @@ func (f *fileNode) revalidate(ctx context.Context) syscall.Errno {
 	stale := f.staged == nil && f.state == stateCommitted && time.Since(f.propsAt) >= f.m.attrTTL
 	f.mu.Unlock()
 	if !stale {
-		return 0
+		return nil
 	}
 	at := time.Now()
 	p, err := f.m.head(ctx, name)
 	if err != nil {
-		return toErrno(f.m.log, "getattr", name, err)
+		return opErr("getattr", name, err)
 	}
 	f.refresh(p, at)
-	return 0
+	return nil
 }
 
 // contentType keeps the blob's Content-Type across rewrites (Put Block List
@@ -268,14 +259,13 @@ func (f *fileNode) releaseStagedLocked() {
 	f.staged = nil
 }
 
-func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	ctx = uninterruptible(ctx)
+func (f *fileNode) setattr(ctx context.Context, byHandle bool, in *fuse.SetAttrIn, out *fuse.Attr) error {
 	if f.m.readOnly {
 		return syscall.EROFS
 	}
 	if size, ok := in.GetSize(); ok {
-		if errno := f.truncate(ctx, int64(size), fh != nil); errno != 0 {
-			return errno
+		if err := f.truncate(ctx, int64(size), byHandle); err != nil {
+			return err
 		}
 	}
 	f.mu.Lock()
@@ -300,12 +290,12 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 			}
 			name := f.name
 			f.mu.Unlock()
-			return toErrno(f.m.log, "setattr", name, err)
+			return opErr("setattr", name, err)
 		}
 	}
-	f.fillLocked(&out.Attr)
+	f.fillLocked(out)
 	f.mu.Unlock()
-	return 0
+	return nil
 }
 
 // truncate changes the size. Without an open writer it stages, truncates
@@ -317,12 +307,12 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 // or closing right now: nobody would commit it then, so it is committed at
 // once. Until then it holds the staged file as a writer does, so that a
 // RELEASE meanwhile does not close it with the truncate uncommitted.
-func (f *fileNode) truncate(ctx context.Context, size int64, byHandle bool) syscall.Errno {
+func (f *fileNode) truncate(ctx context.Context, size int64, byHandle bool) error {
 	f.mu.Lock()
 	name := f.name
 	if f.m.isStopping() {
 		f.mu.Unlock()
-		return toErrno(f.m.log, "truncate", name, errStopping)
+		return opErr("truncate", name, errStopping)
 	}
 	var err error
 	if st := f.staged; st != nil {
@@ -352,9 +342,9 @@ func (f *fileNode) truncate(ctx context.Context, size int64, byHandle bool) sysc
 	f.releaseStagedLocked()
 	f.mu.Unlock()
 	if err != nil {
-		return toErrno(f.m.log, "truncate", name, err)
+		return opErr("truncate", name, err)
 	}
-	return 0
+	return nil
 }
 
 // holdStagedLocked runs fn without f.mu, holding the staged file open
@@ -370,24 +360,23 @@ func (f *fileNode) holdStagedLocked(fn func() error) error {
 	return err
 }
 
-// Allocate with mode 0 extends the file to off+size (holes read as
+// allocate with mode 0 extends the file to off+size (holes read as
 // zeros); the other modes (keep size, punch hole) mean nothing to a blob.
-func (f *fileNode) Allocate(ctx context.Context, fh gofs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+func (f *fileNode) allocate(ctx context.Context, off, size uint64, mode uint32) error {
 	const keepSize = 1 // FALLOC_FL_KEEP_SIZE: reserving space means nothing to a blob
 	if mode == keepSize {
-		return 0
+		return nil
 	}
 	if mode != 0 {
 		return syscall.EOPNOTSUPP
 	}
-	ctx = uninterruptible(ctx) // it commits, as a truncate does
 	if f.m.readOnly {
 		return syscall.EROFS
 	}
 	var cur fuse.Attr
 	f.fill(&cur)
 	if off+size <= cur.Size {
-		return 0
+		return nil
 	}
 	return f.truncate(ctx, int64(off+size), true)
 }
@@ -409,17 +398,15 @@ func (m *mount) cacheFlags(keep bool) uint32 {
 	return 0
 }
 
-func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	ctx, release := patient(ctx)
-	defer release()
+func (f *fileNode) openHandle(ctx context.Context, flags uint32) (*fileHandle, uint32, error) {
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	trunc := flags&syscall.O_TRUNC != 0
 	if (write || trunc) && f.m.readOnly {
 		return nil, 0, syscall.EROFS
 	}
 	if !write {
-		if errno := f.revalidate(ctx); errno != 0 {
-			return nil, 0, errno
+		if err := f.revalidate(ctx); err != nil {
+			return nil, 0, err
 		}
 	}
 	f.mu.Lock()
@@ -432,7 +419,7 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	if write || trunc {
 		if err := f.openStagedLocked(ctx, trunc); err != nil {
-			return nil, 0, toErrno(f.m.log, "open", f.name, err)
+			return nil, 0, opErr("open", f.name, err)
 		}
 	}
 	h := &fileHandle{f: f, write: write, append: flags&syscall.O_APPEND != 0}
@@ -452,7 +439,7 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		// every close() of a reader a round trip to this daemon.
 		fuseFlags |= fuse.FOPEN_NOFLUSH
 	}
-	return h, fuseFlags, 0
+	return h, fuseFlags, nil
 }
 
 // activeWriterLocked says a handle open for writing has a close() still

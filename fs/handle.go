@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/blobfs/blobfs/blob"
@@ -40,17 +39,7 @@ type fileHandle struct {
 	closed  bool
 }
 
-var (
-	_ gofs.FileReader   = (*fileHandle)(nil)
-	_ gofs.FileWriter   = (*fileHandle)(nil)
-	_ gofs.FileFlusher  = (*fileHandle)(nil)
-	_ gofs.FileFsyncer  = (*fileHandle)(nil)
-	_ gofs.FileReleaser = (*fileHandle)(nil)
-)
-
-func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	ctx, release := patient(ctx)
-	defer release()
+func (h *fileHandle) readAt(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, error) {
 	f := h.f
 	for try := 0; ; try++ {
 		f.mu.Lock()
@@ -65,10 +54,10 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 			f.mu.Unlock()
 			if !gone {
 				if err != nil && !errors.Is(err, io.EOF) {
-					return nil, toErrno(f.m.log, "read", name, err)
+					return nil, opErr("read", name, err)
 				}
 				f.m.stats.bytesRead.Add(int64(n))
-				return fuse.ReadResultData(dest[:n]), 0
+				return fuse.ReadResultData(dest[:n]), nil
 			}
 			// The last writer closed meanwhile: the content is committed.
 		}
@@ -77,13 +66,13 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, toErrno(f.m.log, "read", name, err)
+			return nil, opErr("read", name, err)
 		}
 		if res == nil {
-			return fuse.ReadResultData(nil), 0
+			return fuse.ReadResultData(nil), nil
 		}
 		f.m.stats.bytesRead.Add(int64(res.N))
-		return blockReply{res}, 0
+		return blockReply{res}, nil
 	}
 }
 
@@ -243,9 +232,7 @@ func (h *fileHandle) resetLocked(v *blob.Properties) {
 	h.version = v
 }
 
-func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	ctx, release := patient(ctx)
-	defer release()
+func (h *fileHandle) writeAt(ctx context.Context, data []byte, off int64) (uint32, error) {
 	f := h.f
 	f.mu.Lock()
 	st, name := f.staged, f.name
@@ -258,7 +245,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	if f.m.isStopping() {
 		// Shutting down: the file will not be committed, so accepting
 		// more would only pretend.
-		return 0, toErrno(f.m.log, "write", name, errStoppedWrite)
+		return 0, opErr("write", name, errStoppedWrite)
 	}
 	if h.append {
 		// The kernel's idea of the end may be stale when another handle
@@ -267,22 +254,10 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	}
 	n, err := st.WriteAt(ctx, data, off)
 	if err != nil {
-		return uint32(n), toErrno(f.m.log, "write", name, err)
+		return uint32(n), opErr("write", name, err)
 	}
 	f.m.stats.bytesWritten.Add(int64(n))
-	return uint32(n), 0
-}
-
-// Flush runs at every close(): the upload happens here, and its error is
-// close()'s. It ignores FUSE interrupts: any signal to the closing thread
-// sends one (Go's runtime sends SIGURG all the time), a program cannot
-// retry a close, and an abandoned upload would wait in the cache until the
-// next mount. The client's retry budget still bounds the wait.
-func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
-	if err := h.close(uninterruptible(ctx)); err != nil {
-		return toErrno(h.f.m.log, "close", h.f.blobName(), err)
-	}
-	return 0
+	return uint32(n), nil
 }
 
 // close is what close(2) asks of a handle: a writer's commit.
@@ -299,15 +274,15 @@ func (h *fileHandle) close(ctx context.Context) error {
 	return nil
 }
 
-// Fsync ignores interrupts for the same reason as Flush.
-func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+// fsync commits what is staged, as close does, for fsync(2).
+func (h *fileHandle) fsync(ctx context.Context) error {
 	if !h.write {
-		return 0
+		return nil
 	}
-	if err := h.commit(uninterruptible(ctx)); err != nil {
-		return toErrno(h.f.m.log, "fsync", h.f.blobName(), err)
+	if err := h.commit(ctx); err != nil {
+		return opErr("fsync", h.f.blobName(), err)
 	}
-	return 0
+	return nil
 }
 
 // commit commits the file for this handle's close() or fsync(), marked
@@ -323,11 +298,6 @@ func (h *fileHandle) commit(ctx context.Context) error {
 		h.f.mu.Unlock()
 	}()
 	return h.f.commit(ctx)
-}
-
-func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
-	h.release(ctx)
-	return 0
 }
 
 // release ends the handle: the last one of a file changed since its last

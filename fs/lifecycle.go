@@ -301,17 +301,12 @@ func (f *fileNode) sendMetaLocked(ctx context.Context) error {
 // unlink deletes the blob, after any commit under way: what that commit
 // made is what goes. An open file keeps working on a local copy until
 // its last close, and is never committed again.
-func (f *fileNode) unlink(ctx context.Context) syscall.Errno {
+func (f *fileNode) unlink(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.beginLocked(opRemove)
 	defer f.endLocked()
-	name := f.name
-	err := f.removeLocked(ctx)
-	if err != nil {
-		return toErrno(f.m.log, "unlink", name, err)
-	}
-	return 0
+	return f.removeLocked(ctx)
 }
 
 // removeLocked deletes the blob (if there is one yet) and marks the file

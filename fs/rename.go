@@ -20,51 +20,45 @@ import (
 // renameParallelism bounds the Copy Blob calls of a directory rename.
 const renameParallelism = 8
 
-// Rename moves files by Copy Blob and Delete (verified in between) and
+// rename moves files by Copy Blob and Delete (verified in between) and
 // directories by moving every blob below them. No rename is atomic on blob
 // storage; a failed directory rename undoes its copies and reports EIO
 // rather than leaving a silent half-move.
-func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
-	ctx = uninterruptible(ctx)
+func (d *dirNode) rename(ctx context.Context, name string, nd *dirNode, newName string, flags uint32) (err error) {
 	if d.m.readOnly {
 		return syscall.EROFS
 	}
 	if flags&^uint32(1) != 0 { // RENAME_NOREPLACE (1) is checked by the kernel; EXCHANGE and WHITEOUT cannot be done
 		return syscall.EINVAL
 	}
-	nd, ok := newParent.(*dirNode)
-	if !ok {
-		return syscall.EXDEV
-	}
 	if errno := checkNameLen(newName); errno != 0 {
 		return errno
 	}
 	src, dst := d.childPath(name), nd.childPath(newName)
 	if src == dst {
-		return 0
+		return nil
 	}
 	if err := blob.ValidateName(dst); err != nil {
-		return toErrno(d.m.log, "rename", dst, err)
+		return opErr("rename", dst, err)
 	}
 	ch := d.GetChild(name)
 	if ch == nil {
 		var attr fuse.Attr
-		var errno syscall.Errno
-		if ch, errno = d.lookup(ctx, name, &attr); errno != 0 {
-			return errno
+		if ch, err = d.lookup(ctx, name, &attr); err != nil {
+			return err
 		}
 	}
 	target := nd.GetChild(newName)
 	if tf, ok := opsOf(target).(*fileNode); ok && target != ch {
 		// The overwritten file may still be open: it lives on as
 		// unlinked, and a commit of it waits until the rename is done.
-		end, err := tf.replaced(ctx)
-		if err != nil {
-			return toErrno(d.m.log, "rename", src+" -> "+dst, err)
+		end, rerr := tf.replaced(ctx)
+		if rerr != nil {
+			err = rerr
+			return opErr("rename", src+" -> "+dst, err)
 		}
-		defer func() { end(errno == 0) }()
+		defer func() { end(err == nil) }()
 	}
-	var err error
 	var moved *entry
 	switch n := ch.Operations().(type) {
 	case *dirNode:
@@ -73,8 +67,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 			if !isDir {
 				return syscall.ENOTDIR
 			}
-			if errno := nd.rmdir(ctx, newName); errno != 0 {
-				return errno
+			if err := nd.rmdir(ctx, newName); err != nil {
+				return err
 			}
 			_ = td
 		}
@@ -106,7 +100,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		}
 	}
 	if err != nil {
-		return toErrno(d.m.log, "rename", src+" -> "+dst, err)
+		return opErr("rename", src+" -> "+dst, err)
 	}
 	d.noteChild(name, nil)
 	nd.noteChild(newName, moved)
@@ -115,7 +109,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if d != nd {
 		d.keepIfEmpty(ctx)
 	}
-	return 0
+	return nil
 }
 
 // moveBlob copies src to dst, checks that the copy is whole, and only then

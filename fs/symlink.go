@@ -32,12 +32,6 @@ type symlinkNode struct {
 	attrs  fileAttrs
 }
 
-var (
-	_ gofs.NodeReadlinker = (*symlinkNode)(nil)
-	_ gofs.NodeGetattrer  = (*symlinkNode)(nil)
-	_ gofs.NodeSetattrer  = (*symlinkNode)(nil)
-)
-
 func newSymlinkNode(m *mount, p *blob.Properties, target string) *symlinkNode {
 	typ := specialType(p.Metadata)
 	if typ == 0 {
@@ -49,17 +43,16 @@ func newSymlinkNode(m *mount, p *blob.Properties, target string) *symlinkNode {
 // makeMetaNode makes a symlink (typ S_IFLNK, with target) or a special
 // file: one Put Blob whose metadata holds the owner, mode, times and, for
 // special files, type and device number.
-func (d *dirNode) makeMetaNode(ctx context.Context, op, name string, mode, dev uint32, target string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (d *dirNode) makeMetaNode(ctx context.Context, op, name string, mode, dev uint32, target string, out *fuse.Attr) (*gofs.Inode, error) {
 	if errno := checkNameLen(name); errno != 0 {
 		return nil, errno
 	}
-	ctx = uninterruptible(ctx)
 	if d.m.readOnly {
 		return nil, syscall.EROFS
 	}
 	full := d.childPath(name)
 	if err := blob.ValidateName(full); err != nil {
-		return nil, toErrno(d.m.log, op, full, err)
+		return nil, opErr(op, full, err)
 	}
 	typ := mode & syscall.S_IFMT
 	a := fileAttrs{md: map[string]string{}}
@@ -75,7 +68,7 @@ func (d *dirNode) makeMetaNode(ctx context.Context, op, name string, mode, dev u
 	}
 	p, err := d.m.store.Upload(ctx, full, []byte(target), blob.PutOptions{Metadata: a.md})
 	if err != nil {
-		return nil, toErrno(d.m.log, op, full, err)
+		return nil, opErr(op, full, err)
 	}
 	p.Name, p.Size, p.Metadata = full, int64(len(target)), a.md
 	sn := newSymlinkNode(d.m, p, target)
@@ -83,8 +76,8 @@ func (d *dirNode) makeMetaNode(ctx context.Context, op, name string, mode, dev u
 	d.noteChild(name, &entry{typ: typ, props: p})
 	d.entriesChanged()
 	ch := d.NewInode(ctx, sn, gofs.StableAttr{Mode: typ})
-	sn.fill(&out.Attr)
-	return ch, 0
+	sn.fill(out)
+	return ch, nil
 }
 
 func (s *symlinkNode) refresh(p *blob.Properties, at time.Time) {
@@ -114,40 +107,32 @@ func (s *symlinkNode) fill(out *fuse.Attr) {
 	s.attrs.fill(s.m, out, s.typ, size, s.props.LastModified)
 }
 
-func (s *symlinkNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	s.fill(&out.Attr)
-	return 0
-}
-
-func (s *symlinkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	ctx, release := patient(ctx)
-	defer release()
+func (s *symlinkNode) readlink(ctx context.Context) ([]byte, error) {
 	s.mu.Lock()
 	t := s.target
 	s.mu.Unlock()
 	if t != "" {
-		return []byte(t), 0
+		return []byte(t), nil
 	}
 	name := s.Path(nil)
 	rc, _, err := s.m.store.Download(ctx, name, 0, -1, blob.Conditions{})
 	if err != nil {
-		return nil, toErrno(s.m.log, "readlink", name, err)
+		return nil, opErr("readlink", name, err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, 4096))
 	if err != nil {
-		return nil, toErrno(s.m.log, "readlink", name, err)
+		return nil, opErr("readlink", name, err)
 	}
 	s.mu.Lock()
 	s.target = string(b)
 	s.mu.Unlock()
-	return b, 0
+	return b, nil
 }
 
-// Setattr keeps times, mode and owner in the blob's metadata (lutimes, as
+// setattr keeps times, mode and owner in the blob's metadata (lutimes, as
 // rsync -a and tar use on links; chmod and chown of special files).
-func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	ctx = uninterruptible(ctx)
+func (s *symlinkNode) setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr) error {
 	if s.m.readOnly {
 		return syscall.EROFS
 	}
@@ -163,7 +148,7 @@ func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.
 		name := s.Path(nil)
 		p, err := s.m.store.SetMetadata(ctx, name, a.md, blob.Conditions{})
 		if err != nil {
-			return toErrno(s.m.log, "setattr", name, err)
+			return opErr("setattr", name, err)
 		}
 		s.mu.Lock()
 		np := *s.props
@@ -176,6 +161,6 @@ func (s *symlinkNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.
 			}
 		}
 	}
-	s.fill(&out.Attr)
-	return 0
+	s.fill(out)
+	return nil
 }
