@@ -218,7 +218,10 @@
 //
 // # Errors
 //
-// One table (errno.go), the real error logged once at warn with the path:
+// The core returns errors; the go-fuse adapter (fuse.go) maps each once,
+// through one table (errno.go), and logs the real error once at warn with
+// the operation and path (a bare errno such as ENOTEMPTY is an answer and
+// is not logged):
 //
 //	blob not found             ENOENT
 //	already exists             EEXIST
