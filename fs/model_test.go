@@ -58,19 +58,7 @@ func TestRandomLifecycle(t *testing.T) {
 			},
 		}
 	}
-	t.Run("fake, no kernel", func(t *testing.T) {
-		// Without a kernel's caches every read and stat reaches the core,
-		// and the fake answers in microseconds: interleavings a mount
-		// makes rarely come often here. About 1 run in 15 still finds one
-		// (a read failing ESTALE after a rename over the file it reads,
-		// a commit conflicting with this mount's own rename over it):
-		// issue 20 has the traces. Until those are fixed it runs on
-		// request, so that make test stays a signal.
-		if os.Getenv("BLOBFS_KNOWN_RACES") == "" {
-			t.Skip("known races (issue 20): set BLOBFS_KNOWN_RACES=1 to run")
-		}
-		randomLifecycle(t, fake(), kernelFree)
-	})
+	t.Run("fake, no kernel", func(t *testing.T) { randomLifecycle(t, fake(), kernelFree) })
 	t.Run("fake", func(t *testing.T) { randomLifecycle(t, fake(), kernel) })
 	t.Run("azurite", func(t *testing.T) {
 		e := newEnv(t)
