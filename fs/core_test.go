@@ -15,6 +15,7 @@ import (
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/blob/blobfake"
 	"github.com/blobfs/blobfs/fs"
+	"github.com/blobfs/blobfs/fs/clock"
 )
 
 // Issue 20's scenarios, on the core alone: the in-memory fake for the
@@ -217,5 +218,51 @@ func TestCoreConflictLoserReadsWinner(t *testing.T) {
 	}
 	if len(conflicts) != 1 {
 		t.Errorf("conflict copies %q, want the loser's one", conflicts)
+	}
+}
+
+// The mount's TTLs run on its clock (Options.Clock): what another client
+// changed shows once the fake clock has moved past the TTL, with no
+// sleeping, and not before (the mount answers from what it was told, with
+// no call).
+func TestCoreTTLsRunOnTheMountsClock(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Time{})
+	st := blobfake.New(blobfake.Options{Clock: clk})
+	if _, err := st.Upload(ctx, "f", []byte("v1"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := mountKernelFree(t, st, fs.Options{Clock: clk, AttrTTL: 30 * time.Second, EntryTTL: 30 * time.Second, NegativeTTL: 5 * time.Second})
+	if _, err := r.ReadFile("g"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("read of g before it exists: %v", err)
+	}
+	if a, err := r.Stat("f"); err != nil || a.Size != 2 {
+		t.Fatalf("stat f = %d, %v", a.Size, err)
+	}
+	// Another client makes g and grows f.
+	if _, err := st.Upload(ctx, "g", []byte("new"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Upload(ctx, "f", []byte("v2, longer"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st.ResetCalls()
+	clk.Advance(4 * time.Second)
+	if _, err := r.ReadFile("g"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("4 s later, within the negative TTL: read of g = %v, want ENOENT from the cache", err)
+	}
+	if a, err := r.Stat("f"); err != nil || a.Size != 2 {
+		t.Errorf("4 s later, within the attribute TTL: stat f = %d, %v; want the size it was told, 2", a.Size, err)
+	}
+	if n := st.CallCounts(); len(n) != 0 {
+		t.Errorf("calls within the TTLs: %v, want none", n)
+	}
+	clk.Advance(2 * time.Second) // past the negative TTL
+	if b, err := r.ReadFile("g"); err != nil || string(b) != "new" {
+		t.Errorf("past the negative TTL: read of g = %q, %v; want %q", b, err, "new")
+	}
+	clk.Advance(25 * time.Second) // past the attribute and entry TTLs
+	if a, err := r.Stat("f"); err != nil || a.Size != 10 {
+		t.Errorf("past the attribute TTL: stat f = %d, %v; want the new size, 10", a.Size, err)
 	}
 }

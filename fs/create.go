@@ -3,7 +3,6 @@ package fs
 import (
 	"context"
 	"syscall"
-	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
@@ -34,7 +33,7 @@ func (d *dirNode) create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	f := newFileNode(d.m, full, nil)
 	f.attrs.newInode(ctx, d, mode, false)
-	f.staged, f.written = st, time.Now()
+	f.staged, f.written = st, d.m.clock.Now()
 	// Even an O_RDONLY create must produce the blob at close, so the
 	// handle commits like a writer; the kernel refuses its write()s.
 	h := &fileHandle{f: f, write: true, append: flags&syscall.O_APPEND != 0}

@@ -73,7 +73,7 @@ const keepDelay = 2 * time.Second
 func newDirNode(m *mount, marker *blob.Properties) *dirNode {
 	d := &dirNode{m: m, attrs: fileAttrs{md: map[string]string{}}}
 	if marker != nil {
-		d.setMarker(marker, time.Now())
+		d.setMarker(marker, m.clock.Now())
 	}
 	return d
 }
@@ -103,7 +103,7 @@ func (d *dirNode) childPath(name string) string { return d.prefix() + name }
 // entriesChanged moves the directory's mtime and ctime: an entry was
 // made, removed or renamed here.
 func (d *dirNode) entriesChanged() {
-	now := time.Now()
+	now := d.m.clock.Now()
 	d.mu.Lock()
 	d.entriesAt = now
 	d.attrs.changed(now)
@@ -121,7 +121,7 @@ func (d *dirNode) setgid() (bool, uint32) {
 func (d *dirNode) cachedListing() *listing {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.list.fresh(d.m.entryTTL) {
+	if d.list.fresh(d.m.clock.Now(), d.m.entryTTL) {
 		return d.list
 	}
 	return nil
@@ -223,7 +223,7 @@ func (d *dirNode) noteAbsentLocked(name string) {
 	if d.absent == nil {
 		d.absent = map[string]time.Time{}
 	}
-	now := time.Now()
+	now := d.m.clock.Now()
 	if len(d.absent) > 1000 {
 		for n, at := range d.absent {
 			if now.Sub(at) >= d.m.negTTL {
@@ -238,7 +238,7 @@ func (d *dirNode) knownAbsent(name string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	at, ok := d.absent[name]
-	return ok && time.Since(at) < d.m.negTTL
+	return ok && d.m.clock.Since(at) < d.m.negTTL
 }
 
 // lookup answers from the cached listing when it is fresh (also for absent
@@ -265,11 +265,11 @@ func (d *dirNode) lookup(ctx context.Context, name string, attr *fuse.Attr) (*go
 		return nil, syscall.ENOENT
 	}
 	var e *entry
-	at := time.Now()
+	at := d.m.clock.Now()
 	d.mu.Lock()
 	l := d.list
-	fresh := l.fresh(d.m.entryTTL)
-	if !fresh && l != nil && time.Since(d.emptiedAt) < max(d.m.entryTTL, emptyingGap) {
+	fresh := l.fresh(d.m.clock.Now(), d.m.entryTTL)
+	if !fresh && l != nil && d.m.clock.Since(d.emptiedAt) < max(d.m.entryTTL, emptyingGap) {
 		// Being emptied (rm -r): a name still in the listing it was
 		// found in is there unless another client removed it, and then
 		// the removal that follows finds nothing to delete, as it would
@@ -341,7 +341,7 @@ func (d *dirNode) learnMarker(ctx context.Context, name string, cd *dirNode, wal
 func (d *dirNode) walking() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return time.Since(d.readAt) < d.m.entryTTL
+	return d.m.clock.Since(d.readAt) < d.m.entryTTL
 }
 
 // markerKnown tells whether d's marker (or that it has none) is known
@@ -349,7 +349,7 @@ func (d *dirNode) walking() bool {
 func (d *dirNode) markerKnown() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.kept || time.Since(d.markerAt) < d.m.attrTTL
+	return d.kept || d.m.clock.Since(d.markerAt) < d.m.attrTTL
 }
 
 func (d *dirNode) isKept() bool {
@@ -387,7 +387,7 @@ func (m *mount) fresh(ch *gofs.Inode) bool {
 			return true // exists here whatever the service lists
 		}
 	}
-	return time.Since(at) < m.entryTTL
+	return m.clock.Since(at) < m.entryTTL
 }
 
 // fillNode writes the attributes of any of our nodes.
@@ -461,7 +461,7 @@ func (d *dirNode) readdir(ctx context.Context) (gofs.DirStream, map[string]*entr
 		return nil, nil, time.Time{}, opErr("readdir", d.name(), err)
 	}
 	d.mu.Lock()
-	d.readAt = time.Now()
+	d.readAt = d.m.clock.Now()
 	names := l.names()
 	ents := make(map[string]*entry, len(names))
 	for _, n := range names {
@@ -559,7 +559,7 @@ func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) er
 	d.mu.Lock()
 	// A directory removed while a program still holds it has no name any
 	// more (Path gives ""): there is nothing left to ask the service.
-	known := d.isRoot || name == "" || d.kept || time.Since(d.markerAt) < d.m.attrTTL
+	known := d.isRoot || name == "" || d.kept || d.m.clock.Since(d.markerAt) < d.m.attrTTL
 	d.mu.Unlock()
 	if !known && d.name() == name {
 		if _, mk, ok, at := d.fromTree(false); ok {
@@ -567,12 +567,12 @@ func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) er
 			if !at.Before(d.markerAt) {
 				d.setMarker(mk, at)
 			}
-			known = time.Since(d.markerAt) < d.m.attrTTL
+			known = d.m.clock.Since(d.markerAt) < d.m.attrTTL
 			d.mu.Unlock()
 		}
 	}
 	if !known {
-		at := time.Now()
+		at := d.m.clock.Now()
 		p, err := d.m.markerOnly(ctx, prefix)
 		if err != nil {
 			return opErr("getattr", name, err)
@@ -603,7 +603,7 @@ func (d *dirNode) getattrAt(ctx context.Context, name string, out *fuse.Attr) er
 // else 1, which find and fts read as "unknown" (as on btrfs): a guess
 // of 2 would tell them there are no subdirectories.
 func (d *dirNode) nlinkLocked() uint32 {
-	if !d.list.fresh(d.m.entryTTL) {
+	if !d.list.fresh(d.m.clock.Now(), d.m.entryTTL) {
 		return 1
 	}
 	n := uint32(2)
@@ -661,7 +661,7 @@ func (d *dirNode) setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Att
 		return opErr("setattr", d.name(), err)
 	}
 	d.mu.Lock()
-	d.setMarker(p, time.Now())
+	d.setMarker(p, d.m.clock.Now())
 	d.attrs.changed(a.ctime)
 	if mtimeSet {
 		d.entriesAt = time.Time{}
@@ -709,18 +709,18 @@ func applySetattr(a *fileAttrs, in *fuse.SetAttrIn, m *mount, cur *fuse.Attr) bo
 		a.setMtime(mt)
 		changed = true
 	} else if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
-		a.setMtime(time.Now())
+		a.setMtime(m.clock.Now())
 		changed = true
 	}
 	if at, ok := in.GetATime(); ok {
 		a.setAtime(at)
 		changed = true
 	} else if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
-		a.setAtime(time.Now())
+		a.setAtime(m.clock.Now())
 		changed = true
 	}
 	if changed {
-		a.changed(time.Now())
+		a.changed(m.clock.Now())
 	}
 	return changed
 }
@@ -746,7 +746,7 @@ func (d *dirNode) mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	nd := newDirNode(d.m, p)
 	nd.attrs.ctime = a.ctime
 	// A directory we just made is empty: lookups inside it need no calls.
-	nd.list = &listing{at: time.Now(), entries: map[string]*entry{}, marker: p}
+	nd.list = &listing{at: d.m.clock.Now(), entries: map[string]*entry{}, marker: p}
 	d.noteChild(name, &entry{typ: syscall.S_IFDIR, props: p, markerKnown: true})
 	d.entriesChanged()
 	ch := d.NewInode(ctx, nd, gofs.StableAttr{Mode: syscall.S_IFDIR})
@@ -797,7 +797,7 @@ func (d *dirNode) rmdir(ctx context.Context, name string) error {
 		return opErr("rmdir", full, err)
 	}
 	d.mu.Lock()
-	d.emptiedAt = time.Now()
+	d.emptiedAt = d.m.clock.Now()
 	d.mu.Unlock()
 	d.noteChild(name, nil)
 	d.keepIfEmpty(ctx)
@@ -944,7 +944,7 @@ func (d *dirNode) keepCheck(ctx context.Context) {
 		return
 	}
 	d.mu.Lock()
-	d.setMarker(p, time.Now())
+	d.setMarker(p, d.m.clock.Now())
 	d.mu.Unlock()
 }
 
@@ -978,7 +978,7 @@ func (d *dirNode) unlink(ctx context.Context, name string) error {
 // that was its last entry.
 func (d *dirNode) removed(ctx context.Context, name string) {
 	d.mu.Lock()
-	d.emptiedAt = time.Now()
+	d.emptiedAt = d.m.clock.Now()
 	d.mu.Unlock()
 	d.noteChild(name, nil)
 	d.keepIfEmpty(ctx)

@@ -80,7 +80,7 @@ func newFileNode(m *mount, name string, p *blob.Properties) *fileNode {
 	f := &fileNode{m: m, name: name, attrs: fileAttrs{md: map[string]string{}}}
 	if p != nil {
 		f.state = stateCommitted
-		f.props, f.propsAt, f.attrs.md = p, time.Now(), cloneMeta(p.Metadata)
+		f.props, f.propsAt, f.attrs.md = p, m.clock.Now(), cloneMeta(p.Metadata)
 	}
 	return f
 }
@@ -173,12 +173,12 @@ func (f *fileNode) revalidate(ctx context.Context) error {
 	name := f.name
 	// A file removed while open has no name to ask about: its last
 	// properties stand.
-	stale := f.staged == nil && f.state == stateCommitted && time.Since(f.propsAt) >= f.m.attrTTL
+	stale := f.staged == nil && f.state == stateCommitted && f.m.clock.Since(f.propsAt) >= f.m.attrTTL
 	f.mu.Unlock()
 	if !stale {
 		return nil
 	}
-	at := time.Now()
+	at := f.m.clock.Now()
 	p, err := f.m.head(ctx, name)
 	if err != nil {
 		return opErr("getattr", name, err)
@@ -221,7 +221,7 @@ func (f *fileNode) openStagedLocked(ctx context.Context, truncate bool) error {
 	}
 	if f.staged != nil {
 		if truncate {
-			f.written = time.Now()
+			f.written = f.m.clock.Now()
 			return f.staged.Truncate(ctx, 0)
 		}
 		return nil
@@ -235,7 +235,7 @@ func (f *fileNode) openStagedLocked(ctx context.Context, truncate bool) error {
 	}
 	f.staged = st
 	if truncate {
-		f.written = time.Now()
+		f.written = f.m.clock.Now()
 	}
 	return nil
 }
@@ -316,7 +316,7 @@ func (f *fileNode) truncate(ctx context.Context, size int64, byHandle bool) erro
 	}
 	var err error
 	if st := f.staged; st != nil {
-		f.written = time.Now()
+		f.written = f.m.clock.Now()
 		err = f.holdStagedLocked(func() error {
 			if err := st.Truncate(ctx, size); err != nil {
 				return err
@@ -334,7 +334,7 @@ func (f *fileNode) truncate(ctx context.Context, size int64, byHandle bool) erro
 		if err == nil && size != 0 {
 			err = f.staged.Truncate(ctx, size)
 		}
-		f.written = time.Now()
+		f.written = f.m.clock.Now()
 		if err == nil {
 			err = f.holdStagedLocked(func() error { return f.commit(ctx) })
 		}

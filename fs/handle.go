@@ -6,7 +6,6 @@ import (
 	"io"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 
@@ -204,7 +203,7 @@ func (h *fileHandle) takeNewVersion(ctx context.Context, name string) bool {
 		f.mu.Unlock()
 		return false
 	}
-	f.adoptLocked(p, time.Now())
+	f.adoptLocked(p, f.m.clock.Now())
 	f.keptETag = f.props.ETag
 	h.mu.Lock()
 	h.resetLocked(f.props)
@@ -236,7 +235,7 @@ func (h *fileHandle) writeAt(ctx context.Context, data []byte, off int64) (uint3
 	f := h.f
 	f.mu.Lock()
 	st, name := f.staged, f.name
-	f.written = time.Now()
+	f.written = f.m.clock.Now()
 	h.flushed = false
 	f.mu.Unlock()
 	if !h.write || st == nil {

@@ -378,6 +378,21 @@ func (r *rawFS) Rename(from, to string) error {
 	return errOf(r.raw.Rename(nil, &fuse.RenameIn{InHeader: r.hdr(fp), Newdir: tp}, fbase, tbase))
 }
 
+// Stat is stat(2): a LOOKUP, then GETATTR (the kernel's attribute cache
+// is not there to answer it).
+func (r *rawFS) Stat(name string) (fuse.Attr, error) {
+	_, node, _, err := r.walk(name)
+	if err == nil && node == 0 {
+		err = syscall.ENOENT
+	}
+	if err != nil {
+		return fuse.Attr{}, err
+	}
+	var out fuse.AttrOut
+	err = errOf(r.raw.GetAttr(nil, &fuse.GetAttrIn{InHeader: r.hdr(node)}, &out))
+	return out.Attr, err
+}
+
 func (r *rawFS) setattr(name string, in fuse.SetAttrIn) error {
 	_, node, _, err := r.walk(name)
 	if err != nil {

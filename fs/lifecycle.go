@@ -214,7 +214,7 @@ func (f *fileNode) committedLocked(st *stage.File, dirty bool, name string, gen 
 	if np.Size == 0 && dirty {
 		np.Size = st.Size()
 	}
-	f.props, f.propsAt, f.keptETag, f.propsOurs = &np, time.Now(), np.ETag, true
+	f.props, f.propsAt, f.keptETag, f.propsOurs = &np, f.m.clock.Now(), np.ETag, true
 	f.setStateLocked(stateCommitted)
 	if gen == f.metaGen {
 		f.attrs.md, f.metaDirty = cloneMeta(md), false
@@ -282,7 +282,7 @@ func (f *fileNode) sendMetaLocked(ctx context.Context) error {
 	if f.keptETag == old.ETag {
 		f.keptETag = np.ETag // only the metadata changed: cached pages stay valid
 	}
-	f.props, f.propsAt, f.propsOurs = &np, time.Now(), true
+	f.props, f.propsAt, f.propsOurs = &np, f.m.clock.Now(), true
 	if gen == f.metaGen {
 		f.metaDirty = false
 	}
@@ -465,7 +465,7 @@ func (f *fileNode) movedLocked(dst string, p *blob.Properties) {
 	if f.keptETag == f.props.ETag {
 		f.keptETag = np.ETag // same bytes under a new name
 	}
-	f.name, f.props, f.propsAt, f.propsOurs = dst, &np, time.Now(), true
+	f.name, f.props, f.propsAt, f.propsOurs = dst, &np, f.m.clock.Now(), true
 	for h := range f.open {
 		h.repoint(&np)
 	}

@@ -37,8 +37,8 @@ type listing struct {
 	marker  *blob.Properties // the directory's own "dir/" marker, if listed
 }
 
-func (l *listing) fresh(ttl time.Duration) bool {
-	return l != nil && time.Since(l.at) < ttl
+func (l *listing) fresh(now time.Time, ttl time.Duration) bool {
+	return l != nil && now.Sub(l.at) < ttl
 }
 
 func (l *listing) names() []string {
@@ -85,7 +85,7 @@ func (l *listing) add(m *mount, name string, e *entry) {
 // ending in '/'), one page of 5,000 at a time, with metadata so that
 // attributes need no further calls.
 func (m *mount) list(ctx context.Context, prefix string) (*listing, error) {
-	l := &listing{at: time.Now(), entries: map[string]*entry{}}
+	l := &listing{at: m.clock.Now(), entries: map[string]*entry{}}
 	marker := ""
 	for {
 		m.stats.listCalls.Add(1)

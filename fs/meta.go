@@ -183,7 +183,7 @@ func (a *fileAttrs) setAtime(t time.Time) {
 // ctx: owner, mode, and all three times. Everything goes with the
 // inode's first write, so it costs no call of its own.
 func (a *fileAttrs) newInode(ctx context.Context, parent *dirNode, mode uint32, isDir bool) {
-	now := time.Now()
+	now := parent.m.clock.Now()
 	a.setMode(a.setOwner(ctx, parent, mode, isDir))
 	a.setMtime(now)
 	a.setAtime(now)
@@ -262,8 +262,7 @@ const blockSizeHint = 1 << 20
 
 // renamed moves the ctime of a node that a rename moved, as POSIX asks.
 // (The copy's Last-Modified moves it too, but to the second only.)
-func renamed(n *gofs.Inode) {
-	now := time.Now()
+func renamed(n *gofs.Inode, now time.Time) {
 	switch c := n.Operations().(type) {
 	case *fileNode:
 		c.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/fs/clock"
 	"github.com/blobfs/blobfs/fs/readahead"
 	"github.com/blobfs/blobfs/fs/readcache"
 	"github.com/blobfs/blobfs/fs/stage"
@@ -58,6 +59,12 @@ type Options struct {
 	FSName string // shown by mount(8) and df, e.g. "blobfs:account/container"
 	Debug  bool   // log every FUSE operation
 	Log    logrus.FieldLogger
+
+	// Clock decides when what the mount was told goes stale (the TTLs
+	// above) and stamps times it keeps; nil is the real clock. Tests give
+	// a clock.Fake and move it instead of sleeping. The kernel's own
+	// caches run on real time whatever it is.
+	Clock clock.Clock
 }
 
 // Default cache lifetimes: a change made by another client shows within
@@ -96,6 +103,7 @@ type mount struct {
 	strict bool
 
 	attrTTL, entryTTL, negTTL time.Duration
+	clock                     clock.Clock // for the TTLs and the times kept in memory
 
 	stats counters
 
@@ -166,6 +174,10 @@ func newFS(ctx context.Context, store Store, opts Options) (*mount, *dirNode, *g
 		l.SetOutput(io.Discard)
 		log = l
 	}
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
 	fileMode, dirMode := opts.FileMode&07777, opts.DirMode&07777
 	if fileMode == 0 {
 		fileMode = 0644
@@ -183,6 +195,7 @@ func newFS(ctx context.Context, store Store, opts Options) (*mount, *dirNode, *g
 		fileMode: uint32(fileMode &^ opts.Umask),
 		dirMode:  uint32(dirMode &^ opts.Umask),
 		started:  time.Now(),
+		clock:    clk,
 		strict:   os.Getenv("BLOBFS_CHECK_INVARIANTS") != "",
 		attrTTL:  ttl(opts.AttrTTL, DefaultAttrTTL),
 		entryTTL: ttl(opts.EntryTTL, DefaultEntryTTL),

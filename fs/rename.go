@@ -105,7 +105,7 @@ func (d *dirNode) rename(ctx context.Context, name string, nd *dirNode, newName 
 	d.noteChild(name, nil)
 	nd.noteChild(newName, moved)
 	nd.entriesChanged()
-	renamed(ch)
+	renamed(ch, d.m.clock.Now())
 	if d != nd {
 		d.keepIfEmpty(ctx)
 	}

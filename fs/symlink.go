@@ -37,7 +37,7 @@ func newSymlinkNode(m *mount, p *blob.Properties, target string) *symlinkNode {
 	if typ == 0 {
 		typ = syscall.S_IFLNK
 	}
-	return &symlinkNode{m: m, typ: typ, props: p, at: time.Now(), target: target, attrs: fileAttrs{md: cloneMeta(p.Metadata)}}
+	return &symlinkNode{m: m, typ: typ, props: p, at: m.clock.Now(), target: target, attrs: fileAttrs{md: cloneMeta(p.Metadata)}}
 }
 
 // makeMetaNode makes a symlink (typ S_IFLNK, with target) or a special
@@ -153,7 +153,7 @@ func (s *symlinkNode) setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse
 		s.mu.Lock()
 		np := *s.props
 		np.ETag, np.LastModified, np.Metadata = p.ETag, p.LastModified, a.md
-		s.props, s.attrs, s.at = &np, a, time.Now()
+		s.props, s.attrs, s.at = &np, a, s.m.clock.Now()
 		s.mu.Unlock()
 		if _, parent := s.Parent(); parent != nil {
 			if d, ok := parent.Operations().(*dirNode); ok {

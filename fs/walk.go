@@ -46,7 +46,7 @@ type tree struct {
 // listTree lists everything below prefix ("" or ending in '/') without a
 // delimiter and builds the listings of the directories it covers.
 func (m *mount) listTree(ctx context.Context, prefix string) (*tree, error) {
-	t := &tree{at: time.Now(), dirs: map[string]*listing{}, markers: map[string]*blob.Properties{}}
+	t := &tree{at: m.clock.Now(), dirs: map[string]*listing{}, markers: map[string]*blob.Properties{}}
 	var last string // relative name of the last blob listed
 	completed := 0  // direct subdirectories listed whole
 	seen := map[string]bool{}
@@ -158,7 +158,7 @@ func (t *tree) fillMarkers() {
 }
 
 // fresh tells a tree whose listings may still be served.
-func (t *tree) fresh(ttl time.Duration) bool { return t != nil && time.Since(t.at) < ttl }
+func (t *tree) fresh(now time.Time, ttl time.Duration) bool { return t != nil && now.Sub(t.at) < ttl }
 
 // parentDir is d's parent directory, or nil for the root or a directory
 // removed meanwhile.
@@ -203,16 +203,17 @@ func (d *dirNode) treeLookup(full string, withList bool) (l *listing, mk *blob.P
 		}
 		a.mu.Lock()
 		t := a.tree
-		emptying := t != nil && time.Since(a.emptiedAt) < max(d.m.entryTTL, emptyingGap) && time.Since(t.at) < maxEmptyingTree
-		if t != nil && !t.fresh(d.m.attrTTL) && !t.fresh(d.m.entryTTL) && !emptying {
+		now := d.m.clock.Now()
+		emptying := t != nil && now.Sub(a.emptiedAt) < max(d.m.entryTTL, emptyingGap) && now.Sub(t.at) < maxEmptyingTree
+		if t != nil && !t.fresh(now, d.m.attrTTL) && !t.fresh(now, d.m.entryTTL) && !emptying {
 			a.tree, t = nil, nil
 		}
 		if t != nil {
-			if t.fresh(d.m.attrTTL) || emptying {
+			if t.fresh(now, d.m.attrTTL) || emptying {
 				mk, known = t.markers[rel]
 			}
 			at = t.at
-			if withList && (t.fresh(d.m.entryTTL) || emptying) {
+			if withList && (t.fresh(now, d.m.entryTTL) || emptying) {
 				l = t.dirs[rel]
 			}
 		}
@@ -274,7 +275,7 @@ func (d *dirNode) walkTree(ctx context.Context) {
 		}
 		d.mu.Lock()
 	}
-	if d.tree.fresh(d.m.entryTTL) {
+	if d.tree.fresh(d.m.clock.Now(), d.m.entryTTL) {
 		d.mu.Unlock()
 		return
 	}
