@@ -101,6 +101,19 @@
 // version opened: a blob changed meanwhile by another client is not
 // overwritten (ESTALE, and stage saves the local version beside it).
 //
+// An append blob (another program's log) takes appends: writes at or past
+// its end, as `>>` or O_APPEND make them, are staged the same way and sent
+// at close() or fsync() as Append Block calls of at most 4 MiB, each
+// pinned to its offset (x-ms-blob-condition-appendpos) and to the version
+// the previous one made (If-Match), so an append never interleaves with
+// another appender's: if the blob moved on, close() fails with ESTALE and
+// the data goes to lost+found. The blob stays an append blob, and its
+// metadata is rewritten only when an attribute changed through the mount.
+// Anything else (a write below its end, truncate, O_TRUNC) is EPERM, with
+// a log line naming the blob type, as is any write to a page blob. An
+// append cut short by a crash is not sent again at the next mount (part
+// of it may be in the blob): it goes to lost+found.
+//
 // Unlinking an open file deletes the blob at once (it leaves the listing);
 // open handles keep working on a local copy until the last close, and the
 // file is never uploaded again.
@@ -229,7 +242,7 @@
 //	name too long              ENAMETOOLONG
 //	leased, snapshots, copy pending  EBUSY
 //	archived (rehydrate first)  ENODATA
-//	write to an append or page blob  EPERM
+//	not an append to an append blob, any write to a page blob  EPERM
 //	staging cache full         ENOSPC
 //	interrupted, and not done 2 s later  EINTR
 //	service unavailable past the retry budget (outage, stall), throttled

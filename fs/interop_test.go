@@ -17,15 +17,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/appendblob"
 	sdkblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/fs"
@@ -218,15 +222,19 @@ func TestInteropSDKWritesMountReads(t *testing.T) {
 	if _, err := os.ReadFile(filepath.Join(dir, "t/archive")); !errors.Is(err, syscall.ENODATA) {
 		t.Errorf("reading an archived blob: %v, want ENODATA", err)
 	}
-	// A write to an append or page blob is refused; the blob keeps its type.
-	for _, name := range []string{"t/append", "t/page"} {
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_APPEND, 0)
+	// A write to a page blob, or an overwrite of an append blob, is
+	// refused; the blob keeps its type (appends: TestInteropAppendBlob).
+	for _, c := range []struct {
+		name  string
+		flags int
+	}{{"t/page", os.O_WRONLY | os.O_APPEND}, {"t/page", os.O_RDWR}, {"t/append", os.O_WRONLY | os.O_TRUNC}} {
+		f, err := os.OpenFile(filepath.Join(dir, c.name), c.flags, 0)
 		if err == nil {
 			f.Write([]byte("more"))
 			f.Close()
 		}
 		if !errors.Is(err, syscall.EPERM) {
-			t.Errorf("opening %q for writing: %v, want EPERM", name, err)
+			t.Errorf("opening %q for writing (flags %#x): %v, want EPERM", c.name, c.flags, err)
 		}
 	}
 	if _, p := sdkRead(t, cc, "t/append"); p.BlobType == nil || *p.BlobType != sdkblob.BlobTypeAppendBlob {
@@ -400,5 +408,119 @@ func TestInteropMountWritesSDKReads(t *testing.T) {
 			}
 			t.Errorf("left after rm with --delete-snapshots: %s snapshot %q", *b.Name, str(b.Snapshot))
 		}
+	}
+}
+
+// syncBuffer is a log sink tests read while the mount writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// `>>` onto an append blob the SDK made is Append Block calls: the blob
+// stays an append blob with the other program's metadata, which can go on
+// appending; what an append blob cannot take is EPERM with a log line
+// naming the blob type.
+func TestInteropAppendBlob(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cc := e.sdk(t)
+	ab := cc.NewAppendBlobClient("logs/app.log")
+	if _, err := ab.Create(ctx, &appendblob.CreateOptions{Metadata: map[string]*string{"project_id": to.Ptr("7"), "Owner": to.Ptr("ann")}}); err != nil {
+		t.Fatal(err)
+	}
+	head := "first line\nsecond line\n"
+	if _, err := ab.AppendBlock(ctx, streaming.NopCloser(strings.NewReader(head)), nil); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	l := logrus.New()
+	l.SetOutput(io.MultiWriter(&log, testWriter{t}))
+	dir, _ := e.mount(t, fs.Options{BlockSize: 1 << 20, Log: l})
+	path := filepath.Join(dir, "logs/app.log")
+
+	// echo third line >> logs/app.log
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("third line\n"); err != nil {
+		t.Fatal(err)
+	}
+	e.calls.take()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.take(); calls["AppendBlock"] != 1 || calls["PutBlob"]+calls["PutBlockList"]+calls["PutBlock"]+calls["SetBlobMetadata"] != 0 {
+		t.Errorf("close of an append: calls %v, want one AppendBlock and nothing else that writes", calls)
+	}
+	// A large append: 4 MiB per Append Block.
+	big := pat(9<<20+5, 11)
+	f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.take(); calls["AppendBlock"] != 3 || calls["PutBlob"]+calls["PutBlockList"]+calls["PutBlock"] != 0 {
+		t.Errorf("close of a 9 MiB append: calls %v, want three AppendBlock", calls)
+	}
+	want := append([]byte(head+"third line\n"), big...)
+	got, p := sdkRead(t, cc, "logs/app.log")
+	if !bytes.Equal(got, want) {
+		t.Errorf("content: %d bytes, want %d", len(got), len(want))
+	}
+	if p.BlobType == nil || *p.BlobType != sdkblob.BlobTypeAppendBlob {
+		t.Errorf("blob type %v, want AppendBlob", p.BlobType)
+	}
+	if md := e.listedMeta(t, "logs/app.log"); len(md) != 2 || md["project_id"] != "7" || md["Owner"] != "ann" {
+		t.Errorf("listed metadata %v, want the SDK's exactly", md)
+	}
+	// The owning program appends on, at the position it expects.
+	if _, err := ab.AppendBlock(ctx, streaming.NopCloser(strings.NewReader("sdk again\n")), &appendblob.AppendBlockOptions{
+		AppendPositionAccessConditions: &appendblob.AppendPositionAccessConditions{AppendPosition: to.Ptr(int64(len(want)))},
+	}); err != nil {
+		t.Errorf("the SDK's next Append Block: %v", err)
+	}
+
+	// What an append blob cannot take: EPERM, and a log line that says why.
+	f, err = os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), 3); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("write in the middle: %v, want EPERM", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Errorf("close after a refused write: %v", err)
+	}
+	if err := os.Truncate(path, 5); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("truncate: %v, want EPERM", err)
+	}
+	if err := os.WriteFile(path, []byte("overwrite"), 0o644); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("overwrite (O_TRUNC): %v, want EPERM", err)
+	}
+	if n := strings.Count(log.String(), "is an AppendBlob"); n < 3 {
+		t.Errorf("%d log lines name the blob type, want one per refusal:\n%s", n, log.String())
+	}
+	got, p = sdkRead(t, cc, "logs/app.log")
+	if !bytes.Equal(got, append(want, "sdk again\n"...)) || *p.BlobType != sdkblob.BlobTypeAppendBlob {
+		t.Errorf("after the refusals: %d bytes, a %s", len(got), *p.BlobType)
 	}
 }

@@ -205,6 +205,12 @@ func (f *fileNode) committedLocked(st *stage.File, dirty bool, name string, gen 
 		}
 		return nil, err
 	}
+	if dirty && p.BlobType == "AppendBlob" {
+		// Appends set the metadata only when they must (an attribute
+		// changed, or our mtime went stale): the blob's is what stage
+		// says, and Last-Modified is its mtime.
+		md = p.Metadata
+	}
 	np := *p // ours: stage hands the same properties to repeated commits
 	np.Name, np.Metadata = name, md
 	if np.Size == 0 && dirty {

@@ -53,6 +53,10 @@ type File struct {
 	lastErr       error
 	upName        string // the name evicted blocks were uploaded under
 	listed        bool   // the base's committed blocks were looked at
+	// appendOnly: the base is an append blob, committed by Append Block
+	// (append.go); writes and truncates below sealed are refused.
+	appendOnly bool
+	sealed     int64
 
 	sum contentSum // MD5 of the content as written (md5.go); guarded by mu
 
@@ -81,6 +85,10 @@ func (f *File) setBase(p *blob.Properties) {
 	}
 	f.baseETag, f.target = p.ETag, p.ETag
 	f.ctype, f.meta = p.ContentType, p.Metadata
+	f.appendOnly = p.BlobType == "AppendBlob"
+	if f.appendOnly {
+		f.sealed = p.Size
+	}
 }
 
 // resetBaseLocked makes p, whose content is the base's, the base:
@@ -277,6 +285,9 @@ func (f *File) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last int) (int, error) {
 	if f.dropped {
 		return 0, f.droppedErr()
+	}
+	if err := f.checkAppendLocked("write", off); err != nil {
+		return 0, err
 	}
 	end := off + int64(len(p))
 	newSize := max(f.size, end)
@@ -489,6 +500,9 @@ func (f *File) truncateLocked(size int64) error {
 	}
 	if size == f.size {
 		return nil
+	}
+	if err := f.checkAppendLocked("truncate", size); err != nil {
+		return err
 	}
 	nb := nblocks(size, f.bs)
 	if size < f.size && nb > 0 {
@@ -704,7 +718,7 @@ func (f *File) journal() *journal {
 		ID: f.id, Name: f.name, UploadName: f.upName,
 		BaseName: f.baseName, BaseETag: f.baseETag, BaseLimit: f.baseLimit,
 		BlockSize: f.bs, Dirty: f.dirty, Closing: f.state == stClosing && f.dirty, Unconditional: f.unconditional,
-		ContentType: f.ctype, Metadata: f.meta, Target: f.target,
+		ContentType: f.ctype, Metadata: f.meta, Target: f.target, AppendOnly: f.appendOnly,
 		State: f.state.String(), Reason: f.reason, NoSpace: f.noSpace,
 	}
 	if f.state == stIncomplete {

@@ -58,11 +58,15 @@ type journal struct {
 	IncompleteAt int64  `json:"incomplete_at,omitempty"` // the offset of the failed write
 	NoSpace      bool   `json:"no_space,omitempty"`      // it failed for lack of space
 	// DataDropped: in lost+found, only this journal was kept (see keepAside).
-	DataDropped   bool              `json:"data_dropped,omitempty"`
-	Unconditional bool              `json:"unconditional,omitempty"`
-	ContentType   string            `json:"content_type,omitempty"`
-	Metadata      map[string]string `json:"metadata,omitempty"`
-	Updated       time.Time         `json:"updated"`
+	DataDropped   bool `json:"data_dropped,omitempty"`
+	Unconditional bool `json:"unconditional,omitempty"`
+	// AppendOnly: the base is an append blob, which commits append to
+	// (append.go). Recover never sends such a file: it may have been
+	// partly appended when blobfs stopped.
+	AppendOnly  bool              `json:"append_only,omitempty"`
+	ContentType string            `json:"content_type,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Updated     time.Time         `json:"updated"`
 }
 
 const journalVersion = 1

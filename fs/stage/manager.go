@@ -242,8 +242,10 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 	if err := blob.ValidateName(name); err != nil {
 		return nil, err
 	}
-	if base != nil && base.BlobType != "" && base.BlobType != "BlockBlob" {
-		return nil, &BlobTypeError{Name: name, Type: base.BlobType}
+	if base != nil {
+		if err := m.checkType(name, base, truncate); err != nil {
+			return nil, err
+		}
 	}
 	m.mu.Lock()
 	frozen := m.frozen
@@ -293,6 +295,26 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 	m.files[f] = struct{}{}
 	m.mu.Unlock()
 	return f, nil
+}
+
+// checkType refuses to stage a blob this package cannot commit without
+// changing its type: a page blob, and an append blob that is truncated or
+// whose store cannot append. An append blob is otherwise staged to be
+// appended to (append.go).
+func (m *Manager) checkType(name string, base *blob.Properties, truncate bool) error {
+	switch base.BlobType {
+	case "", "BlockBlob":
+		return nil
+	case "AppendBlob":
+		if _, ok := m.store.(Appender); !ok {
+			return &BlobTypeError{Name: name, Type: base.BlobType, Detail: "writing: this store cannot append"}
+		}
+		if truncate && base.Size > 0 {
+			return &BlobTypeError{Name: name, Type: base.BlobType, Detail: "truncating it (O_TRUNC): an append blob takes only appends at its end"}
+		}
+		return nil
+	}
+	return &BlobTypeError{Name: name, Type: base.BlobType}
 }
 
 // notify wakes everyone waiting for space or for uploads.

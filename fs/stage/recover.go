@@ -128,6 +128,9 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 		log.WithFields(map[string]any{"blob": j.Name, "size": r.Size, "kept_at": r.SavedAs}).Warnf("not uploading a staged file: %v; its data (and journal, .json) is kept at %s", r.Err, r.SavedAs)
 		return r, true
 	}
+	if j.AppendOnly {
+		return m.keepAppend(id, j, log), true
+	}
 	f, err := m.reopen(j)
 	if err != nil {
 		r.Err = err
@@ -205,6 +208,30 @@ func (m *Manager) keepFailed(id string, j *journal, log logrus.FieldLogger) Reco
 		r.SavedAs = path
 	}
 	log.Warnf("not uploading %q: %v; kept at %s", j.Name, r.Err, r.SavedAs)
+	return r
+}
+
+// keepAppend moves to lost+found an append to an append blob whose commit
+// was under way when blobfs stopped. It is not finished: some of its
+// Append Blocks may have been applied, and sending them again would
+// duplicate them in the blob (and a Put Block List would make the blob a
+// block blob under the program that owns it). The journal and the log
+// say how far the blob went and what the staged copy holds.
+func (m *Manager) keepAppend(id string, j *journal, log logrus.FieldLogger) Recovered {
+	r := Recovered{Name: j.Name}
+	if st, err := os.Stat(dataPath(m.root, id)); err == nil {
+		r.Size = st.Size()
+	}
+	r.Err = fmt.Errorf("%w: %q is an append blob; it held at least %d bytes (version %s) when blobfs stopped, and the kept copy's bytes from offset %d on may or may not be in it: compare before appending them", ErrAppendUnfinished, j.Name, j.BaseSize, j.BaseETag, j.BaseSize)
+	j.State, j.Reason = stFailed.String(), r.Err.Error()
+	path, err := m.moveToLostFound(id, j)
+	if err != nil {
+		r.SavedAs = dataPath(m.root, id)
+		r.Err = fmt.Errorf("%w; moving it to %s failed, it stays at %s: %v", r.Err, m.LostFound(), r.SavedAs, err)
+	} else {
+		r.SavedAs = path
+	}
+	log.WithFields(map[string]any{"blob": j.Name, "kept_at": r.SavedAs}).Warn(r.Err)
 	return r
 }
 

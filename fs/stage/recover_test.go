@@ -35,8 +35,12 @@ type crashCase struct {
 	// the daemon died. Otherwise it had closed it and the daemon died in
 	// the middle of the commit.
 	open bool
+	// appendBlob: base is an append blob, which the commit appends to.
+	appendBlob bool
 	// where the data must end up: "name", "conflict", "lost+found" (the
-	// commit failed) or "unclosed" (kept in lost+found, not committed)
+	// commit failed), "unclosed" (kept in lost+found, not committed) or
+	// "append kept" (an append under way: kept in lost+found, not sent
+	// again)
 	want string
 }
 
@@ -71,6 +75,7 @@ var crashCases = []crashCase{
 	{name: "new large, never closed", open: true, writes: []crashWrite{{0, 10*crashBS + 5}, {3 * crashBS, 100}}, want: "unclosed"},
 	{name: "edit in the middle, never closed", open: true, base: pattern(8*crashBS+9, 1), writes: []crashWrite{{2*crashBS + 5, 40}, {8*crashBS + 9, 777}}, want: "unclosed"},
 	{name: "streamed through a tiny cache, never closed", open: true, maxBytes: 4 * crashBS, writes: sequential(30*crashBS+3, 8<<10), want: "unclosed"},
+	{name: "append to an append blob", base: []byte("log head\n"), appendBlob: true, writes: []crashWrite{{9, 3*crashBS + 7}}, want: "append kept"},
 }
 
 // stallingStore is the crash helper's service: the commit's last call
@@ -86,6 +91,11 @@ func (s stallingStore) stall() {
 }
 
 func (s stallingStore) Upload(ctx context.Context, name string, data []byte, opts blob.PutOptions) (*blob.Properties, error) {
+	s.stall()
+	return nil, errors.New("not reached")
+}
+
+func (s stallingStore) AppendBlock(ctx context.Context, name string, data []byte, opts blob.AppendOptions) (*blob.Properties, error) {
 	s.stall()
 	return nil, errors.New("not reached")
 }
@@ -148,7 +158,10 @@ func TestRecover(t *testing.T) {
 			ctx := context.Background()
 			az := shared.Get(t)
 			ct := newContainer(t)
-			if c.base != nil {
+			switch {
+			case c.appendBlob:
+				newAppendBlob(t, ct, "f", c.base, nil)
+			case c.base != nil:
 				upload(t, ct, "f", c.base)
 			}
 			dir := t.TempDir()
@@ -214,6 +227,14 @@ func TestRecover(t *testing.T) {
 				}
 				if _, err := os.Stat(r.SavedAs); err != nil {
 					t.Error(err)
+				}
+			case "append kept":
+				if !errors.Is(r.Err, stage.ErrAppendUnfinished) || !strings.HasPrefix(r.SavedAs, m.LostFound()+"/") {
+					t.Fatalf("Recovered = %+v", r)
+				}
+				checkKept(t, r.SavedAs, c, want)
+				if got, p := download(t, ct, "f"); !bytes.Equal(got, c.base) || p.BlobType != "AppendBlob" {
+					t.Errorf("blob f: %d bytes, a %s; want the append blob as it was", len(got), p.BlobType)
 				}
 			case "unclosed":
 				if !errors.Is(r.Err, stage.ErrNotClosed) || !strings.HasPrefix(r.SavedAs, m.LostFound()+"/") {

@@ -19,7 +19,8 @@ import (
 // one if fewer than Concurrency run. Called with f.mu held.
 func (f *File) schedule(i int) {
 	b := &f.blocks[i]
-	if b.queued || f.inflight[i] {
+	if b.queued || f.inflight[i] || f.appendOnly {
+		// An append blob takes no Put Block: its commit appends.
 		return
 	}
 	b.queued = true
@@ -238,6 +239,9 @@ func (f *File) commit(ctx context.Context, opts blob.PutOptions, record bool) (*
 			}
 			return nil, err
 		}
+	}
+	if f.appendOnly {
+		return f.commitAppendLocked(ctx, opts, record)
 	}
 	if err := f.keepBaseLocked(ctx, &opts); err != nil {
 		return nil, err
