@@ -724,8 +724,14 @@ func (f *File) journal() *journal {
 	if f.state == stIncomplete {
 		j.IncompleteAt = f.incompleteAt
 	}
-	if f.baseProps != nil {
-		j.BaseSize = f.baseProps.Size
+	if b := f.baseProps; b != nil {
+		j.BaseSize = b.Size
+		if b.ContentHeaders != (blob.ContentHeaders{}) {
+			h := b.ContentHeaders
+			j.BaseHeaders = &h
+		}
+		j.BaseTier, j.BaseTags, j.BaseTagCount = b.ExplicitTier(), b.Tags, b.TagCount
+		j.BaseMetaLowered = b.MetaNamesLowered
 	}
 	var local, evicted []int
 	for i := range f.blocks {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/blobfs/blobfs/blob"
 )
 
 // journal is the sidecar of one staged file: with the data file beside it,
@@ -63,10 +65,22 @@ type journal struct {
 	// AppendOnly: the base is an append blob, which commits append to
 	// (append.go). Recover never sends such a file: it may have been
 	// partly appended when blobfs stopped.
-	AppendOnly  bool              `json:"append_only,omitempty"`
-	ContentType string            `json:"content_type,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-	Updated     time.Time         `json:"updated"`
+	AppendOnly bool `json:"append_only,omitempty"`
+	// What a commit keeps of the base blob (keep.go): Put Blob and Put
+	// Block List clear the content headers, index tags and tier they are
+	// not sent, so Recover's commit needs them as a close's has them.
+	// BaseTier is an explicitly set tier only; BaseTagCount without
+	// BaseTags means the tags were not read yet (the commit reads them).
+	// BaseMetaLowered: Metadata's names came lower-cased from a HEAD, and
+	// the commit restores their case from a listing.
+	BaseHeaders     *blob.ContentHeaders `json:"base_headers,omitempty"`
+	BaseTier        string               `json:"base_tier,omitempty"`
+	BaseTags        map[string]string    `json:"base_tags,omitempty"`
+	BaseTagCount    int                  `json:"base_tag_count,omitempty"`
+	BaseMetaLowered bool                 `json:"base_meta_lowered,omitempty"`
+	ContentType     string               `json:"content_type,omitempty"`
+	Metadata        map[string]string    `json:"metadata,omitempty"`
+	Updated         time.Time            `json:"updated"`
 }
 
 const journalVersion = 1

@@ -255,6 +255,19 @@ func (m *Manager) reopen(j *journal) (*File, error) {
 		unconditional: j.Unconditional,
 		ctype:         j.ContentType, meta: j.Metadata,
 	}
+	if j.BaseETag != "" {
+		// What the commit keeps of the base, as Open had it.
+		b := &blob.Properties{
+			Name: j.BaseName, ETag: j.BaseETag, Size: j.BaseSize,
+			ContentType: j.ContentType, Metadata: j.Metadata, MetaNamesLowered: j.BaseMetaLowered,
+			AccessTier: j.BaseTier, AccessTierInferred: j.BaseTier == "",
+			Tags: j.BaseTags, TagCount: max(j.BaseTagCount, len(j.BaseTags)),
+		}
+		if j.BaseHeaders != nil {
+			b.ContentHeaders = *j.BaseHeaders
+		}
+		f.baseProps = b
+	}
 	f.changed = make(chan struct{})
 	f.jlog = journalLog{path: journalPath(m.root, j.ID), exists: true}
 	local := map[int]bool{}
