@@ -62,7 +62,11 @@
 // utimens, write, truncate and rename all move it; this mount reports such
 // changes to the nanosecond, a remount to the second. Other tools'
 // metadata survives every rewrite (Put Blob and Put Block List replace the
-// whole set, so the full set is always sent).
+// whole set, so the full set is always sent), names in the case the tool
+// wrote them: a HEAD gives them lower-cased (Go's HTTP client
+// canonicalises header names), so the first metadata write after one
+// (chmod, chown, utimens, a rewrite) reads the exact names from a
+// one-blob listing first; a blob known from a listing costs nothing more.
 //
 // A directory's mtime and ctime move when an entry is made, removed or
 // renamed through this mount. They are kept in memory, not written to the

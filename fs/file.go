@@ -126,6 +126,16 @@ func (f *fileNode) adoptLocked(p *blob.Properties, at time.Time) {
 	if p.ETag != f.props.ETag {
 		f.attrs.md = cloneMeta(p.Metadata)
 		f.metaDirty = false
+	} else if !p.MetaNamesLowered {
+		// A listing of the same version: names exactly as stored, which
+		// attributes read from a HEAD lack (see exactMetaNames).
+		f.attrs.md = blob.MetaNamesAs(f.attrs.md, p.Metadata, isOwnKey)
+	} else if !f.props.MetaNamesLowered {
+		// A HEAD of the version we know from a listing: our names are
+		// the exact ones.
+		p2 := *p
+		p2.Metadata, p2.MetaNamesLowered = f.props.Metadata, false
+		p = &p2
 	}
 	np := *p
 	np.Name = f.name

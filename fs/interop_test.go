@@ -20,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -522,5 +523,71 @@ func TestInteropAppendBlob(t *testing.T) {
 	got, p = sdkRead(t, cc, "logs/app.log")
 	if !bytes.Equal(got, append(want, "sdk again\n"...)) || *p.BlobType != sdkblob.BlobTypeAppendBlob {
 		t.Errorf("after the refusals: %d bytes, a %s", len(got), *p.BlobType)
+	}
+}
+
+// chmod and utimens of a blob known from a HEAD (another tool changed it
+// after the mount listed it) keep the other tool's metadata names exactly
+// as written: the HEAD answer's names come canonicalised by Go's HTTP
+// client, and the mount must not write them back so.
+func TestInteropSetattrKeepsMetadataNames(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cc := e.sdk(t)
+	theirs := map[string]*string{"Project_ID": to.Ptr("7"), "ownerName": to.Ptr("ann"), "project_id_lower": to.Ptr("x")}
+	sdkPut(t, cc, "h/f.txt", []byte("data"), 1024, nil, theirs, nil, nil)
+	dir, _ := e.mount(t, fs.Options{BlockSize: 1 << 20, AttrTTL: 10 * time.Millisecond})
+	path := filepath.Join(dir, "h/f.txt")
+	if _, err := os.Stat(path); err != nil { // known from the listing
+		t.Fatal(err)
+	}
+	theirs["BuildTag"] = to.Ptr("b2")
+	if _, err := cc.NewBlobClient("h/f.txt").SetMetadata(ctx, theirs, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	e.calls.take()
+	if _, err := os.Stat(path); err != nil { // the attribute TTL ran out: a HEAD
+		t.Fatal(err)
+	}
+	if n := e.calls.take()["GetBlobProperties"]; n != 1 {
+		t.Fatalf("stat made %d HEADs, want 1 (the test needs the blob known from a HEAD)", n)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.take(); calls["SetBlobMetadata"] != 1 || calls["ListBlobs"] != 1 {
+		t.Errorf("chmod after a HEAD: calls %v, want one SetBlobMetadata and one ListBlobs (for the names)", calls)
+	}
+	want := map[string]string{"Project_ID": "7", "ownerName": "ann", "project_id_lower": "x", "BuildTag": "b2"}
+	check := func(what string) {
+		t.Helper()
+		md := e.listedMeta(t, "h/f.txt")
+		for k, v := range want {
+			if md[k] != v {
+				t.Errorf("after %s: listed metadata %v, want %q=%q exactly", what, md, k, v)
+			}
+		}
+		for k := range md {
+			if _, theirs := want[k]; !theirs && k != strings.ToLower(k) {
+				t.Errorf("after %s: our metadata name %q is not lower-case", what, k)
+			}
+		}
+		if md["mode"] == "" {
+			t.Errorf("after %s: no mode in %v", what, md)
+		}
+	}
+	check("chmod")
+	// Again, after the attribute TTL: utimens, from what the chmod left.
+	time.Sleep(50 * time.Millisecond)
+	if err := os.Chtimes(path, time.Now(), time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.take(); calls["SetBlobMetadata"] != 1 || calls["ListBlobs"] != 0 {
+		t.Errorf("utimens of a version the mount wrote: calls %v, want one SetBlobMetadata and no listing", calls)
+	}
+	check("utimens")
+	if got, _ := sdkRead(t, cc, "h/f.txt"); string(got) != "data" {
+		t.Errorf("content %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"syscall"
 	"time"
 
@@ -205,11 +206,16 @@ func (f *fileNode) committedLocked(st *stage.File, dirty bool, name string, gen 
 		}
 		return nil, err
 	}
-	if dirty && p.BlobType == "AppendBlob" {
+	switch {
+	case dirty && p.BlobType == "AppendBlob":
 		// Appends set the metadata only when they must (an attribute
 		// changed, or our mtime went stale): the blob's is what stage
 		// says, and Last-Modified is its mtime.
-		md = p.Metadata
+		md = maps.Clone(p.Metadata)
+	case p.Metadata != nil:
+		// What was sent: md with other tools' names in the case the
+		// blob stores them (stage and send restore it after a HEAD).
+		md = maps.Clone(p.Metadata)
 	}
 	np := *p // ours: stage hands the same properties to repeated commits
 	np.Name, np.Metadata = name, md
@@ -246,7 +252,11 @@ func (f *fileNode) send(ctx context.Context, st *stage.File, dirty bool, name st
 		f.m.stats.commits.Add(1)
 		return st.Commit(ctx, opts)
 	}
-	p, err := f.m.store.SetMetadata(ctx, name, opts.Metadata, blob.Conditions{})
+	md, err := f.m.exactMetaNames(ctx, name, old, opts.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	p, err := f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +264,7 @@ func (f *fileNode) send(ctx context.Context, st *stage.File, dirty bool, name st
 	// must carry over (stage.keepBaseLocked).
 	kept := *old
 	kept.ETag, kept.LastModified = p.ETag, p.LastModified
+	kept.Metadata, kept.MetaNamesLowered = md, false
 	return &kept, nil
 }
 
@@ -274,13 +285,19 @@ func (f *fileNode) sendMetaLocked(ctx context.Context) (*blob.Properties, error)
 	name, gen, old := f.name, f.metaGen, f.props
 	md := f.commitMetaLocked()
 	f.mu.Unlock()
-	p, err := f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
+	md, err := f.m.exactMetaNames(ctx, name, old, md)
+	var p *blob.Properties
+	if err == nil {
+		p, err = f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
+	}
 	f.mu.Lock()
 	if err != nil {
 		return nil, err
 	}
+	// The names went out as the blob stores them: so do the next ones.
+	f.attrs.md = blob.MetaNamesAs(f.attrs.md, md, isOwnKey)
 	np := *f.props
-	np.ETag, np.LastModified, np.Metadata = p.ETag, p.LastModified, md
+	np.ETag, np.LastModified, np.Metadata, np.MetaNamesLowered = p.ETag, p.LastModified, md, false
 	if f.keptETag == old.ETag {
 		f.keptETag = np.ETag // only the metadata changed: cached pages stay valid
 	}
