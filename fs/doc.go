@@ -185,6 +185,13 @@
 // silent half-move. No rename is atomic. EXDEV never happens inside the
 // mount; RENAME_EXCHANGE is EINVAL.
 //
+// A blob with snapshots is not renamed unless the mount has
+// --delete-snapshots: the source could not be deleted without them. A
+// file's rename then fails with EBUSY after its copy is removed again; a
+// directory's is refused before any copy (its listing includes the
+// snapshots, at no extra call). The log line names the snapshots and
+// --delete-snapshots. With it, the source's snapshots go with the source.
+//
 // # Not possible on blobs
 //
 //	link(2)                  EPERM (a blob has one name)

@@ -591,3 +591,99 @@ func TestInteropSetattrKeepsMetadataNames(t *testing.T) {
 		t.Errorf("content %q", got)
 	}
 }
+
+// snapshotsOf lists the snapshots of the blobs below prefix, by name.
+func snapshotsOf(t *testing.T, cc *container.Client, prefix string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	pager := cc.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: to.Ptr(prefix), Include: container.ListBlobsInclude{Snapshots: true}})
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page.Segment.BlobItems {
+			if b.Snapshot != nil && *b.Snapshot != "" {
+				out[*b.Name]++
+			}
+		}
+	}
+	return out
+}
+
+// mv of a blob with snapshots, or of a directory holding one, does not
+// leave both names: it is refused (EBUSY, a log line naming the
+// snapshots and --delete-snapshots) and nothing moves; a mount with
+// --delete-snapshots moves it and the source's snapshots go.
+func TestInteropRenameWithSnapshots(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cc := e.sdk(t)
+	for _, name := range []string{"s/a", "d/x", "d/y", "d/sub/z"} {
+		sdkPut(t, cc, name, []byte("content of "+name), 1024, nil, nil, nil, nil)
+	}
+	for _, name := range []string{"s/a", "d/sub/z"} {
+		if _, err := cc.NewBlobClient(name).CreateSnapshot(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log syncBuffer
+	l := logrus.New()
+	l.SetOutput(io.MultiWriter(&log, testWriter{t}))
+	dir, mt := e.mount(t, fs.Options{BlockSize: 1 << 20, Log: l})
+	if err := os.Rename(filepath.Join(dir, "s/a"), filepath.Join(dir, "s/b")); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("mv of a blob with a snapshot: %v, want EBUSY", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "d"), filepath.Join(dir, "d2")); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("mv of a directory holding a blob with a snapshot: %v, want EBUSY", err)
+	}
+	for _, want := range []string{"snapshot", "--delete-snapshots", "s/a", "d/sub/z"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, log.String())
+		}
+	}
+	names := func() []string {
+		var out []string
+		pager := cc.NewListBlobsFlatPager(nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range page.Segment.BlobItems {
+				out = append(out, *b.Name)
+			}
+		}
+		return out
+	}
+	if got := strings.Join(names(), " "); got != "d/sub/z d/x d/y s/a" {
+		t.Errorf("after the refused renames the container holds %q, want everything where it was", got)
+	}
+	if got := snapshotsOf(t, cc, ""); got["s/a"] != 1 || got["d/sub/z"] != 1 {
+		t.Errorf("snapshots after the refused renames: %v", got)
+	}
+	for _, p := range []string{"s/a", "d/x", "d/sub/z"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s after the refused rename: %v", p, err)
+		}
+	}
+	unmount(t, mt)
+
+	// --delete-snapshots: the renames happen, the snapshots go with the sources.
+	dir2, _ := e.mountStore(t, e.mct.DeletingSnapshots(), fs.Options{BlockSize: 1 << 20})
+	if err := os.Rename(filepath.Join(dir2, "s/a"), filepath.Join(dir2, "s/b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir2, "d"), filepath.Join(dir2, "d2")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(names(), " "); got != "d2/sub/z d2/x d2/y s/b" {
+		t.Errorf("after the renames the container holds %q", got)
+	}
+	if got := snapshotsOf(t, cc, ""); len(got) != 0 {
+		t.Errorf("snapshots left after the renames with --delete-snapshots: %v", got)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir2, "d2/sub/z")); err != nil || string(got) != "content of d/sub/z" {
+		t.Errorf("d2/sub/z: %q %v", got, err)
+	}
+}

@@ -469,9 +469,9 @@ func (f *fileNode) move(ctx context.Context, dst string) (*entry, error) {
 		// The rename fails and the file stays where it was: back to the
 		// source, which is still whole, and the copy goes.
 		f.movedLocked(src, props)
-		if derr := f.m.store.Delete(ctx, dst, blob.Conditions{IfMatch: p.ETag}); derr != nil && !errors.Is(derr, blob.ErrNotFound) {
-			f.m.log.WithField("path", dst).Warnf("undoing the copy of a failed rename: %v", derr)
-		}
+		f.mu.Unlock()
+		err = f.m.undoCopy(ctx, src, dst, p, err)
+		f.mu.Lock()
 		return nil, err
 	}
 	return &entry{typ: syscall.S_IFREG, props: p}, nil
