@@ -457,15 +457,15 @@ func TestInteropAppendBlob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.calls.take()
 	if _, err := f.WriteString("third line\n"); err != nil {
 		t.Fatal(err)
 	}
-	e.calls.take()
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if calls := e.calls.take(); calls["AppendBlock"] != 1 || calls["PutBlob"]+calls["PutBlockList"]+calls["PutBlock"]+calls["SetBlobMetadata"] != 0 {
-		t.Errorf("close of an append: calls %v, want one AppendBlock and nothing else that writes", calls)
+	if calls := e.calls.take(); calls["AppendBlock"] != 1 || calls["GetBlob"]+calls["PutBlob"]+calls["PutBlockList"]+calls["PutBlock"]+calls["SetBlobMetadata"] != 0 {
+		t.Errorf("an append: calls %v, want one AppendBlock and nothing else (no download of the blob's end either)", calls)
 	}
 	// A large append: 4 MiB per Append Block.
 	big := pat(9<<20+5, 11)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"syscall"
@@ -78,12 +79,21 @@ func TestAppendBlobTakesAppends(t *testing.T) {
 	if _, err := f.WriteAt(ctx, tail[:5], int64(len(head))); err != nil {
 		t.Errorf("rewriting the part not yet appended: %v", err)
 	}
+	want := append(append([]byte{}, head...), tail...)
+	if calls := cs.snapshot(); calls["Download"] != 0 {
+		t.Errorf("appending downloaded the blob's last block (%v): an append needs none of it", calls)
+	}
+	// Reading it back reads the blob's part of the first block from the
+	// service, the rest from the cache.
+	back := make([]byte, len(want))
+	if n, err := f.ReadAt(ctx, back, 0); n != len(want) || (err != nil && !errors.Is(err, io.EOF)) || !bytes.Equal(back, want) {
+		t.Errorf("read back %d bytes, %v; equal %v", n, err, bytes.Equal(back, want))
+	}
 	cs.reset()
 	p, err := f.Commit(ctx, blob.PutOptions{Metadata: md, ContentType: "text/plain"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := append(append([]byte{}, head...), tail...)
 	calls := cs.snapshot()
 	if calls["AppendBlock"] != 3 || calls["PutBlock"]+calls["PutBlockList"]+calls["Upload"] != 0 {
 		t.Errorf("calls %v, want 3 AppendBlock and nothing else that writes", calls)

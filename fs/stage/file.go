@@ -57,6 +57,14 @@ type File struct {
 	// (append.go); writes and truncates below sealed are refused.
 	appendOnly bool
 	sealed     int64
+	// unfetched (when hasUnfetched) is the block whose bytes below
+	// baseLimit an append did not fetch: it is local from baseLimit on
+	// only, and its base part is read from the service (readAtLocked).
+	// Appending a line to a large append blob would otherwise download
+	// up to a block of it first. fillUnfetchedLocked makes it whole
+	// where a whole block is needed.
+	unfetched    int
+	hasUnfetched bool
 
 	sum contentSum // MD5 of the content as written (md5.go); guarded by mu
 
@@ -299,9 +307,20 @@ func (f *File) writeLocked(ctx context.Context, p []byte, off int64, first, last
 			return 0, fmt.Errorf("stage: writing %q at %d: %w", f.name, off, ErrEvicted)
 		}
 	}
-	// Blocks written only in part need their old content first.
+	// Blocks written only in part need their old content first; not
+	// the block an append to an append blob begins in, whose base part
+	// is only ever read (see unfetched).
 	for i := first; i <= last && i < len(f.blocks); i++ {
 		start := int64(i) * f.bs
+		if f.blocks[i].state == blkRemote && f.appendOnly && off >= f.baseLimit && (!f.hasUnfetched || f.unfetched == i) {
+			f.unfetched, f.hasUnfetched = i, true
+			continue
+		}
+		if f.hasUnfetched && i == f.unfetched && off < f.baseLimit {
+			if err := f.fillUnfetchedLocked(ctx); err != nil {
+				return 0, err
+			}
+		}
 		if f.blocks[i].state == blkRemote && (off > start || end < start+blen(i, newSize, f.bs)) {
 			if err := f.fetch(ctx, i); err != nil {
 				return 0, err
@@ -392,6 +411,34 @@ func (f *File) fetch(ctx context.Context, i int) error {
 	return nil
 }
 
+// fillUnfetchedLocked fetches the base part of the unfetched block into
+// the cache file, for what needs the block whole (a block upload, a
+// write below the base's end).
+func (f *File) fillUnfetchedLocked(ctx context.Context) error {
+	if !f.hasUnfetched {
+		return nil
+	}
+	i := f.unfetched
+	start := int64(i) * f.bs
+	if n := min(f.baseLimit, f.size) - start; n > 0 && i < len(f.blocks) {
+		body, _, err := f.m.store.Download(ctx, f.baseName, start, n, blob.Conditions{IfMatch: f.baseETag})
+		if err != nil {
+			return f.baseError(err)
+		}
+		got, err := io.Copy(io.NewOffsetWriter(f.data, start), io.LimitReader(body, n))
+		body.Close()
+		if err == nil && got != n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return fmt.Errorf("stage: reading %q from the service: %w", f.baseName, err)
+		}
+		f.blocks[i].whole(f.bs)
+	}
+	f.hasUnfetched = false
+	return nil
+}
+
 func (f *File) baseError(err error) error {
 	if errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrNotFound) {
 		return fmt.Errorf("stage: %q was changed or removed by another writer since it was opened; its unchanged part cannot be read any more: %w", f.baseName, err)
@@ -441,6 +488,14 @@ func (f *File) readAtLocked(ctx context.Context, p []byte, off int64) (int, erro
 		seg := p[done:min(want, int64(i+1)*f.bs-off)]
 		switch f.blocks[i].state {
 		case blkLocal, blkZero:
+			if f.hasUnfetched && i == f.unfetched && pos < f.baseLimit {
+				k := min(int64(len(seg)), f.baseLimit-pos)
+				if err := f.readRemote(ctx, seg[:k], pos); err != nil {
+					return int(done), err
+				}
+				done += k
+				continue
+			}
 			if _, err := f.data.ReadAt(seg, pos); err != nil {
 				return int(done), fmt.Errorf("stage: reading the cache file of %q: %w", f.name, err)
 			}
