@@ -2,8 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
-	"io"
 	"path"
 	"sync"
 	"syscall"
@@ -489,21 +487,4 @@ func (f *fileNode) addHandleLocked(h *fileHandle) {
 	}
 	f.open[h] = struct{}{}
 	f.handles++
-}
-
-// localize copies every byte of a staged file that still lives in the
-// service into the staging area, by writing it back to itself.
-func localize(ctx context.Context, st *stage.File) error {
-	buf := make([]byte, 1<<20)
-	size := st.Size()
-	for off := int64(0); off < size; off += int64(len(buf)) {
-		n, err := st.ReadAt(ctx, buf, off)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		if _, err := st.WriteAt(ctx, buf[:n], off); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -687,3 +687,47 @@ func TestInteropRenameWithSnapshots(t *testing.T) {
 		t.Errorf("d2/sub/z: %q %v", got, err)
 	}
 }
+
+// rm of an append or page blob that a program has open works as for a
+// block blob: the blob goes, the program reads on from a local copy (it
+// failed with EPERM while the mount could not stage those types).
+func TestInteropRemoveOpenAppendAndPageBlobs(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cc := e.sdk(t)
+	ab := cc.NewAppendBlobClient("r/append")
+	if _, err := ab.Create(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ab.AppendBlock(ctx, streaming.NopCloser(strings.NewReader("appended\n")), nil); err != nil {
+		t.Fatal(err)
+	}
+	pb := cc.NewPageBlobClient("r/page")
+	if _, err := pb.Create(ctx, 1024, nil); err != nil {
+		t.Fatal(err)
+	}
+	page := pat(512, 5)
+	if _, err := pb.UploadPages(ctx, streaming.NopCloser(bytes.NewReader(page)), sdkblob.HTTPRange{Offset: 0, Count: 512}, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := e.mount(t, fs.Options{BlockSize: 1 << 20})
+	for name, want := range map[string][]byte{"r/append": []byte("appended\n"), "r/page": append(append([]byte{}, page...), make([]byte, 512)...)} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Errorf("rm %s while open: %v", name, err)
+		}
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s read after rm: %d bytes, %v; want %d", name, len(got), err, len(want))
+		}
+		if err := f.Close(); err != nil {
+			t.Errorf("close of %s after rm: %v", name, err)
+		}
+		if _, _, ok := e.get(t, name); ok {
+			t.Errorf("%s still exists after rm", name)
+		}
+	}
+}

@@ -370,11 +370,19 @@ func (f *fileNode) localizeLocked(ctx context.Context) error {
 		return nil
 	}
 	fresh := f.staged == nil
-	if err := f.openStagedLocked(ctx, false); err != nil {
-		return err
+	if fresh {
+		if f.m.isStopping() {
+			return errStopping
+		}
+		// Of any blob type: a copy to read, never a write to it.
+		st, err := f.m.stage.OpenCopy(ctx, f.name, f.props)
+		if err != nil {
+			return err
+		}
+		f.staged = st
 	}
 	st := f.staged
-	err := f.holdStagedLocked(func() error { return localize(ctx, st) })
+	err := f.holdStagedLocked(func() error { return st.Localize(ctx) })
 	if err != nil && fresh && f.staged == st && f.writers == 0 {
 		st.Discard()
 		f.staged = nil

@@ -170,3 +170,37 @@ func listedMetadata(t *testing.T, ct *blob.Container, name string) map[string]st
 	}
 	return page.Blobs[0].Metadata
 }
+
+// A page blob is never staged to be written; a copy of it (for readers of
+// a removed file) is never committed.
+func TestPageBlobCopyIsNeverCommitted(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	base := upload(t, ct, "p", pattern(1024, 3))
+	base.BlobType = "PageBlob" // as the service would say of one
+	m := newManager(t, ct, stage.Options{BlockSize: 1 << 20})
+	if _, err := m.Open(ctx, "p", base, false); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("Open of a page blob: %v, want EPERM", err)
+	}
+	f, err := m.OpenCopy(ctx, "p", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Localize(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.Dirty() {
+		t.Error("Localize made the copy dirty")
+	}
+	if _, err := f.WriteAt(ctx, []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var te *stage.BlobTypeError
+	if _, err := f.Commit(ctx, blob.PutOptions{}); !errors.As(err, &te) {
+		t.Errorf("Commit of a page blob's copy: %v, want a BlobTypeError", err)
+	}
+	if got, _ := download(t, ct, "p"); !bytes.Equal(got, pattern(1024, 3)) {
+		t.Error("the blob changed")
+	}
+}

@@ -411,6 +411,38 @@ func (f *File) fetch(ctx context.Context, i int) error {
 	return nil
 }
 
+// Localize copies every part of the file still read from the service into
+// the cache file, so that it stays readable after the blob is removed.
+// It changes no content: the file is no dirtier than before. A part
+// uploaded and dropped from the cache (ErrEvicted) cannot be had.
+func (f *File) Localize(ctx context.Context) error {
+	reserved, err := f.lockWithSpace(ctx, func() int64 {
+		var n int64
+		for i := range f.blocks {
+			if f.blocks[i].state == blkRemote {
+				n += blen(i, f.size, f.bs)
+			}
+		}
+		return n
+	})
+	if err != nil {
+		return err
+	}
+	defer f.mu.Unlock()
+	before := f.accounted
+	err = f.fillUnfetchedLocked(ctx)
+	for i := 0; err == nil && i < len(f.blocks); i++ {
+		switch f.blocks[i].state {
+		case blkRemote:
+			err = f.fetch(ctx, i)
+		case blkEvicted:
+			err = fmt.Errorf("stage: keeping a local copy of %q: %w", f.name, ErrEvicted)
+		}
+	}
+	f.m.settle(reserved, f.accounted-before)
+	return err
+}
+
 // fillUnfetchedLocked fetches the base part of the unfetched block into
 // the cache file, for what needs the block whole (a block upload, a
 // write below the base's end).

@@ -239,13 +239,25 @@ func newID() string {
 // with (fetched when first needed). Commits are conditional on base: they
 // fail with a *ConflictError if the blob changed meanwhile.
 func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, truncate bool) (*File, error) {
-	if err := blob.ValidateName(name); err != nil {
-		return nil, err
-	}
 	if base != nil {
 		if err := m.checkType(name, base, truncate); err != nil {
 			return nil, err
 		}
+	}
+	return m.open(ctx, name, base, truncate)
+}
+
+// OpenCopy stages blob base, of any type, for a local copy (Localize)
+// that readers go on with after the blob is removed. It is never
+// committed as anything but what its type allows: Commit of a page blob's
+// copy fails with a *BlobTypeError, like any write would.
+func (m *Manager) OpenCopy(ctx context.Context, name string, base *blob.Properties) (*File, error) {
+	return m.open(ctx, name, base, false)
+}
+
+func (m *Manager) open(ctx context.Context, name string, base *blob.Properties, truncate bool) (*File, error) {
+	if err := blob.ValidateName(name); err != nil {
+		return nil, err
 	}
 	m.mu.Lock()
 	frozen := m.frozen

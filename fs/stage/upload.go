@@ -245,6 +245,11 @@ func (f *File) commit(ctx context.Context, opts blob.PutOptions, record bool) (*
 	if f.appendOnly {
 		return f.commitAppendLocked(ctx, opts, record)
 	}
+	if b := f.baseProps; b != nil && b.BlobType != "" && b.BlobType != "BlockBlob" {
+		// A copy of a page blob (OpenCopy): a block list would change
+		// its type under the program that owns it.
+		return nil, &BlobTypeError{Name: f.name, Type: b.BlobType}
+	}
 	if err := f.keepBaseLocked(ctx, &opts); err != nil {
 		return nil, err
 	}
