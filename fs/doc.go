@@ -116,7 +116,9 @@
 // Anything else (a write below its end, truncate, O_TRUNC) is EPERM, with
 // a log line naming the blob type, as is any write to a page blob. An
 // append cut short by a crash is not sent again at the next mount (part
-// of it may be in the blob): it goes to lost+found.
+// of it may be in the blob): it goes to lost+found. Nothing of an append
+// is sent before close(), so one larger than --cache-size fails with
+// ENOSPC. Appending does not download the blob's end first.
 //
 // Unlinking an open file deletes the blob at once (it leaves the listing);
 // open handles keep working on a local copy until the last close, and the
