@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,6 +75,15 @@ func TestAppendBlobTakesAppends(t *testing.T) {
 		if !errors.As(err, &te) || !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "AppendBlob") {
 			t.Errorf("%s: %v, want EPERM naming AppendBlob", tc.what, err)
 		}
+	}
+	// Its journal says so, in a version a blobfs that cannot append
+	// does not read (it would commit it as a block list).
+	js, _ := filepath.Glob(filepath.Join(m.Dir(), "*.json"))
+	if len(js) != 1 {
+		t.Fatalf("journals %v", js)
+	}
+	if b, err := os.ReadFile(js[0]); err != nil || !strings.Contains(string(b), `"version":2,`) || !strings.Contains(string(b), `"append_only":true`) {
+		t.Errorf("journal %s: %v\n%s", js[0], err, b)
 	}
 	// A change within what is not in the blob yet is still an append.
 	if _, err := f.WriteAt(ctx, tail[:5], int64(len(head))); err != nil {

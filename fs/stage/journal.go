@@ -85,6 +85,13 @@ type journal struct {
 
 const journalVersion = 1
 
+// journalVersionAppend marks the journal of an append blob's file: a
+// blobfs that predates appends (and reads only version 1) then keeps it
+// in lost+found as unreadable, instead of committing it as a block list,
+// which would make the blob a block blob. Other journals stay version 1,
+// which every blobfs reads.
+const journalVersionAppend = 2
+
 // state is the journal's state, from Dirty and Closing when it was
 // written by a blobfs that did not record State.
 func (j *journal) state() state {
@@ -102,6 +109,9 @@ func (j *journal) state() state {
 
 func encodeJournal(j *journal) ([]byte, error) {
 	j.Version = journalVersion
+	if j.AppendOnly {
+		j.Version = journalVersionAppend
+	}
 	j.Updated = time.Now().UTC()
 	b, err := json.Marshal(j)
 	if err != nil {
@@ -249,8 +259,8 @@ func readJournal(path string) (*journal, error) {
 	if j == nil {
 		return nil, fmt.Errorf("staging journal %s is damaged: %w", path, last)
 	}
-	if j.Version != journalVersion {
-		return nil, fmt.Errorf("staging journal %s has version %d, this blobfs reads %d", path, j.Version, journalVersion)
+	if j.Version != journalVersion && j.Version != journalVersionAppend {
+		return nil, fmt.Errorf("staging journal %s has version %d, this blobfs reads %d and %d", path, j.Version, journalVersion, journalVersionAppend)
 	}
 	if j.BlockSize <= 0 || j.ID == "" || j.Name == "" {
 		return nil, fmt.Errorf("staging journal %s is incomplete", path)

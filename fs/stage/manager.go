@@ -237,7 +237,9 @@ func newID() string {
 // Open starts writing blob name. base is the blob as it is now, nil when it
 // does not exist; unless truncate is set its content is what the file starts
 // with (fetched when first needed). Commits are conditional on base: they
-// fail with a *ConflictError if the blob changed meanwhile.
+// fail with a *ConflictError if the blob changed meanwhile. A page blob is
+// refused, as is a truncate of an append blob (*BlobTypeError, EPERM); an
+// append blob is staged to be appended to (append.go).
 func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, truncate bool) (*File, error) {
 	if base != nil {
 		if err := m.checkType(name, base, truncate); err != nil {
