@@ -134,7 +134,7 @@ func kindOf(status int, code string) error {
 		return ErrNotFound
 	case "BlobAlreadyExists", "ContainerAlreadyExists":
 		return ErrExists
-	case "ConditionNotMet", "TargetConditionNotMet", "SourceConditionNotMet":
+	case "ConditionNotMet", "TargetConditionNotMet", "SourceConditionNotMet", "AppendPositionConditionNotMet":
 		return ErrPrecondition
 	case "AuthenticationFailed", "InvalidAuthenticationInfo", "NoAuthenticationInformation":
 		return ErrAuthentication

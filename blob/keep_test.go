@@ -157,3 +157,18 @@ func TestDeleteKeepsSnapshots(t *testing.T) {
 		t.Errorf("left after a delete with snapshots: %v %+v", err, page)
 	}
 }
+
+// MetaNamesAs takes the stored case for names a HEAD lower-cased, leaves
+// the caller's own names and names already in another case alone.
+func TestMetaNamesAs(t *testing.T) {
+	stored := map[string]string{"Project_ID": "7", "ownerName": "ann", "Mode": "0644", "gone": "x"}
+	md := map[string]string{"project_id": "7", "ownername": "bob", "mode": "0600", "NewOne": "n", "extra": "e"}
+	got := blob.MetaNamesAs(md, stored, func(k string) bool { return k == "mode" })
+	want := map[string]string{"Project_ID": "7", "ownerName": "bob", "mode": "0600", "NewOne": "n", "extra": "e"}
+	if !sameMap(got, want) {
+		t.Errorf("MetaNamesAs = %v, want %v", got, want)
+	}
+	if _, ok := md["project_id"]; !ok {
+		t.Error("MetaNamesAs changed its argument")
+	}
+}

@@ -166,6 +166,27 @@ func metaNames(md map[string]string) []string {
 	return out
 }
 
+// MetaNamesAs gives md's names the case they have in stored, the
+// metadata of a listing (names exactly as the service keeps them): for a
+// name md has in lower case only, as a HEAD or GET gives it, and for
+// which keep is false (the caller's own names, which it writes lower-case
+// whatever case a blob has them in). md is not changed; the result is a
+// new map.
+func MetaNamesAs(md, stored map[string]string, keep func(name string) bool) map[string]string {
+	exact := make(map[string]string, len(stored))
+	for k := range stored {
+		exact[strings.ToLower(k)] = k
+	}
+	out := make(map[string]string, len(md))
+	for k, v := range md {
+		if e, ok := exact[k]; ok && k == strings.ToLower(k) && (keep == nil || !keep(k)) {
+			k = e
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // MetaValue looks name up in md as the service does, ignoring case.
 func MetaValue(md map[string]string, name string) (string, bool) {
 	if v, ok := md[name]; ok {

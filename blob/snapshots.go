@@ -17,6 +17,10 @@ func (ct *Container) DeletingSnapshots() *Container {
 	return &c
 }
 
+// DeletesSnapshots says whether Delete removes a blob's snapshots with it
+// (the handle came from DeletingSnapshots).
+func (ct *Container) DeletesSnapshots() bool { return ct.deleteSnapshots }
+
 // Snapshot takes a snapshot of a blob and returns its time stamp.
 func (ct *Container) Snapshot(ctx context.Context, name string) (string, error) {
 	r, err := ct.blobRequest("SnapshotBlob", http.MethodPut, name, url.Values{"comp": {"snapshot"}})

@@ -62,7 +62,11 @@
 // utimens, write, truncate and rename all move it; this mount reports such
 // changes to the nanosecond, a remount to the second. Other tools'
 // metadata survives every rewrite (Put Blob and Put Block List replace the
-// whole set, so the full set is always sent).
+// whole set, so the full set is always sent), names in the case the tool
+// wrote them: a HEAD gives them lower-cased (Go's HTTP client
+// canonicalises header names), so the first metadata write after one
+// (chmod, chown, utimens, a rewrite) reads the exact names from a
+// one-blob listing first; a blob known from a listing costs nothing more.
 //
 // A directory's mtime and ctime move when an entry is made, removed or
 // renamed through this mount. They are kept in memory, not written to the
@@ -100,6 +104,21 @@
 // writing reads back what was written. Commits are conditional on the
 // version opened: a blob changed meanwhile by another client is not
 // overwritten (ESTALE, and stage saves the local version beside it).
+//
+// An append blob (another program's log) takes appends: writes at or past
+// its end, as `>>` or O_APPEND make them, are staged the same way and sent
+// at close() or fsync() as Append Block calls of at most 4 MiB, each
+// pinned to its offset (x-ms-blob-condition-appendpos) and to the version
+// the previous one made (If-Match), so an append never interleaves with
+// another appender's: if the blob moved on, close() fails with ESTALE and
+// the data goes to lost+found. The blob stays an append blob, and its
+// metadata is rewritten only when an attribute changed through the mount.
+// Anything else (a write below its end, truncate, O_TRUNC) is EPERM, with
+// a log line naming the blob type, as is any write to a page blob. An
+// append cut short by a crash is not sent again at the next mount (part
+// of it may be in the blob): it goes to lost+found. Nothing of an append
+// is sent before close(), so one larger than --cache-size fails with
+// ENOSPC. Appending does not download the blob's end first.
 //
 // Unlinking an open file deletes the blob at once (it leaves the listing);
 // open handles keep working on a local copy until the last close, and the
@@ -168,6 +187,13 @@
 // silent half-move. No rename is atomic. EXDEV never happens inside the
 // mount; RENAME_EXCHANGE is EINVAL.
 //
+// A blob with snapshots is not renamed unless the mount has
+// --delete-snapshots: the source could not be deleted without them. A
+// file's rename then fails with EBUSY after its copy is removed again; a
+// directory's is refused before any copy (its listing includes the
+// snapshots, at no extra call). The log line names the snapshots and
+// --delete-snapshots. With it, the source's snapshots go with the source.
+//
 // # Not possible on blobs
 //
 //	link(2)                  EPERM (a blob has one name)
@@ -232,7 +258,7 @@
 //	name too long              ENAMETOOLONG
 //	leased, snapshots, copy pending  EBUSY
 //	archived (rehydrate first)  ENODATA
-//	write to an append or page blob  EPERM
+//	not an append to an append blob, any write to a page blob  EPERM
 //	staging cache full         ENOSPC
 //	interrupted, and not done 2 s later  EINTR
 //	service unavailable past the retry budget (outage, stall), throttled

@@ -2,8 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
-	"io"
 	"path"
 	"sync"
 	"syscall"
@@ -119,6 +117,16 @@ func (f *fileNode) adoptLocked(p *blob.Properties, at time.Time) {
 	if p.ETag != f.props.ETag {
 		f.attrs.md = cloneMeta(p.Metadata)
 		f.metaDirty = false
+	} else if !p.MetaNamesLowered {
+		// A listing of the same version: names exactly as stored, which
+		// attributes read from a HEAD lack (see exactMetaNames).
+		f.attrs.md = blob.MetaNamesAs(f.attrs.md, p.Metadata, isOwnKey)
+	} else if !f.props.MetaNamesLowered {
+		// A HEAD of the version we know from a listing: our names are
+		// the exact ones.
+		p2 := *p
+		p2.Metadata, p2.MetaNamesLowered = f.props.Metadata, false
+		p = &p2
 	}
 	np := *p
 	np.Name = f.name
@@ -461,21 +469,4 @@ func (f *fileNode) addHandleLocked(h *fileHandle) {
 	}
 	f.open[h] = struct{}{}
 	f.handles++
-}
-
-// localize copies every byte of a staged file that still lives in the
-// service into the staging area, by writing it back to itself.
-func localize(ctx context.Context, st *stage.File) error {
-	buf := make([]byte, 1<<20)
-	size := st.Size()
-	for off := int64(0); off < size; off += int64(len(buf)) {
-		n, err := st.ReadAt(ctx, buf, off)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		if _, err := st.WriteAt(ctx, buf[:n], off); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -17,15 +17,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/appendblob"
 	sdkblob "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/fs"
@@ -218,15 +223,19 @@ func TestInteropSDKWritesMountReads(t *testing.T) {
 	if _, err := os.ReadFile(filepath.Join(dir, "t/archive")); !errors.Is(err, syscall.ENODATA) {
 		t.Errorf("reading an archived blob: %v, want ENODATA", err)
 	}
-	// A write to an append or page blob is refused; the blob keeps its type.
-	for _, name := range []string{"t/append", "t/page"} {
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_APPEND, 0)
+	// A write to a page blob, or an overwrite of an append blob, is
+	// refused; the blob keeps its type (appends: TestInteropAppendBlob).
+	for _, c := range []struct {
+		name  string
+		flags int
+	}{{"t/page", os.O_WRONLY | os.O_APPEND}, {"t/page", os.O_RDWR}, {"t/append", os.O_WRONLY | os.O_TRUNC}} {
+		f, err := os.OpenFile(filepath.Join(dir, c.name), c.flags, 0)
 		if err == nil {
 			f.Write([]byte("more"))
 			f.Close()
 		}
 		if !errors.Is(err, syscall.EPERM) {
-			t.Errorf("opening %q for writing: %v, want EPERM", name, err)
+			t.Errorf("opening %q for writing (flags %#x): %v, want EPERM", c.name, c.flags, err)
 		}
 	}
 	if _, p := sdkRead(t, cc, "t/append"); p.BlobType == nil || *p.BlobType != sdkblob.BlobTypeAppendBlob {
@@ -399,6 +408,326 @@ func TestInteropMountWritesSDKReads(t *testing.T) {
 				continue // the directory's marker, left by rm of its last file
 			}
 			t.Errorf("left after rm with --delete-snapshots: %s snapshot %q", *b.Name, str(b.Snapshot))
+		}
+	}
+}
+
+// syncBuffer is a log sink tests read while the mount writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// `>>` onto an append blob the SDK made is Append Block calls: the blob
+// stays an append blob with the other program's metadata, which can go on
+// appending; what an append blob cannot take is EPERM with a log line
+// naming the blob type.
+func TestInteropAppendBlob(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cc := e.sdk(t)
+	ab := cc.NewAppendBlobClient("logs/app.log")
+	if _, err := ab.Create(ctx, &appendblob.CreateOptions{Metadata: map[string]*string{"project_id": to.Ptr("7"), "Owner": to.Ptr("ann")}}); err != nil {
+		t.Fatal(err)
+	}
+	head := "first line\nsecond line\n"
+	if _, err := ab.AppendBlock(ctx, streaming.NopCloser(strings.NewReader(head)), nil); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	l := logrus.New()
+	l.SetOutput(io.MultiWriter(&log, testWriter{t}))
+	dir, _ := e.mount(t, fs.Options{BlockSize: 1 << 20, Log: l})
+	path := filepath.Join(dir, "logs/app.log")
+
+	// echo third line >> logs/app.log
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.calls.take()
+	if _, err := f.WriteString("third line\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.take(); calls["AppendBlock"] != 1 || calls["GetBlob"]+calls["PutBlob"]+calls["PutBlockList"]+calls["PutBlock"]+calls["SetBlobMetadata"] != 0 {
+		t.Errorf("an append: calls %v, want one AppendBlock and nothing else (no download of the blob's end either)", calls)
+	}
+	// A large append: 4 MiB per Append Block.
+	big := pat(9<<20+5, 11)
+	f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.take(); calls["AppendBlock"] != 3 || calls["PutBlob"]+calls["PutBlockList"]+calls["PutBlock"] != 0 {
+		t.Errorf("close of a 9 MiB append: calls %v, want three AppendBlock", calls)
+	}
+	want := append([]byte(head+"third line\n"), big...)
+	got, p := sdkRead(t, cc, "logs/app.log")
+	if !bytes.Equal(got, want) {
+		t.Errorf("content: %d bytes, want %d", len(got), len(want))
+	}
+	if p.BlobType == nil || *p.BlobType != sdkblob.BlobTypeAppendBlob {
+		t.Errorf("blob type %v, want AppendBlob", p.BlobType)
+	}
+	if md := e.listedMeta(t, "logs/app.log"); len(md) != 2 || md["project_id"] != "7" || md["Owner"] != "ann" {
+		t.Errorf("listed metadata %v, want the SDK's exactly", md)
+	}
+	// The owning program appends on, at the position it expects.
+	if _, err := ab.AppendBlock(ctx, streaming.NopCloser(strings.NewReader("sdk again\n")), &appendblob.AppendBlockOptions{
+		AppendPositionAccessConditions: &appendblob.AppendPositionAccessConditions{AppendPosition: to.Ptr(int64(len(want)))},
+	}); err != nil {
+		t.Errorf("the SDK's next Append Block: %v", err)
+	}
+
+	// What an append blob cannot take: EPERM, and a log line that says why.
+	f, err = os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("X"), 3); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("write in the middle: %v, want EPERM", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Errorf("close after a refused write: %v", err)
+	}
+	if err := os.Truncate(path, 5); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("truncate: %v, want EPERM", err)
+	}
+	if err := os.WriteFile(path, []byte("overwrite"), 0o644); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("overwrite (O_TRUNC): %v, want EPERM", err)
+	}
+	if n := strings.Count(log.String(), "is an AppendBlob"); n < 3 {
+		t.Errorf("%d log lines name the blob type, want one per refusal:\n%s", n, log.String())
+	}
+	got, p = sdkRead(t, cc, "logs/app.log")
+	if !bytes.Equal(got, append(want, "sdk again\n"...)) || *p.BlobType != sdkblob.BlobTypeAppendBlob {
+		t.Errorf("after the refusals: %d bytes, a %s", len(got), *p.BlobType)
+	}
+}
+
+// chmod and utimens of a blob known from a HEAD (another tool changed it
+// after the mount listed it) keep the other tool's metadata names exactly
+// as written: the HEAD answer's names come canonicalised by Go's HTTP
+// client, and the mount must not write them back so.
+func TestInteropSetattrKeepsMetadataNames(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cc := e.sdk(t)
+	theirs := map[string]*string{"Project_ID": to.Ptr("7"), "ownerName": to.Ptr("ann"), "project_id_lower": to.Ptr("x")}
+	sdkPut(t, cc, "h/f.txt", []byte("data"), 1024, nil, theirs, nil, nil)
+	dir, _ := e.mount(t, fs.Options{BlockSize: 1 << 20, AttrTTL: 10 * time.Millisecond})
+	path := filepath.Join(dir, "h/f.txt")
+	if _, err := os.Stat(path); err != nil { // known from the listing
+		t.Fatal(err)
+	}
+	theirs["BuildTag"] = to.Ptr("b2")
+	if _, err := cc.NewBlobClient("h/f.txt").SetMetadata(ctx, theirs, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	e.calls.take()
+	if _, err := os.Stat(path); err != nil { // the attribute TTL ran out: a HEAD
+		t.Fatal(err)
+	}
+	if n := e.calls.take()["GetBlobProperties"]; n != 1 {
+		t.Fatalf("stat made %d HEADs, want 1 (the test needs the blob known from a HEAD)", n)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.take(); calls["SetBlobMetadata"] != 1 || calls["ListBlobs"] != 1 {
+		t.Errorf("chmod after a HEAD: calls %v, want one SetBlobMetadata and one ListBlobs (for the names)", calls)
+	}
+	want := map[string]string{"Project_ID": "7", "ownerName": "ann", "project_id_lower": "x", "BuildTag": "b2"}
+	check := func(what string) {
+		t.Helper()
+		md := e.listedMeta(t, "h/f.txt")
+		for k, v := range want {
+			if md[k] != v {
+				t.Errorf("after %s: listed metadata %v, want %q=%q exactly", what, md, k, v)
+			}
+		}
+		for k := range md {
+			if _, theirs := want[k]; !theirs && k != strings.ToLower(k) {
+				t.Errorf("after %s: our metadata name %q is not lower-case", what, k)
+			}
+		}
+		if md["mode"] == "" {
+			t.Errorf("after %s: no mode in %v", what, md)
+		}
+	}
+	check("chmod")
+	// Again, after the attribute TTL: utimens, from what the chmod left.
+	time.Sleep(50 * time.Millisecond)
+	if err := os.Chtimes(path, time.Now(), time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e.calls.take(); calls["SetBlobMetadata"] != 1 || calls["ListBlobs"] != 0 {
+		t.Errorf("utimens of a version the mount wrote: calls %v, want one SetBlobMetadata and no listing", calls)
+	}
+	check("utimens")
+	if got, _ := sdkRead(t, cc, "h/f.txt"); string(got) != "data" {
+		t.Errorf("content %q", got)
+	}
+}
+
+// snapshotsOf lists the snapshots of the blobs below prefix, by name.
+func snapshotsOf(t *testing.T, cc *container.Client, prefix string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	pager := cc.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: to.Ptr(prefix), Include: container.ListBlobsInclude{Snapshots: true}})
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page.Segment.BlobItems {
+			if b.Snapshot != nil && *b.Snapshot != "" {
+				out[*b.Name]++
+			}
+		}
+	}
+	return out
+}
+
+// mv of a blob with snapshots, or of a directory holding one, does not
+// leave both names: it is refused (EBUSY, a log line naming the
+// snapshots and --delete-snapshots) and nothing moves; a mount with
+// --delete-snapshots moves it and the source's snapshots go.
+func TestInteropRenameWithSnapshots(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cc := e.sdk(t)
+	for _, name := range []string{"s/a", "d/x", "d/y", "d/sub/z"} {
+		sdkPut(t, cc, name, []byte("content of "+name), 1024, nil, nil, nil, nil)
+	}
+	for _, name := range []string{"s/a", "d/sub/z"} {
+		if _, err := cc.NewBlobClient(name).CreateSnapshot(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var log syncBuffer
+	l := logrus.New()
+	l.SetOutput(io.MultiWriter(&log, testWriter{t}))
+	dir, mt := e.mount(t, fs.Options{BlockSize: 1 << 20, Log: l})
+	if err := os.Rename(filepath.Join(dir, "s/a"), filepath.Join(dir, "s/b")); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("mv of a blob with a snapshot: %v, want EBUSY", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "d"), filepath.Join(dir, "d2")); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("mv of a directory holding a blob with a snapshot: %v, want EBUSY", err)
+	}
+	for _, want := range []string{"snapshot", "--delete-snapshots", "s/a", "d/sub/z"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, log.String())
+		}
+	}
+	names := func() []string {
+		var out []string
+		pager := cc.NewListBlobsFlatPager(nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range page.Segment.BlobItems {
+				out = append(out, *b.Name)
+			}
+		}
+		return out
+	}
+	if got := strings.Join(names(), " "); got != "d/sub/z d/x d/y s/a" {
+		t.Errorf("after the refused renames the container holds %q, want everything where it was", got)
+	}
+	if got := snapshotsOf(t, cc, ""); got["s/a"] != 1 || got["d/sub/z"] != 1 {
+		t.Errorf("snapshots after the refused renames: %v", got)
+	}
+	for _, p := range []string{"s/a", "d/x", "d/sub/z"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("%s after the refused rename: %v", p, err)
+		}
+	}
+	unmount(t, mt)
+
+	// --delete-snapshots: the renames happen, the snapshots go with the sources.
+	dir2, _ := e.mountStore(t, e.mct.DeletingSnapshots(), fs.Options{BlockSize: 1 << 20})
+	if err := os.Rename(filepath.Join(dir2, "s/a"), filepath.Join(dir2, "s/b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir2, "d"), filepath.Join(dir2, "d2")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(names(), " "); got != "d2/sub/z d2/x d2/y s/b" {
+		t.Errorf("after the renames the container holds %q", got)
+	}
+	if got := snapshotsOf(t, cc, ""); len(got) != 0 {
+		t.Errorf("snapshots left after the renames with --delete-snapshots: %v", got)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir2, "d2/sub/z")); err != nil || string(got) != "content of d/sub/z" {
+		t.Errorf("d2/sub/z: %q %v", got, err)
+	}
+}
+
+// rm of an append or page blob that a program has open works as for a
+// block blob: the blob goes, the program reads on from a local copy (it
+// failed with EPERM while the mount could not stage those types).
+func TestInteropRemoveOpenAppendAndPageBlobs(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	cc := e.sdk(t)
+	ab := cc.NewAppendBlobClient("r/append")
+	if _, err := ab.Create(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ab.AppendBlock(ctx, streaming.NopCloser(strings.NewReader("appended\n")), nil); err != nil {
+		t.Fatal(err)
+	}
+	pb := cc.NewPageBlobClient("r/page")
+	if _, err := pb.Create(ctx, 1024, nil); err != nil {
+		t.Fatal(err)
+	}
+	page := pat(512, 5)
+	if _, err := pb.UploadPages(ctx, streaming.NopCloser(bytes.NewReader(page)), sdkblob.HTTPRange{Offset: 0, Count: 512}, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := e.mount(t, fs.Options{BlockSize: 1 << 20})
+	for name, want := range map[string][]byte{"r/append": []byte("appended\n"), "r/page": append(append([]byte{}, page...), make([]byte, 512)...)} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Errorf("rm %s while open: %v", name, err)
+		}
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s read after rm: %d bytes, %v; want %d", name, len(got), err, len(want))
+		}
+		if err := f.Close(); err != nil {
+			t.Errorf("close of %s after rm: %v", name, err)
+		}
+		if _, _, ok := e.get(t, name); ok {
+			t.Errorf("%s still exists after rm", name)
 		}
 	}
 }

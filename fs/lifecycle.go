@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"syscall"
 	"time"
 
@@ -209,6 +210,17 @@ func (f *fileNode) committedLocked(st *stage.File, dirty bool, name string, gen 
 		}
 		return nil, err
 	}
+	switch {
+	case dirty && p.BlobType == "AppendBlob":
+		// Appends set the metadata only when they must (an attribute
+		// changed, or our mtime went stale): the blob's is what stage
+		// says, and Last-Modified is its mtime.
+		md = maps.Clone(p.Metadata)
+	case p.Metadata != nil:
+		// What was sent: md with other tools' names in the case the
+		// blob stores them (stage and send restore it after a HEAD).
+		md = maps.Clone(p.Metadata)
+	}
 	np := *p // ours: stage hands the same properties to repeated commits
 	np.Name, np.Metadata = name, md
 	if np.Size == 0 && dirty {
@@ -244,7 +256,11 @@ func (f *fileNode) send(ctx context.Context, st *stage.File, dirty bool, name st
 		f.m.stats.commits.Add(1)
 		return st.Commit(ctx, opts)
 	}
-	p, err := f.m.store.SetMetadata(ctx, name, opts.Metadata, blob.Conditions{})
+	md, err := f.m.exactMetaNames(ctx, name, old, opts.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	p, err := f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +268,7 @@ func (f *fileNode) send(ctx context.Context, st *stage.File, dirty bool, name st
 	// must carry over (stage.keepBaseLocked).
 	kept := *old
 	kept.ETag, kept.LastModified = p.ETag, p.LastModified
+	kept.Metadata, kept.MetaNamesLowered = md, false
 	return &kept, nil
 }
 
@@ -272,13 +289,19 @@ func (f *fileNode) sendMetaLocked(ctx context.Context) error {
 	name, gen, old := f.name, f.metaGen, f.props
 	md := f.commitMetaLocked()
 	f.mu.Unlock()
-	p, err := f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
+	md, err := f.m.exactMetaNames(ctx, name, old, md)
+	var p *blob.Properties
+	if err == nil {
+		p, err = f.m.store.SetMetadata(ctx, name, md, blob.Conditions{})
+	}
 	f.mu.Lock()
 	if err != nil {
 		return err
 	}
+	// The names went out as the blob stores them: so do the next ones.
+	f.attrs.md = blob.MetaNamesAs(f.attrs.md, md, isOwnKey)
 	np := *f.props
-	np.ETag, np.LastModified, np.Metadata = p.ETag, p.LastModified, md
+	np.ETag, np.LastModified, np.Metadata, np.MetaNamesLowered = p.ETag, p.LastModified, md, false
 	if f.keptETag == old.ETag {
 		f.keptETag = np.ETag // only the metadata changed: cached pages stay valid
 	}
@@ -350,11 +373,19 @@ func (f *fileNode) localizeLocked(ctx context.Context) error {
 		return nil
 	}
 	fresh := f.staged == nil
-	if err := f.openStagedLocked(ctx, false); err != nil {
-		return err
+	if fresh {
+		if f.m.isStopping() {
+			return errStopping
+		}
+		// Of any blob type: a copy to read, never a write to it.
+		st, err := f.m.stage.OpenCopy(ctx, f.name, f.props)
+		if err != nil {
+			return err
+		}
+		f.staged = st
 	}
 	st := f.staged
-	err := f.holdStagedLocked(func() error { return localize(ctx, st) })
+	err := f.holdStagedLocked(func() error { return st.Localize(ctx) })
 	if err != nil && fresh && f.staged == st && f.writers == 0 {
 		st.Discard()
 		f.staged = nil
@@ -449,9 +480,9 @@ func (f *fileNode) move(ctx context.Context, dst string) (*entry, error) {
 		// The rename fails and the file stays where it was: back to the
 		// source, which is still whole, and the copy goes.
 		f.movedLocked(src, props)
-		if derr := f.m.store.Delete(ctx, dst, blob.Conditions{IfMatch: p.ETag}); derr != nil && !errors.Is(derr, blob.ErrNotFound) {
-			f.m.log.WithField("path", dst).Warnf("undoing the copy of a failed rename: %v", derr)
-		}
+		f.mu.Unlock()
+		err = f.m.undoCopy(ctx, src, dst, p, err)
+		f.mu.Lock()
 		return nil, err
 	}
 	return &entry{typ: syscall.S_IFREG, props: p}, nil

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"strconv"
 	"strings"
@@ -121,6 +122,44 @@ func cloneMeta(md map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// isOwnKey tells the metadata names this package writes, always in lower
+// case.
+func isOwnKey(k string) bool {
+	switch k {
+	case keyMode, keyUID, keyGID, keyMtime, keyAtime, keyFileType, keyRdev, keyFolder, keySymlink:
+		return true
+	}
+	return false
+}
+
+// exactMetaNames gives md's names the case the blob stores them in, for a
+// blob whose metadata we know from a HEAD (p.MetaNamesLowered): Set Blob
+// Metadata, Put Blob and Put Block List store names as sent, so sending
+// them as HEAD gave them would rename another tool's "Project_ID" to
+// "project_id" for every case-sensitive reader.
+//
+// Why a listing: the service answers a HEAD with every name as stored
+// ("x-ms-meta-Project_ID"), but Go's HTTP client canonicalises response
+// header names ("X-Ms-Meta-Project_id") before anyone sees them, so the
+// blob layer can only lower-case them. List Blobs gives the names as XML
+// element names, exactly. So the first metadata write after a HEAD costs
+// one List of one blob; a blob known from a listing costs nothing more.
+// A failed listing fails the write rather than rename the names.
+func (m *mount) exactMetaNames(ctx context.Context, name string, p *blob.Properties, md map[string]string) (map[string]string, error) {
+	if p == nil || !p.MetaNamesLowered {
+		return md, nil
+	}
+	m.stats.listCalls.Add(1)
+	page, err := m.store.List(ctx, blob.ListOptions{Prefix: name, MaxResults: 1, IncludeMetadata: true})
+	if err != nil {
+		return nil, fmt.Errorf("reading the exact metadata names of %q (a HEAD gives them lower-cased): %w", name, err)
+	}
+	if len(page.Blobs) == 0 || page.Blobs[0].Name != name {
+		return md, nil // gone: the write says so
+	}
+	return blob.MetaNamesAs(md, page.Blobs[0].Metadata, isOwnKey), nil
 }
 
 // fileAttrs are the POSIX attributes kept in a blob's metadata.

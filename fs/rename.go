@@ -120,7 +120,9 @@ func (m *mount) moveBlob(ctx context.Context, src, dst string, want *blob.Proper
 		return nil, err
 	}
 	if err := m.deleteSource(ctx, src, dst, want); err != nil {
-		return nil, err
+		// src stays (snapshots, a lease): the copy goes, so that a
+		// failed rename leaves one name, not two.
+		return nil, m.undoCopy(ctx, src, dst, got, err)
 	}
 	return got, nil
 }
@@ -150,6 +152,15 @@ func (m *mount) copyBlob(ctx context.Context, src, dst string, want *blob.Proper
 	}
 	got.Name = dst
 	return got, nil
+}
+
+// undoCopy removes dst, the copy of a move whose source could not be
+// deleted (err), so that the failed rename leaves src alone.
+func (m *mount) undoCopy(ctx context.Context, src, dst string, copied *blob.Properties, err error) error {
+	if derr := m.store.Delete(ctx, dst, blob.Conditions{IfMatch: copied.ETag}); derr != nil && !errors.Is(derr, blob.ErrNotFound) {
+		return fmt.Errorf("%w; removing the copy %q failed too, both names exist: %v", err, dst, derr)
+	}
+	return fmt.Errorf("%w; the rename was undone (the copy %q removed), %q stays", err, dst, src)
 }
 
 // deleteSource is a move's second half: src goes, if it still is the
@@ -190,18 +201,30 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 		}
 	}()
 	var blobs []*blob.Properties
+	snapped := &dirSnapshotsError{dir: src}
 	marker := ""
 	for {
 		m.stats.listCalls.Add(1)
-		page, err := m.store.List(ctx, blob.ListOptions{Prefix: src + "/", Marker: marker, MaxResults: listPageSize})
+		// With the snapshots, which cost nothing more: the sources'
+		// deletes would fail on them after every copy was made.
+		page, err := m.store.List(ctx, blob.ListOptions{Prefix: src + "/", Marker: marker, MaxResults: listPageSize, IncludeSnapshots: true})
 		if err != nil {
 			return err
 		}
-		blobs = append(blobs, page.Blobs...)
+		for _, b := range page.Blobs {
+			if b.Snapshot != "" {
+				snapped.add(b.Name, b.Snapshot)
+				continue
+			}
+			blobs = append(blobs, b)
+		}
 		if page.NextMarker == "" {
 			break
 		}
 		marker = page.NextMarker
+	}
+	if len(snapped.names) > 0 && !m.deletesSnapshots() {
+		return snapped
 	}
 	dn.mu.Lock()
 	oldMarker := dn.marker
@@ -281,6 +304,48 @@ func (m *mount) renameDir(ctx context.Context, dn *dirNode, src, dst string) err
 	moved[dst] = nil // the move happened, even of an empty directory
 	return nil
 }
+
+// deletesSnapshots says whether the store's Delete removes a blob's
+// snapshots with it (--delete-snapshots).
+func (m *mount) deletesSnapshots() bool {
+	d, ok := m.store.(interface{ DeletesSnapshots() bool })
+	return ok && d.DeletesSnapshots()
+}
+
+// dirSnapshotsError is a directory rename refused before anything moved:
+// blobs below it have snapshots, and deleting the sources would fail on
+// them (or, with --delete-snapshots, remove them).
+type dirSnapshotsError struct {
+	dir   string
+	names []string            // blobs with snapshots, in listing order
+	snaps map[string][]string // their snapshots' time stamps
+}
+
+func (e *dirSnapshotsError) add(name, snapshot string) {
+	if e.snaps == nil {
+		e.snaps = map[string][]string{}
+	}
+	if e.snaps[name] == nil {
+		e.names = append(e.names, name)
+	}
+	e.snaps[name] = append(e.snaps[name], snapshot)
+}
+
+func (e *dirSnapshotsError) Error() string {
+	var list []string
+	for i, n := range e.names {
+		if i == 5 {
+			list = append(list, fmt.Sprintf("and %d more", len(e.names)-5))
+			break
+		}
+		list = append(list, fmt.Sprintf("%q (snapshots %s)", n, strings.Join(e.snaps[n], ", ")))
+	}
+	return fmt.Sprintf("renaming directory %q: %d blob(s) below it have snapshots, which would be lost with the sources: %s; nothing was moved: delete them with another tool, or mount with --delete-snapshots to remove them with the sources",
+		e.dir, len(e.names), strings.Join(list, ", "))
+}
+
+// Is makes it a busy blob (EBUSY), as a Delete refused for snapshots is.
+func (e *dirSnapshotsError) Is(target error) bool { return target == blob.ErrBusy }
 
 // dirMovedLocked follows a rename of a directory above f from src to
 // dst; copies holds the blobs' new versions by name, and is empty when

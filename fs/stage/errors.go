@@ -60,6 +60,12 @@ func (e *IncompleteError) Unwrap() error { return syscall.EIO }
 // but kept in lost+found.
 var ErrCommitFailed = errors.New("its commit had failed and the program was told so; it was not uploaded")
 
+// ErrAppendUnfinished is what Recover reports for an append to an append
+// blob whose commit was under way when blobfs stopped: it is kept in
+// lost+found, never sent again, since part of it may be in the blob
+// already and a repeat would duplicate it.
+var ErrAppendUnfinished = errors.New("an append to an append blob was under way when blobfs stopped; it is not sent again, since part of it may be in the blob already")
+
 // ErrRemoved is a Commit of a file after Removed: its name is gone.
 var ErrRemoved = errors.New("the file was removed; its content is not uploaded")
 
@@ -99,17 +105,21 @@ func (e *ConflictError) Is(target error) bool { return target == blob.ErrPrecond
 
 func (e *ConflictError) Unwrap() error { return e.Err }
 
-// BlobTypeError is a write refused because the blob is an append or page
-// blob: committing it would replace it with a block blob, and the program
-// that owns it would fail at its next Append Block or Put Page (409
-// InvalidBlobType). It wraps EPERM, as a write to an immutable file does;
-// reads keep working.
+// BlobTypeError is a write refused because the blob is a page blob, or an
+// append blob and the write is not an append at its end: committing it
+// would replace it with a block blob, and the program that owns it would
+// fail at its next Append Block or Put Page (409 InvalidBlobType). It
+// wraps EPERM, as a write to an immutable file does; reads keep working.
 type BlobTypeError struct {
 	Name, Type string
+	Detail     string // what was refused, when not every write is
 }
 
 func (e *BlobTypeError) Error() string {
-	return fmt.Sprintf("stage: %q is a %s: blobfs writes only block blobs, and rewriting it would change its type under the program that owns it; it stays readable", e.Name, e.Type)
+	if e.Detail != "" {
+		return fmt.Sprintf("stage: %q is an %s: refused %s; rewriting it would change its type under the program that owns it; it stays readable", e.Name, e.Type, e.Detail)
+	}
+	return fmt.Sprintf("stage: %q is a %s: blobfs does not write page blobs, and rewriting it would change its type under the program that owns it; it stays readable", e.Name, e.Type)
 }
 
 func (e *BlobTypeError) Unwrap() error { return syscall.EPERM }

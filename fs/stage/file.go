@@ -53,6 +53,18 @@ type File struct {
 	lastErr       error
 	upName        string // the name evicted blocks were uploaded under
 	listed        bool   // the base's committed blocks were looked at
+	// appendOnly: the base is an append blob, committed by Append Block
+	// (append.go); writes and truncates below sealed are refused.
+	appendOnly bool
+	sealed     int64
+	// unfetched (when hasUnfetched) is the block whose bytes below
+	// baseLimit an append did not fetch: it is local from baseLimit on
+	// only, and its base part is read from the service (readAtLocked).
+	// Appending a line to a large append blob would otherwise download
+	// up to a block of it first. fillUnfetchedLocked makes it whole
+	// where a whole block is needed.
+	unfetched    int
+	hasUnfetched bool
 
 	sum contentSum // MD5 of the content as written (md5.go); guarded by mu
 
@@ -81,6 +93,10 @@ func (f *File) setBase(p *blob.Properties) {
 	}
 	f.baseETag, f.target = p.ETag, p.ETag
 	f.ctype, f.meta = p.ContentType, p.Metadata
+	f.appendOnly = p.BlobType == "AppendBlob"
+	if f.appendOnly {
+		f.sealed = p.Size
+	}
 }
 
 // resetBaseLocked makes p, whose content is the base's, the base:
@@ -281,6 +297,9 @@ checks:
 	if f.dropped {
 		return 0, f.droppedErr()
 	}
+	if err := f.checkAppendLocked("write", off); err != nil {
+		return 0, err
+	}
 	newSize = max(f.size, end)
 	// Refuse before changing anything: a partial rewrite of a block whose
 	// only copy is in the service as an uncommitted block.
@@ -290,11 +309,22 @@ checks:
 			return 0, fmt.Errorf("stage: writing %q at %d: %w", f.name, off, ErrEvicted)
 		}
 	}
-	// Blocks written only in part need their old content first. fetch
-	// releases f.mu for the download: if the file changed meanwhile, every
-	// check above is made again.
+	// Blocks written only in part need their old content first; not
+	// the block an append to an append blob begins in, whose base part
+	// is only ever read (see unfetched). fetch releases f.mu for the
+	// download: if the file changed meanwhile, every check above is made
+	// again.
 	for i := first; i <= last && i < len(f.blocks); i++ {
 		start := int64(i) * f.bs
+		if f.blocks[i].state == blkRemote && f.appendOnly && off >= f.baseLimit && (!f.hasUnfetched || f.unfetched == i) {
+			f.unfetched, f.hasUnfetched = i, true
+			continue
+		}
+		if f.hasUnfetched && i == f.unfetched && off < f.baseLimit {
+			if err := f.fillUnfetchedLocked(ctx); err != nil {
+				return 0, err
+			}
+		}
 		if f.blocks[i].state == blkRemote && (off > start || end < start+blen(i, newSize, f.bs)) {
 			again, err := f.fetch(ctx, i)
 			if err != nil {
@@ -400,6 +430,69 @@ func (f *File) fetch(ctx context.Context, i int) (again bool, err error) {
 	return false, nil
 }
 
+// Localize copies every part of the file still read from the service into
+// the cache file, so that it stays readable after the blob is removed.
+// It changes no content: the file is no dirtier than before. A part
+// uploaded and dropped from the cache (ErrEvicted) cannot be had.
+func (f *File) Localize(ctx context.Context) error {
+	reserved, err := f.lockWithSpace(ctx, func() int64 {
+		var n int64
+		for i := range f.blocks {
+			if f.blocks[i].state == blkRemote {
+				n += blen(i, f.size, f.bs)
+			}
+		}
+		return n
+	})
+	if err != nil {
+		return err
+	}
+	defer f.mu.Unlock()
+	before := f.accounted
+	err = f.fillUnfetchedLocked(ctx)
+	for i := 0; err == nil && i < len(f.blocks); i++ {
+		switch f.blocks[i].state {
+		case blkRemote:
+			var again bool
+			if again, err = f.fetch(ctx, i); again {
+				i = -1 // the file changed during the download: look again
+			}
+		case blkEvicted:
+			err = fmt.Errorf("stage: keeping a local copy of %q: %w", f.name, ErrEvicted)
+		}
+	}
+	f.m.settle(reserved, f.accounted-before)
+	return err
+}
+
+// fillUnfetchedLocked fetches the base part of the unfetched block into
+// the cache file, for what needs the block whole (a block upload, a
+// write below the base's end).
+func (f *File) fillUnfetchedLocked(ctx context.Context) error {
+	if !f.hasUnfetched {
+		return nil
+	}
+	i := f.unfetched
+	start := int64(i) * f.bs
+	if n := min(f.baseLimit, f.size) - start; n > 0 && i < len(f.blocks) {
+		body, _, err := f.m.store.Download(ctx, f.baseName, start, n, blob.Conditions{IfMatch: f.baseETag})
+		if err != nil {
+			return f.baseError(err)
+		}
+		got, err := io.Copy(io.NewOffsetWriter(f.data, start), io.LimitReader(body, n))
+		body.Close()
+		if err == nil && got != n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return fmt.Errorf("stage: reading %q from the service: %w", f.baseName, err)
+		}
+		f.blocks[i].whole(f.bs)
+	}
+	f.hasUnfetched = false
+	return nil
+}
+
 func (f *File) baseError(err error) error {
 	if errors.Is(err, blob.ErrPrecondition) || errors.Is(err, blob.ErrNotFound) {
 		return fmt.Errorf("stage: %q was changed or removed by another writer since it was opened; its unchanged part cannot be read any more: %w", f.baseName, err)
@@ -434,6 +527,30 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		seg := p[done:min(want, int64(i+1)*f.bs-off)]
 		switch f.blocks[i].state {
 		case blkLocal, blkZero:
+			if f.hasUnfetched && i == f.unfetched && pos < f.baseLimit {
+				// The base's part of a block an append began in is read
+				// from the service, without f.mu, as a remote block is.
+				k := min(int64(len(seg)), f.baseLimit-pos)
+				name, etag, limit := f.baseName, f.baseETag, f.baseLimit
+				f.mu.Unlock()
+				err := readBase(ctx, f.m.store, seg[:k], pos, name, etag, limit)
+				f.mu.Lock()
+				if f.closed || f.dropped || !f.hasUnfetched || f.unfetched != i || f.baseETag != etag || f.baseLimit != limit {
+					if f.closed {
+						return int(done), errClosed
+					}
+					if f.dropped {
+						return int(done), f.droppedErr()
+					}
+					want = max(done, min(want, f.size-off))
+					continue // changed meanwhile: read this part again
+				}
+				if err != nil {
+					return int(done), err
+				}
+				done += k
+				continue
+			}
 			if _, err := f.data.ReadAt(seg, pos); err != nil {
 				return int(done), fmt.Errorf("stage: reading the cache file of %q: %w", f.name, err)
 			}
@@ -462,6 +579,25 @@ func (f *File) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return int(want), io.EOF
 	}
 	return int(want), nil
+}
+
+// readLocalLocked reads what the cache file holds of [off, off+len(p)),
+// for a commit that sends only what was written (an append): every part
+// of it must be local. f.mu held.
+func (f *File) readLocalLocked(p []byte, off int64) error {
+	for done := int64(0); done < int64(len(p)); {
+		pos := off + done
+		i := int(pos / f.bs)
+		seg := p[done:min(int64(len(p)), int64(i+1)*f.bs-off)]
+		if i >= len(f.blocks) || (f.blocks[i].state != blkLocal && f.blocks[i].state != blkZero) {
+			return fmt.Errorf("stage: %q at %d: the part to send is not in the cache file", f.name, pos)
+		}
+		if _, err := f.data.ReadAt(seg, pos); err != nil {
+			return fmt.Errorf("stage: reading the cache file of %q: %w", f.name, err)
+		}
+		done += int64(len(seg))
+	}
+	return nil
 }
 
 // readRemoteUnlocked reads base content of block i straight into p (a
@@ -516,6 +652,9 @@ func (f *File) truncateLocked(size int64) error {
 	}
 	if size == f.size {
 		return nil
+	}
+	if err := f.checkAppendLocked("truncate", size); err != nil {
+		return err
 	}
 	nb := nblocks(size, f.bs)
 	if size < f.size && nb > 0 {
@@ -731,14 +870,20 @@ func (f *File) journal() *journal {
 		ID: f.id, Name: f.name, UploadName: f.upName,
 		BaseName: f.baseName, BaseETag: f.baseETag, BaseLimit: f.baseLimit,
 		BlockSize: f.bs, Dirty: f.dirty, Closing: f.state == stClosing && f.dirty, Unconditional: f.unconditional,
-		ContentType: f.ctype, Metadata: f.meta, Target: f.target,
+		ContentType: f.ctype, Metadata: f.meta, Target: f.target, AppendOnly: f.appendOnly,
 		State: f.state.String(), Reason: f.reason, NoSpace: f.noSpace,
 	}
 	if f.state == stIncomplete {
 		j.IncompleteAt = f.incompleteAt
 	}
-	if f.baseProps != nil {
-		j.BaseSize = f.baseProps.Size
+	if b := f.baseProps; b != nil {
+		j.BaseSize = b.Size
+		if b.ContentHeaders != (blob.ContentHeaders{}) {
+			h := b.ContentHeaders
+			j.BaseHeaders = &h
+		}
+		j.BaseTier, j.BaseTags, j.BaseTagCount = b.ExplicitTier(), b.Tags, b.TagCount
+		j.BaseMetaLowered = b.MetaNamesLowered
 	}
 	var local, evicted []int
 	for i := range f.blocks {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/blobfs/blobfs/blob"
 )
 
 // journal is the sidecar of one staged file: with the data file beside it,
@@ -58,14 +60,37 @@ type journal struct {
 	IncompleteAt int64  `json:"incomplete_at,omitempty"` // the offset of the failed write
 	NoSpace      bool   `json:"no_space,omitempty"`      // it failed for lack of space
 	// DataDropped: in lost+found, only this journal was kept (see keepAside).
-	DataDropped   bool              `json:"data_dropped,omitempty"`
-	Unconditional bool              `json:"unconditional,omitempty"`
-	ContentType   string            `json:"content_type,omitempty"`
-	Metadata      map[string]string `json:"metadata,omitempty"`
-	Updated       time.Time         `json:"updated"`
+	DataDropped   bool `json:"data_dropped,omitempty"`
+	Unconditional bool `json:"unconditional,omitempty"`
+	// AppendOnly: the base is an append blob, which commits append to
+	// (append.go). Recover never sends such a file: it may have been
+	// partly appended when blobfs stopped.
+	AppendOnly bool `json:"append_only,omitempty"`
+	// What a commit keeps of the base blob (keep.go): Put Blob and Put
+	// Block List clear the content headers, index tags and tier they are
+	// not sent, so Recover's commit needs them as a close's has them.
+	// BaseTier is an explicitly set tier only; BaseTagCount without
+	// BaseTags means the tags were not read yet (the commit reads them).
+	// BaseMetaLowered: Metadata's names came lower-cased from a HEAD, and
+	// the commit restores their case from a listing.
+	BaseHeaders     *blob.ContentHeaders `json:"base_headers,omitempty"`
+	BaseTier        string               `json:"base_tier,omitempty"`
+	BaseTags        map[string]string    `json:"base_tags,omitempty"`
+	BaseTagCount    int                  `json:"base_tag_count,omitempty"`
+	BaseMetaLowered bool                 `json:"base_meta_lowered,omitempty"`
+	ContentType     string               `json:"content_type,omitempty"`
+	Metadata        map[string]string    `json:"metadata,omitempty"`
+	Updated         time.Time            `json:"updated"`
 }
 
 const journalVersion = 1
+
+// journalVersionAppend marks the journal of an append blob's file: a
+// blobfs that predates appends (and reads only version 1) then keeps it
+// in lost+found as unreadable, instead of committing it as a block list,
+// which would make the blob a block blob. Other journals stay version 1,
+// which every blobfs reads.
+const journalVersionAppend = 2
 
 // state is the journal's state, from Dirty and Closing when it was
 // written by a blobfs that did not record State.
@@ -84,6 +109,9 @@ func (j *journal) state() state {
 
 func encodeJournal(j *journal) ([]byte, error) {
 	j.Version = journalVersion
+	if j.AppendOnly {
+		j.Version = journalVersionAppend
+	}
 	j.Updated = time.Now().UTC()
 	b, err := json.Marshal(j)
 	if err != nil {
@@ -231,8 +259,8 @@ func readJournal(path string) (*journal, error) {
 	if j == nil {
 		return nil, fmt.Errorf("staging journal %s is damaged: %w", path, last)
 	}
-	if j.Version != journalVersion {
-		return nil, fmt.Errorf("staging journal %s has version %d, this blobfs reads %d", path, j.Version, journalVersion)
+	if j.Version != journalVersion && j.Version != journalVersionAppend {
+		return nil, fmt.Errorf("staging journal %s has version %d, this blobfs reads %d and %d", path, j.Version, journalVersion, journalVersionAppend)
 	}
 	if j.BlockSize <= 0 || j.ID == "" || j.Name == "" {
 		return nil, fmt.Errorf("staging journal %s is incomplete", path)

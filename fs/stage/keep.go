@@ -105,18 +105,7 @@ func (f *File) restoreMetaNamesLocked(ctx context.Context, opts *blob.PutOptions
 	if err != nil || len(page.Blobs) == 0 || page.Blobs[0].Name != name {
 		return
 	}
-	exact := make(map[string]string, len(page.Blobs[0].Metadata))
-	for k := range page.Blobs[0].Metadata {
-		exact[strings.ToLower(k)] = k
-	}
-	md := make(map[string]string, len(opts.Metadata))
-	for k, v := range opts.Metadata {
-		if e, ok := exact[strings.ToLower(k)]; ok && k == strings.ToLower(k) && !ownMetaName(k) {
-			k = e
-		}
-		md[k] = v
-	}
-	opts.Metadata = md
+	opts.Metadata = blob.MetaNamesAs(opts.Metadata, page.Blobs[0].Metadata, ownMetaName)
 	if f.baseProps == b {
 		nb := *b
 		nb.MetaNamesLowered = false
@@ -129,7 +118,7 @@ func (f *File) restoreMetaNamesLocked(ctx context.Context, opts *blob.PutOptions
 // (fs/meta.go's keys), whatever case a blob has them in.
 func ownMetaName(k string) bool {
 	switch k {
-	case "mode", "uid", "gid", "mtime", "hdi_isfolder", "is_symlink":
+	case "mode", "uid", "gid", "mtime", "atime", "filetype", "rdev", "hdi_isfolder", "is_symlink":
 		return true
 	}
 	return false

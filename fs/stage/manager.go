@@ -237,13 +237,29 @@ func newID() string {
 // Open starts writing blob name. base is the blob as it is now, nil when it
 // does not exist; unless truncate is set its content is what the file starts
 // with (fetched when first needed). Commits are conditional on base: they
-// fail with a *ConflictError if the blob changed meanwhile.
+// fail with a *ConflictError if the blob changed meanwhile. A page blob is
+// refused, as is a truncate of an append blob (*BlobTypeError, EPERM); an
+// append blob is staged to be appended to (append.go).
 func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, truncate bool) (*File, error) {
+	if base != nil {
+		if err := m.checkType(name, base, truncate); err != nil {
+			return nil, err
+		}
+	}
+	return m.open(ctx, name, base, truncate)
+}
+
+// OpenCopy stages blob base, of any type, for a local copy (Localize)
+// that readers go on with after the blob is removed. It is never
+// committed as anything but what its type allows: Commit of a page blob's
+// copy fails with a *BlobTypeError, like any write would.
+func (m *Manager) OpenCopy(ctx context.Context, name string, base *blob.Properties) (*File, error) {
+	return m.open(ctx, name, base, false)
+}
+
+func (m *Manager) open(ctx context.Context, name string, base *blob.Properties, truncate bool) (*File, error) {
 	if err := blob.ValidateName(name); err != nil {
 		return nil, err
-	}
-	if base != nil && base.BlobType != "" && base.BlobType != "BlockBlob" {
-		return nil, &BlobTypeError{Name: name, Type: base.BlobType}
 	}
 	m.mu.Lock()
 	frozen := m.frozen
@@ -293,6 +309,26 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 	m.files[f] = struct{}{}
 	m.mu.Unlock()
 	return f, nil
+}
+
+// checkType refuses to stage a blob this package cannot commit without
+// changing its type: a page blob, and an append blob that is truncated or
+// whose store cannot append. An append blob is otherwise staged to be
+// appended to (append.go).
+func (m *Manager) checkType(name string, base *blob.Properties, truncate bool) error {
+	switch base.BlobType {
+	case "", "BlockBlob":
+		return nil
+	case "AppendBlob":
+		if _, ok := m.store.(Appender); !ok {
+			return &BlobTypeError{Name: name, Type: base.BlobType, Detail: "writing: this store cannot append"}
+		}
+		if truncate && base.Size > 0 {
+			return &BlobTypeError{Name: name, Type: base.BlobType, Detail: "truncating it (O_TRUNC): an append blob takes only appends at its end"}
+		}
+		return nil
+	}
+	return &BlobTypeError{Name: name, Type: base.BlobType}
 }
 
 // notify wakes everyone waiting for space or for uploads.

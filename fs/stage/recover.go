@@ -128,6 +128,9 @@ func (m *Manager) recoverOne(ctx context.Context, id string) (Recovered, bool) {
 		log.WithFields(map[string]any{"blob": j.Name, "size": r.Size, "kept_at": r.SavedAs}).Warnf("not uploading a staged file: %v; its data (and journal, .json) is kept at %s", r.Err, r.SavedAs)
 		return r, true
 	}
+	if j.AppendOnly {
+		return m.keepAppend(id, j, log), true
+	}
 	f, err := m.reopen(j)
 	if err != nil {
 		r.Err = err
@@ -208,6 +211,30 @@ func (m *Manager) keepFailed(id string, j *journal, log logrus.FieldLogger) Reco
 	return r
 }
 
+// keepAppend moves to lost+found an append to an append blob whose commit
+// was under way when blobfs stopped. It is not finished: some of its
+// Append Blocks may have been applied, and sending them again would
+// duplicate them in the blob (and a Put Block List would make the blob a
+// block blob under the program that owns it). The journal and the log
+// say how far the blob went and what the staged copy holds.
+func (m *Manager) keepAppend(id string, j *journal, log logrus.FieldLogger) Recovered {
+	r := Recovered{Name: j.Name}
+	if st, err := os.Stat(dataPath(m.root, id)); err == nil {
+		r.Size = st.Size()
+	}
+	r.Err = fmt.Errorf("%w: %q is an append blob; it held at least %d bytes (version %s) when blobfs stopped, and the kept copy's bytes from offset %d on may or may not be in it: compare before appending them", ErrAppendUnfinished, j.Name, j.BaseSize, j.BaseETag, j.BaseSize)
+	j.State, j.Reason = stFailed.String(), r.Err.Error()
+	path, err := m.moveToLostFound(id, j)
+	if err != nil {
+		r.SavedAs = dataPath(m.root, id)
+		r.Err = fmt.Errorf("%w; moving it to %s failed, it stays at %s: %v", r.Err, m.LostFound(), r.SavedAs, err)
+	} else {
+		r.SavedAs = path
+	}
+	log.WithFields(map[string]any{"blob": j.Name, "kept_at": r.SavedAs}).Warn(r.Err)
+	return r
+}
+
 // reopen rebuilds a File from its journal and cache file.
 func (m *Manager) reopen(j *journal) (*File, error) {
 	data, err := os.OpenFile(dataPath(m.root, j.ID), os.O_RDWR, 0o600)
@@ -227,6 +254,19 @@ func (m *Manager) reopen(j *journal) (*File, error) {
 		dirty: true, jDirty: true, state: j.state(), jState: j.state(),
 		unconditional: j.Unconditional,
 		ctype:         j.ContentType, meta: j.Metadata,
+	}
+	if j.BaseETag != "" {
+		// What the commit keeps of the base, as Open had it.
+		b := &blob.Properties{
+			Name: j.BaseName, ETag: j.BaseETag, Size: j.BaseSize,
+			ContentType: j.ContentType, Metadata: j.Metadata, MetaNamesLowered: j.BaseMetaLowered,
+			AccessTier: j.BaseTier, AccessTierInferred: j.BaseTier == "",
+			Tags: j.BaseTags, TagCount: max(j.BaseTagCount, len(j.BaseTags)),
+		}
+		if j.BaseHeaders != nil {
+			b.ContentHeaders = *j.BaseHeaders
+		}
+		f.baseProps = b
 	}
 	f.changed = make(chan struct{})
 	f.jlog = journalLog{path: journalPath(m.root, j.ID), exists: true}

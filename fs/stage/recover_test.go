@@ -9,13 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
 	"github.com/blobfs/blobfs/blob"
+	"github.com/blobfs/blobfs/blob/blobtest"
 	"github.com/blobfs/blobfs/fs/stage"
 )
 
@@ -35,8 +40,16 @@ type crashCase struct {
 	// the daemon died. Otherwise it had closed it and the daemon died in
 	// the middle of the commit.
 	open bool
+	// appendBlob: base is an append blob, which the commit appends to.
+	appendBlob bool
+	// props: base has every property a rewrite keeps (fullProps), and
+	// the commit is made as the fs layer makes it (base's Content-Type
+	// and metadata, as a HEAD gave them); recovery must keep them all.
+	props bool
 	// where the data must end up: "name", "conflict", "lost+found" (the
-	// commit failed) or "unclosed" (kept in lost+found, not committed)
+	// commit failed), "unclosed" (kept in lost+found, not committed) or
+	// "append kept" (an append under way: kept in lost+found, not sent
+	// again)
 	want string
 }
 
@@ -71,6 +84,9 @@ var crashCases = []crashCase{
 	{name: "new large, never closed", open: true, writes: []crashWrite{{0, 10*crashBS + 5}, {3 * crashBS, 100}}, want: "unclosed"},
 	{name: "edit in the middle, never closed", open: true, base: pattern(8*crashBS+9, 1), writes: []crashWrite{{2*crashBS + 5, 40}, {8*crashBS + 9, 777}}, want: "unclosed"},
 	{name: "streamed through a tiny cache, never closed", open: true, maxBytes: 4 * crashBS, writes: sequential(30*crashBS+3, 8<<10), want: "unclosed"},
+	{name: "overwrite keeps properties, Put Blob", base: pattern(3000, 8), truncate: true, props: true, writes: []crashWrite{{0, 2000}}, want: "name"},
+	{name: "overwrite keeps properties, Put Block List", base: pattern(3*crashBS, 9), truncate: true, props: true, writes: []crashWrite{{0, 5*crashBS + 1}}, want: "name"},
+	{name: "append to an append blob", base: []byte("log head\n"), appendBlob: true, writes: []crashWrite{{9, 3*crashBS + 7}}, want: "append kept"},
 }
 
 // stallingStore is the crash helper's service: the commit's last call
@@ -86,6 +102,11 @@ func (s stallingStore) stall() {
 }
 
 func (s stallingStore) Upload(ctx context.Context, name string, data []byte, opts blob.PutOptions) (*blob.Properties, error) {
+	s.stall()
+	return nil, errors.New("not reached")
+}
+
+func (s stallingStore) AppendBlock(ctx context.Context, name string, data []byte, opts blob.AppendOptions) (*blob.Properties, error) {
 	s.stall()
 	return nil, errors.New("not reached")
 }
@@ -135,7 +156,11 @@ func TestCrashHelper(t *testing.T) {
 	}
 	if !c.open {
 		// close(): the commit stalls, and the daemon dies in it.
-		f.Commit(ctx, blob.PutOptions{})
+		var opts blob.PutOptions
+		if c.props {
+			opts.ContentType, opts.Metadata = base.ContentType, base.Metadata
+		}
+		f.Commit(ctx, opts)
 		t.Fatal("the commit returned")
 	}
 	fmt.Println("READY")
@@ -148,7 +173,14 @@ func TestRecover(t *testing.T) {
 			ctx := context.Background()
 			az := shared.Get(t)
 			ct := newContainer(t)
-			if c.base != nil {
+			switch {
+			case c.appendBlob:
+				newAppendBlob(t, ct, "f", c.base, nil)
+			case c.props:
+				if _, err := ct.Upload(ctx, "f", c.base, fullProps); err != nil {
+					t.Fatal(err)
+				}
+			case c.base != nil:
 				upload(t, ct, "f", c.base)
 			}
 			dir := t.TempDir()
@@ -201,6 +233,9 @@ func TestRecover(t *testing.T) {
 				if got, _ := download(t, ct, "f"); !bytes.Equal(got, want) {
 					t.Errorf("recovered content differs (%d bytes, want %d)", len(got), len(want))
 				}
+				if c.props {
+					checkFullProps(t, az, ct.Name(), "f")
+				}
 			case "conflict":
 				if !errors.Is(r.Err, blob.ErrPrecondition) || !strings.HasPrefix(r.SavedAs, "f.conflict-") {
 					t.Errorf("Recovered = %+v", r)
@@ -214,6 +249,14 @@ func TestRecover(t *testing.T) {
 				}
 				if _, err := os.Stat(r.SavedAs); err != nil {
 					t.Error(err)
+				}
+			case "append kept":
+				if !errors.Is(r.Err, stage.ErrAppendUnfinished) || !strings.HasPrefix(r.SavedAs, m.LostFound()+"/") {
+					t.Fatalf("Recovered = %+v", r)
+				}
+				checkKept(t, r.SavedAs, c, want)
+				if got, p := download(t, ct, "f"); !bytes.Equal(got, c.base) || p.BlobType != "AppendBlob" {
+					t.Errorf("blob f: %d bytes, a %s; want the append blob as it was", len(got), p.BlobType)
 				}
 			case "unclosed":
 				if !errors.Is(r.Err, stage.ErrNotClosed) || !strings.HasPrefix(r.SavedAs, m.LostFound()+"/") {
@@ -367,5 +410,65 @@ func TestShutdownFreezeAndOrphans(t *testing.T) {
 	}
 	if b, err := os.ReadFile(rec[0].SavedAs); err != nil || string(b) != "data of kept" {
 		t.Errorf("kept copy: %q, %v", b, err)
+	}
+}
+
+// fullProps is a blob with every property a rewrite must keep, as the
+// Azure SDK or AzCopy would write it.
+var fullProps = blob.PutOptions{
+	ContentType: "text/html",
+	ContentHeaders: blob.ContentHeaders{CacheControl: "public, max-age=600", ContentEncoding: "gzip",
+		ContentLanguage: "de-CH", ContentDisposition: `inline; filename="page.html"`},
+	Metadata:   map[string]string{"project_id": "7", "ProjectOwner": "ann"},
+	Tags:       map[string]string{"team": "web", "stage": "prod"},
+	AccessTier: "Cool",
+}
+
+// checkFullProps checks with the Azure SDK that name has fullProps.
+func checkFullProps(t *testing.T, az *blobtest.Azurite, ctr, name string) {
+	t.Helper()
+	ctx := context.Background()
+	cred, err := azblob.NewSharedKeyCredential(az.Account(), az.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := container.NewClientWithSharedKeyCredential(az.Endpoint()+"/"+ctr, cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := cc.NewBlobClient(name)
+	p, err := bc.GetProperties(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	got := blob.ContentHeaders{CacheControl: s(p.CacheControl), ContentEncoding: s(p.ContentEncoding),
+		ContentLanguage: s(p.ContentLanguage), ContentDisposition: s(p.ContentDisposition)}
+	if got != fullProps.ContentHeaders || s(p.ContentType) != fullProps.ContentType {
+		t.Errorf("content headers %+v, type %q; want %+v, %q", got, s(p.ContentType), fullProps.ContentHeaders, fullProps.ContentType)
+	}
+	if s(p.AccessTier) != "Cool" || (p.AccessTierInferred != nil && *p.AccessTierInferred) {
+		t.Errorf("tier %q (inferred %v), want Cool set on the blob", s(p.AccessTier), p.AccessTierInferred)
+	}
+	tags, err := bc.GetTags(ctx, nil)
+	gotTags := map[string]string{}
+	if err == nil {
+		for _, tg := range tags.BlobTagSet {
+			gotTags[*tg.Key] = *tg.Value
+		}
+	}
+	if err != nil || !reflect.DeepEqual(gotTags, fullProps.Tags) {
+		t.Errorf("tags %v %v, want %v", gotTags, err, fullProps.Tags)
+	}
+	// Names as stored: the SDK lower-cases them in listings and
+	// canonicalises them on HEAD, so our own listing tells.
+	own := client(t, az.Endpoint(), az.Account(), az.Key()).Container(ctr)
+	if md := listedMetadata(t, own, name); !reflect.DeepEqual(md, fullProps.Metadata) {
+		t.Errorf("listed metadata %v, want %v exactly", md, fullProps.Metadata)
 	}
 }

@@ -84,7 +84,8 @@ func (m *Manager) makeRoom(need int64) (freed int64, pending bool) {
 	var dirty, gappyDirty []candidate
 	for _, f := range m.openFiles() {
 		f.mu.Lock()
-		if f.closed {
+		if f.closed || f.appendOnly {
+			// An append blob's file uploads nothing before its commit.
 			f.mu.Unlock()
 			continue
 		}

@@ -19,7 +19,10 @@ import (
 // one if fewer than Concurrency run. Called with f.mu held.
 func (f *File) schedule(i int) {
 	b := &f.blocks[i]
-	if b.queued || f.inflight[i] {
+	if b.queued || f.inflight[i] || f.appendOnly || (f.hasUnfetched && i == f.unfetched) {
+		// An append blob takes no Put Block: its commit appends. A
+		// block not whole in the cache file waits for upload() to
+		// fill it.
 		return
 	}
 	b.queued = true
@@ -239,6 +242,14 @@ func (f *File) commit(ctx context.Context, opts blob.PutOptions, record bool) (*
 			return nil, err
 		}
 	}
+	if f.appendOnly {
+		return f.commitAppendLocked(ctx, opts, record)
+	}
+	if b := f.baseProps; b != nil && b.BlobType != "" && b.BlobType != "BlockBlob" {
+		// A copy of a page blob (OpenCopy): a block list would change
+		// its type under the program that owns it.
+		return nil, &BlobTypeError{Name: f.name, Type: b.BlobType}
+	}
 	if err := f.keepBaseLocked(ctx, &opts); err != nil {
 		return nil, err
 	}
@@ -288,7 +299,7 @@ func (f *File) commit(ctx context.Context, opts blob.PutOptions, record bool) (*
 // keeping them needs the staged file handed over instead of copied.
 func (f *File) keepCommitted(ctx context.Context, name, etag string) {
 	rc := f.m.opts.ReadCache
-	if rc == nil || etag == "" || f.size > f.bs {
+	if rc == nil || etag == "" || f.size > f.bs || f.hasUnfetched {
 		return
 	}
 	var buf []byte
@@ -326,6 +337,9 @@ func (f *File) conditions() blob.Conditions {
 // upload sends the whole current content to name under opts. Called with
 // f.mu held; it is released while waiting for the network.
 func (f *File) upload(ctx context.Context, name string, opts blob.PutOptions) (*blob.Properties, error) {
+	if err := f.fillUnfetchedLocked(ctx); err != nil {
+		return nil, err
+	}
 	// Not once blocks were sent: the service counts a blob with
 	// uncommitted blocks as existing (a new file's If-None-Match: * then
 	// fails), Put Blob drops those blocks, and one may still be on its
@@ -530,6 +544,9 @@ func ConflictName(name string, t time.Time) string {
 // blocks again: block lists do not move between blobs). Called with f.mu
 // held; keeps it for simplicity, conflicts are rare.
 func (f *File) copyTo(ctx context.Context, name string, opts blob.PutOptions) error {
+	if err := f.fillUnfetchedLocked(ctx); err != nil {
+		return err
+	}
 	if f.size <= f.bs && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
 		_, err := f.putWhole(ctx, name, opts)
 		return err

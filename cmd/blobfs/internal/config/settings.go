@@ -66,7 +66,7 @@ type Settings struct {
 
 	// Sharing the container with other tools (docs/SHARING.md)
 	PutMD5          bool `key:"put-md5" env:"BLOBFS_PUT_MD5" default:"true" group:"Cache" help:"store the whole blob's MD5 with every blob a commit creates or replaces, hashed as the data is written, so that AzCopy --check-md5 and rclone check can verify it (on by default; --put-md5=false spends no CPU on hashing)"`
-	DeleteSnapshots bool `key:"delete-snapshots" env:"BLOBFS_DELETE_SNAPSHOTS" group:"Mount" help:"let rm delete a blob's snapshots with it; without it, removing a blob that has snapshots fails with EBUSY and a log line naming them"`
+	DeleteSnapshots bool `key:"delete-snapshots" env:"BLOBFS_DELETE_SNAPSHOTS" group:"Mount" help:"let rm and mv delete a blob's snapshots with it (mv: the source's); without it, removing or renaming a blob that has snapshots, or a directory holding one, fails with EBUSY and a log line naming them"`
 
 	// Retries of the blob service
 	RetryBudget         Duration `key:"retry-budget" env:"BLOBFS_RETRY_BUDGET" default:"2m" group:"Cache" help:"longest time one REST call may spend retrying while the service is unreachable, failing or throttling; an outage shorter than this is invisible, a longer one fails the call with EIO"`
