@@ -10,10 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/blobfs/blobfs/blob"
-	"github.com/blobfs/blobfs/cmd/blobfs/internal/mountpoint"
 )
 
 // crashFile is one file being written through the mount when the daemon
@@ -48,7 +46,7 @@ func TestCrashKeepsAcknowledgedData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fg.Process.Kill()
-	waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+	w.waitServing(t, mp)
 
 	files := []crashFile{
 		{name: "closed-small.txt", size: 100, state: "closed"},

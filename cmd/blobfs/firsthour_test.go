@@ -318,7 +318,7 @@ func TestLostFoundIsAnnounced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fg.Process.Kill()
-	waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+	w.waitServing(t, mp)
 	f, err := os.Create(filepath.Join(mp, "half-written.txt"))
 	if err != nil {
 		t.Fatal(err)

@@ -193,6 +193,17 @@ func ownDaemon(t *testing.T, runDir, mp string, pid int) {
 	})
 }
 
+// waitServing waits until the daemon of a foreground mount at mp serves
+// its control socket: it is past go-fuse's start-up, whose check opens a
+// file on the new mount from the daemon itself. A SIGKILL during that
+// open leaves a process that waits on its own mount and never exits
+// (until the connection is aborted), so tests that kill the daemon wait
+// for this, not only for the mount to appear.
+func (w *world) waitServing(t *testing.T, mp string) {
+	t.Helper()
+	waitFor(t, "the foreground mount to serve", 60*time.Second, func() bool { return w.pid(mp) != 0 })
+}
+
 // pid asks the daemon serving mp for its pid.
 func (w *world) pid(mp string) int {
 	var pid int

@@ -89,7 +89,7 @@ func TestStaleMountpointRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fg.Process.Kill()
-	waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+	w.waitServing(t, mp)
 	if err := fg.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestSIGTERMDuringLargeCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fg.Process.Kill()
-	waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+	w.waitServing(t, mp)
 
 	const chunk, total, signalAt = 1 << 20, 96 << 20, 32 << 20
 	f, err := os.Create(filepath.Join(mp, "big.bin"))
@@ -337,7 +337,7 @@ func TestUnmountThenSIGTERM(t *testing.T) {
 			defer fg.Process.Kill()
 			exited := make(chan error, 1)
 			go func() { exited <- fg.Wait() }()
-			waitFor(t, "the foreground mount", 60*time.Second, func() bool { _, ok := mountpoint.MountType(mp); return ok })
+			w.waitServing(t, mp)
 			if err := os.WriteFile(filepath.Join(mp, "before.txt"), []byte("closed before the unmount"), 0o644); err != nil {
 				t.Fatal(err)
 			}
