@@ -47,7 +47,8 @@ func TestRandomLifecycle(t *testing.T) {
 	fake := func() serviceView {
 		st := blobfake.New(blobfake.Options{})
 		return serviceView{
-			store: st,
+			store:    st,
+			namesNow: st.Names,
 			trace: func(f func(op, name string)) {
 				st.SetHook(func(op, name string) error { f(op, name); return nil })
 			},
@@ -81,8 +82,11 @@ type mounter func(t *testing.T, st fs.Store, opts fs.Options) (fsys, *fs.Mounted
 type serviceView struct {
 	store fs.Store
 	trace func(func(op, name string)) // reports the store's calls; may be nil
-	names func(t *testing.T) []string
-	get   func(t *testing.T, name string) string
+	// namesNow lists the blobs from any goroutine, where that is free
+	// (the fake); nil: only checked at the end.
+	namesNow func() []string
+	names    func(t *testing.T) []string
+	get      func(t *testing.T, name string) string
 }
 
 func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
@@ -110,6 +114,9 @@ func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
 	// With BLOBFS_TRACE_MODEL set, every operation's start, end and
 	// outcome (and the fake's calls, when sv.trace is set) are printed
 	// in time order when the test fails.
+	if sv.namesNow == nil {
+		sv.namesNow = func() []string { return nil }
+	}
 	trace := os.Getenv("BLOBFS_TRACE_MODEL") != ""
 	t0 := time.Now()
 	var events []string
@@ -176,6 +183,13 @@ func randomLifecycle(t *testing.T, sv serviceView, mount mounter) {
 				default:
 					_, err := fsy.ReadFile(p)
 					ok("read "+p, err)
+				}
+				// After every step: the mount never conflicts with itself
+				// (where looking costs no call).
+				for _, n := range sv.namesNow() {
+					if strings.Contains(n, ".conflict-") {
+						fail("after w%d s%d (op %d on %s): conflict copy %q", w, i, op, p, n)
+					}
 				}
 				if d := time.Since(start); d > opBound {
 					fail("op %d on %s took %v", op, p, d)
