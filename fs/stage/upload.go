@@ -344,8 +344,13 @@ func (f *File) upload(ctx context.Context, name string, opts blob.PutOptions) (*
 	// uncommitted blocks as existing (a new file's If-None-Match: * then
 	// fails), Put Blob drops those blocks, and one may still be on its
 	// way, to be counted as uploaded after it was dropped.
-	if f.size <= f.bs && !f.sentBlocks && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
-		return f.putWhole(ctx, name, opts)
+	for f.size <= f.bs && !f.sentBlocks && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
+		props, again, err := f.putWhole(ctx, name, opts)
+		if !again {
+			return props, err
+		}
+		// The file changed while its unchanged content was downloaded:
+		// decide again on what it is now.
 	}
 	if f.upName != "" && f.upName != name {
 		for i := range f.blocks {
@@ -379,11 +384,14 @@ func (f *File) publishable() error {
 	return nil
 }
 
-// putWhole commits a small file with one Put Blob.
-func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) (*blob.Properties, error) {
+// putWhole commits a small file with one Put Blob. Content still in the
+// service (a file whose metadata alone changed, or one only extended) is
+// downloaded without f.mu; again reports that the file changed meanwhile,
+// and nothing was sent.
+func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) (_ *blob.Properties, again bool, _ error) {
 	buf, err := f.m.getBuf(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer f.m.putBuf(buf)
 	f.withMD5Locked(&opts)
@@ -392,16 +400,24 @@ func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) 
 		switch f.blocks[0].state {
 		case blkLocal, blkZero:
 			if _, err := f.data.ReadAt(p, 0); err != nil {
-				return nil, fmt.Errorf("stage: reading the cache file of %q: %w", name, err)
+				return nil, false, fmt.Errorf("stage: reading the cache file of %q: %w", name, err)
 			}
 		case blkRemote:
-			if err := readBase(ctx, f.m.store, p, 0, f.baseName, f.baseETag, f.baseLimit); err != nil {
-				return nil, err
+			size, bname, etag, limit, ver := f.size, f.baseName, f.baseETag, f.baseLimit, f.blocks[0].ver
+			f.mu.Unlock()
+			err := readBase(ctx, f.m.store, p, 0, bname, etag, limit)
+			f.mu.Lock()
+			if f.size != size || len(f.blocks) == 0 || f.blocks[0].state != blkRemote || f.blocks[0].ver != ver ||
+				f.baseName != bname || f.baseETag != etag || f.baseLimit != limit {
+				return nil, true, nil
+			}
+			if err != nil {
+				return nil, false, err
 			}
 		}
 	}
 	if err := f.publishable(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	f.mu.Unlock()
 	props, err := f.m.store.Upload(ctx, name, p, opts)
@@ -413,7 +429,7 @@ func (f *File) putWhole(ctx context.Context, name string, opts blob.PutOptions) 
 			f.blocks[i].upVer, f.blocks[i].reuse = 0, ""
 		}
 	}
-	return props, err
+	return props, false, err
 }
 
 // uploadBlocks gets every block into the service under the file's name
@@ -547,9 +563,10 @@ func (f *File) copyTo(ctx context.Context, name string, opts blob.PutOptions) er
 	if err := f.fillUnfetchedLocked(ctx); err != nil {
 		return err
 	}
-	if f.size <= f.bs && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
-		_, err := f.putWhole(ctx, name, opts)
-		return err
+	for f.size <= f.bs && (len(f.blocks) == 0 || f.blocks[0].state != blkEvicted) {
+		if _, again, err := f.putWhole(ctx, name, opts); !again {
+			return err
+		}
 	}
 	ids := make([]string, len(f.blocks))
 	jobs := make([]upJob, len(f.blocks))
