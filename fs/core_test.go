@@ -266,3 +266,27 @@ func TestCoreTTLsRunOnTheMountsClock(t *testing.T) {
 		t.Errorf("past the attribute TTL: stat f = %d, %v; want the new size, 10", a.Size, err)
 	}
 }
+
+// Scenario 4: a blob this mount knows (looked up, its attributes cached)
+// is replaced by another client before anyone opens it: reading it gives
+// a consistent version, the new one, not ESTALE for the attribute TTL.
+func TestCoreReplacedAfterLookup(t *testing.T) {
+	ctx := context.Background()
+	st := blobfake.New(blobfake.Options{})
+	if _, err := st.Upload(ctx, "f", []byte("listed version"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := mountKernelFree(t, st, fs.Options{AttrTTL: time.Hour, EntryTTL: time.Hour})
+	if a, err := r.Stat("f"); err != nil || a.Size != 14 {
+		t.Fatalf("stat f = %d, %v", a.Size, err)
+	}
+	if _, err := st.Upload(ctx, "f", []byte("replaced by another client"), blob.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		got, err := r.ReadFile("f")
+		if err != nil || string(got) != "replaced by another client" {
+			t.Errorf("read %d after the replacement: %q, %v; want the new version", i+1, got, err)
+		}
+	}
+}
