@@ -31,8 +31,12 @@ type config struct {
 	Render     string          // print the table of a saved -json run instead of running
 	DropCaches bool            // echo 3 > /proc/sys/vm/drop_caches before cold reads
 	Keep       bool            // keep the scratch directory (logs) after the run
-	Verbose    bool
-	Timeout    time.Duration // the whole run
+	// ScratchIn is where the scratch directory (mountpoints, caches,
+	// logs) is made; empty: the system's temporary directory. Tests set
+	// it to tell their mounts from other runs'.
+	ScratchIn string `json:"-"`
+	Verbose   bool
+	Timeout   time.Duration // the whole run
 }
 
 // defaults are the issue's sizes.
