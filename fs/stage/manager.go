@@ -272,6 +272,7 @@ func (m *Manager) Open(ctx context.Context, name string, base *blob.Properties, 
 	f.changed = make(chan struct{})
 	f.setBase(base)
 	if base == nil || truncate || base.Size == 0 {
+		f.sum.off = m.opts.NoMD5
 		f.sum.start() // the content starts empty: hash it as it is written
 	}
 	if base != nil && !truncate {
