@@ -22,7 +22,8 @@ type config struct {
 	Rm         int // files removed by rm -rf
 	RmDirs     int // their directories
 	RenameSize int64
-	Random     int // 4 KiB reads at random offsets of the Size file
+	Written    int64 // the file written through the mount, then re-read
+	Random     int   // 4 KiB reads at random offsets of the Size file
 	RSSSize    int64
 	Only       map[string]bool // workload keys; empty: all
 	Blobfs     string          // a prebuilt binary; empty: build one
@@ -52,6 +53,7 @@ func defaults() config {
 		Rm:         5000,
 		RmDirs:     10,
 		RenameSize: 100 << 20,
+		Written:    200 << 20,
 		Random:     2000,
 		RSSSize:    4 << 30,
 		Timeout:    2 * time.Hour,
@@ -70,6 +72,7 @@ func quick(c config) config {
 	c.Rm = 500
 	c.RmDirs = 5
 	c.RenameSize = 16 << 20
+	c.Written = 24 << 20
 	c.Random = 200
 	c.RSSSize = 128 << 20
 	return c
@@ -99,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	rm := fs.Int("rm", c.Rm, "files removed by rm -rf (with --entry-ttl "+rmEntryTTL+")")
 	rmDirs := fs.Int("rm-dirs", c.RmDirs, "directories of those files")
 	renameSize := sizeFlag(fs, "rename-size", c.RenameSize, "file renamed")
+	written := sizeFlag(fs, "written", c.Written, "file written through the mount, then re-read after a remount")
 	random := fs.Int("random", c.Random, "4 KiB reads at random offsets of the sequential file")
 	rss := sizeFlag(fs, "rss-size", c.RSSSize, "file copied in and out while peak RSS is watched")
 	only := fs.String("only", "", "comma-separated workloads to run (default all)")
@@ -148,6 +152,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["rename-size"] {
 			*renameSize = q.RenameSize
 		}
+		if !set["written"] {
+			*written = q.Written
+		}
 		if !set["random"] {
 			*random = q.Random
 		}
@@ -157,6 +164,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Rounds, c.Size, c.Small, c.SmallSize = *rounds, *size, *small, *smallSize
 	c.List, c.RenameSize, c.Random, c.RSSSize = *list, *renameSize, *random, *rss
+	c.Written = *written
 	c.Tree, c.TreeDirs, c.Rm, c.RmDirs = *tree, *treeDirs, *rm, *rmDirs
 	c.MountFlags = strings.Fields(*mountFlags)
 	if *only != "" {
