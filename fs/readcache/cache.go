@@ -22,7 +22,10 @@
 //
 // Crash safety: a piece is written to a ".tmp-" file, then renamed to its
 // name, without fsync. A crash of the daemon mid-fill leaves only the
-// temporary file, removed at the next Open. After a power loss a renamed
+// temporary file, removed at the next Open; an adopted file is renamed
+// in once its header is written, and until then it is still staging's
+// (whose journal says committed: it is removed at the next mount). After a
+// power loss a renamed
 // piece may come back short or with blocks of zeros (its data never
 // reached the disk): its length is checked against its name at Open, and
 // its header carries a CRC-32 of every 64 KiB of data and of itself,
