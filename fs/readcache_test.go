@@ -46,8 +46,13 @@ func TestReadCacheSurvivesRemount(t *testing.T) {
 	dir, mt := e.mount(t, opts)
 	readBack(t, filepath.Join(dir, "d/big"), big)
 	readBack(t, filepath.Join(dir, "d/small"), []byte("a small file"))
-	written := payload(700<<10+7, 2) // one block: a commit keeps it (see stage's keepCommitted)
+	written := payload(700<<10+7, 2) // one block: a commit copies it (see stage's keepCommitted)
 	if err := os.WriteFile(filepath.Join(dir, "d/written"), written, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Several blocks: the read cache takes the staged file over at close.
+	writtenLarge := payload(3<<20+4321, 3)
+	if err := os.WriteFile(filepath.Join(dir, "d/written-large"), writtenLarge, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	unmount(t, mt)
@@ -60,6 +65,7 @@ func TestReadCacheSurvivesRemount(t *testing.T) {
 	readBack(t, filepath.Join(dir, "d/big"), big)
 	readBack(t, filepath.Join(dir, "d/small"), []byte("a small file"))
 	readBack(t, filepath.Join(dir, "d/written"), written)
+	readBack(t, filepath.Join(dir, "d/written-large"), writtenLarge)
 	if got := e.calls.take(); got["GetBlob"] != 0 {
 		t.Errorf("re-read after remount: calls %v, want no GetBlob", got)
 	}

@@ -22,7 +22,8 @@ type config struct {
 	Rm         int // files removed by rm -rf
 	RmDirs     int // their directories
 	RenameSize int64
-	Random     int // 4 KiB reads at random offsets of the Size file
+	Written    int64 // the file written through the mount, then re-read
+	Random     int   // 4 KiB reads at random offsets of the Size file
 	RSSSize    int64
 	Only       map[string]bool // workload keys; empty: all
 	Blobfs     string          // a prebuilt binary; empty: build one
@@ -31,8 +32,12 @@ type config struct {
 	Render     string          // print the table of a saved -json run instead of running
 	DropCaches bool            // echo 3 > /proc/sys/vm/drop_caches before cold reads
 	Keep       bool            // keep the scratch directory (logs) after the run
-	Verbose    bool
-	Timeout    time.Duration // the whole run
+	// ScratchIn is where the scratch directory (mountpoints, caches,
+	// logs) is made; empty: the system's temporary directory. Tests set
+	// it to tell their mounts from other runs'.
+	ScratchIn string `json:"-"`
+	Verbose   bool
+	Timeout   time.Duration // the whole run
 }
 
 // defaults are the issue's sizes.
@@ -48,6 +53,7 @@ func defaults() config {
 		Rm:         5000,
 		RmDirs:     10,
 		RenameSize: 100 << 20,
+		Written:    200 << 20,
 		Random:     2000,
 		RSSSize:    4 << 30,
 		Timeout:    2 * time.Hour,
@@ -66,6 +72,7 @@ func quick(c config) config {
 	c.Rm = 500
 	c.RmDirs = 5
 	c.RenameSize = 16 << 20
+	c.Written = 24 << 20
 	c.Random = 200
 	c.RSSSize = 128 << 20
 	return c
@@ -95,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	rm := fs.Int("rm", c.Rm, "files removed by rm -rf (with --entry-ttl "+rmEntryTTL+")")
 	rmDirs := fs.Int("rm-dirs", c.RmDirs, "directories of those files")
 	renameSize := sizeFlag(fs, "rename-size", c.RenameSize, "file renamed")
+	written := sizeFlag(fs, "written", c.Written, "file written through the mount, then re-read after a remount")
 	random := fs.Int("random", c.Random, "4 KiB reads at random offsets of the sequential file")
 	rss := sizeFlag(fs, "rss-size", c.RSSSize, "file copied in and out while peak RSS is watched")
 	only := fs.String("only", "", "comma-separated workloads to run (default all)")
@@ -144,6 +152,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !set["rename-size"] {
 			*renameSize = q.RenameSize
 		}
+		if !set["written"] {
+			*written = q.Written
+		}
 		if !set["random"] {
 			*random = q.Random
 		}
@@ -153,6 +164,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.Rounds, c.Size, c.Small, c.SmallSize = *rounds, *size, *small, *smallSize
 	c.List, c.RenameSize, c.Random, c.RSSSize = *list, *renameSize, *random, *rss
+	c.Written = *written
 	c.Tree, c.TreeDirs, c.Rm, c.RmDirs = *tree, *treeDirs, *rm, *rmDirs
 	c.MountFlags = strings.Fields(*mountFlags)
 	if *only != "" {

@@ -70,7 +70,7 @@ func main() {
 // round could be measured at all.
 func run(ctx context.Context, cfg config, progress io.Writer) (*report, error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(progress, format+"\n", args...) }
-	scratch, err := os.MkdirTemp("", "blobfs-bench-")
+	scratch, err := os.MkdirTemp(cfg.ScratchIn, "blobfs-bench-")
 	if err != nil {
 		return nil, err
 	}

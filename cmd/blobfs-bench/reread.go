@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/blobfs/blobfs/blob/transfer"
 )
 
 // smallReread is where the small files re-read from the read cache are
@@ -99,6 +101,64 @@ func rereadSmall() *workload {
 			return statDir(smallReread)(ctx, r)
 		},
 		blobfs:  func(ctx context.Context, r *round) error { return lsRead(r, smallReread) },
+		targets: rereadTargets,
+	}
+}
+
+// The file written through the mount and read back (an object file and
+// the linker, a checkpoint and the next epoch), and the direct side's
+// copy of the same content.
+const (
+	writtenFS     = "seq/written.bin"
+	writtenDirect = "seq/written-direct.bin"
+)
+
+func writtenContent(r *round) *pattern { return newPattern(uint64(r.n)+55, r.cfg.Written) }
+
+func rereadWritten() *workload {
+	return &workload{
+		key: "written-reread",
+		title: func(c config) string {
+			return fmt.Sprintf("re-read %s written through the mount, after remount (read cache)", formatSize(c.Written))
+		},
+		cold:  true,
+		bytes: func(c config) int64 { return c.Written },
+		setup: func(ctx context.Context, r *round) error {
+			_, err := transfer.UploadFrom(ctx, r.w.ct, writtenDirect, writtenContent(r), r.cfg.Written, transfer.Options{Buffers: &r.w.bufs})
+			return err
+		},
+		direct: func(ctx context.Context, r *round) error {
+			_, err := transfer.DownloadTo(ctx, r.w.ct, writtenDirect, writtenContent(r).checker(), transfer.Options{NoVerify: true, Buffers: &r.w.bufs})
+			return err
+		},
+		prepare: func(ctx context.Context, r *round) error {
+			// Written through the mount (the workload is cold: the read
+			// cache starts empty); its close hands the file to the read
+			// cache.
+			if err := os.MkdirAll(r.mnt("seq"), 0o755); err != nil {
+				return err
+			}
+			if err := writeFile(r.mnt(writtenFS), writtenContent(r)); err != nil {
+				return err
+			}
+			// The first read, for comparison: from the service, with the
+			// read cache off (and left as the close made it).
+			r.stopDaemon()
+			if err := r.mountWith(ctx, "--read-cache=false"); err != nil {
+				return err
+			}
+			if err := statDir("seq")(ctx, r); err != nil {
+				return err
+			}
+			if err := r.timeFirst(ctx, func() error { return readFile(r.mnt(writtenFS), writtenContent(r)) }); err != nil {
+				return err
+			}
+			if err := r.remount(ctx); err != nil {
+				return err
+			}
+			return statDir("seq")(ctx, r)
+		},
+		blobfs:  func(ctx context.Context, r *round) error { return readFile(r.mnt(writtenFS), writtenContent(r)) },
 		targets: rereadTargets,
 	}
 }

@@ -84,6 +84,7 @@ func workloads() []*workload {
 		rssCopy(),
 		rereadLarge(),
 		rereadSmall(),
+		rereadWritten(),
 	}
 }
 

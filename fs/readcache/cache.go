@@ -3,9 +3,11 @@
 // remount, costs no call to the service while the blob is unchanged.
 //
 // Layout: Dir (0700) holds one file (0600) per piece, the bytes
-// [offset, offset+length) of one version of one blob, never across a block
-// boundary (BlockSize, the readahead's block): a sequential reader stores
-// whole blocks, a random reader only the ranges it read. A piece is named
+// [offset, offset+length) of one version of one blob. What is read is
+// stored block by block (BlockSize, the readahead's block), never across
+// a block boundary: a sequential reader stores whole blocks, a random
+// reader only the ranges it read. A file written through the mount is
+// taken over whole at its close (Adopt), one piece for all its blocks. A piece is named
 // "<key>.<offset>-<length>", where the key is the SHA-256 of the blob's
 // name, ETag and size, in a subdirectory named by the key's first two hex
 // digits (made on first use); its header repeats the key, name, ETag and size (see piece.go),
@@ -20,7 +22,10 @@
 //
 // Crash safety: a piece is written to a ".tmp-" file, then renamed to its
 // name, without fsync. A crash of the daemon mid-fill leaves only the
-// temporary file, removed at the next Open. After a power loss a renamed
+// temporary file, removed at the next Open; an adopted file is renamed
+// in once its header is written, and until then it is still staging's
+// (whose journal says committed: it is removed at the next mount). After a
+// power loss a renamed
 // piece may come back short or with blocks of zeros (its data never
 // reached the disk): its length is checked against its name at Open, and
 // its header carries a CRC-32 of every 64 KiB of data and of itself,
@@ -45,6 +50,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -214,8 +220,7 @@ type found struct {
 }
 
 // rebuild indexes the pieces on disk. Temporary files, pieces whose file
-// has not the length their name and header promise or that cross a block
-// boundary (the block size changed), versions whose header cannot be read
+// has not the length their name and header promise, versions whose header cannot be read
 // and anything else are removed. Of two versions of one name (a crash
 // came between storing the new one and dropping the old), the one with
 // the most recent piece is kept.
@@ -292,9 +297,7 @@ func (c *Cache) rebuild() error {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mtime.Before(all[j].mtime) })
 	for _, f := range all {
-		f.p.elem = c.lru.PushBack(f.p)
-		f.p.e.pieces[f.p.off/c.bs] = append(f.p.e.pieces[f.p.off/c.bs], f.p)
-		c.used += f.p.disk
+		c.addPiece(f.p)
 	}
 	return nil
 }
@@ -333,9 +336,8 @@ func (c *Cache) loadPieces(e *entry, files []os.DirEntry, offs [][2]int64) ([]fo
 		off, n := offs[i][0], offs[i][1]
 		p := &piece{e: e, off: off, n: n, disk: diskSize(n, e.metaLen())}
 		fi, err := f.Info()
-		if err != nil || n <= 0 || off+n > e.size || off/c.bs != (off+n-1)/c.bs ||
-			fi.Size() != headerSize(n, e.metaLen())+n {
-			os.Remove(p.path()) // truncated, or of another block size
+		if err != nil || n <= 0 || off+n > e.size || fi.Size() != fileSize(n, e.metaLen()) {
+			os.Remove(p.path()) // cut short
 			continue
 		}
 		ps = append(ps, found{p, fi.ModTime()})
@@ -357,7 +359,21 @@ func parsePieceName(s string) (off, n int64, ok bool) {
 }
 
 // diskSize is what a piece of n bytes costs, in whole 4 KiB blocks.
-func diskSize(n int64, metaLen int) int64 { return (headerSize(n, metaLen) + n + 4095) &^ 4095 }
+func diskSize(n int64, metaLen int) int64 { return fileSize(n, metaLen) }
+
+// blocks are the first and last block a piece of n bytes at off is in.
+func (c *Cache) blocks(off, n int64) (int64, int64) { return off / c.bs, (off + n - 1) / c.bs }
+
+// addPiece indexes p, under every block it covers, as the most recently
+// used. Called with c.mu held.
+func (c *Cache) addPiece(p *piece) {
+	p.elem = c.lru.PushBack(p)
+	c.used += p.disk
+	first, last := c.blocks(p.off, p.n)
+	for i := first; i <= last; i++ {
+		p.e.pieces[i] = append(p.e.pieces[i], p)
+	}
+}
 
 // ReadAt fills p with the bytes at off of the version (name, etag, size)
 // and reports true when the cache held them all. Another version held of
@@ -439,6 +455,9 @@ func (c *Cache) dropEntry(e *entry) {
 	e.gone = true
 	for _, ps := range e.pieces {
 		for _, p := range ps {
+			if p.elem == nil {
+				continue // met already, in another block it covers
+			}
 			c.lru.Remove(p.elem)
 			p.elem = nil
 			c.used -= p.disk
@@ -457,16 +476,18 @@ func (c *Cache) removePiece(p *piece) {
 	c.lru.Remove(p.elem)
 	p.elem = nil
 	c.used -= p.disk
-	idx := p.off / c.bs
-	ps := p.e.pieces[idx]
-	for i, q := range ps {
-		if q == p {
-			p.e.pieces[idx] = append(ps[:i:i], ps[i+1:]...)
-			break
+	first, last := c.blocks(p.off, p.n)
+	for idx := first; idx <= last; idx++ {
+		ps := p.e.pieces[idx]
+		for i, q := range ps {
+			if q == p {
+				p.e.pieces[idx] = append(ps[:i:i], ps[i+1:]...)
+				break
+			}
 		}
-	}
-	if len(p.e.pieces[idx]) == 0 {
-		delete(p.e.pieces, idx)
+		if len(p.e.pieces[idx]) == 0 {
+			delete(p.e.pieces, idx)
+		}
 	}
 	c.dropIfEmpty(p.e)
 }
@@ -555,20 +576,119 @@ func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 		}
 		return
 	}
-	pc.elem = c.lru.PushBack(pc)
-	// A piece covering others makes them useless.
-	idx := off / c.bs
+	c.used -= disk // the reservation becomes the piece's
+	c.dropCoveredLocked(e, off, n)
+	c.addPiece(pc)
+}
+
+// dropCoveredLocked removes the pieces of e within [off, off+n): a piece
+// about to be added covers them. Called with c.mu held.
+func (c *Cache) dropCoveredLocked(e *entry, off, n int64) {
 	var drop []*piece
-	for _, q := range e.pieces[idx] {
-		if off <= q.off && q.off+q.n <= off+n {
-			drop = append(drop, q)
+	first, last := c.blocks(off, n)
+	for idx := first; idx <= last; idx++ {
+		for _, q := range e.pieces[idx] {
+			if off <= q.off && q.off+q.n <= off+n && !slices.Contains(drop, q) {
+				drop = append(drop, q)
+			}
 		}
 	}
 	for _, q := range drop {
 		c.removePiece(q)
 		os.Remove(q.path())
 	}
-	e.pieces[idx] = append(e.pieces[idx], pc)
+}
+
+// Adoption is a file handed to the cache whole (see Adopt).
+type Adoption struct {
+	Name, ETag string
+	Size       int64
+	// Path is a closed file holding exactly the version's Size bytes
+	// from offset 0, on the cache's file system.
+	Path string
+	// Sums are the CRC-32 of its every ChunkSize bytes (ChunkSums), taken
+	// by the caller while the data was in its memory: the file is not
+	// read again.
+	Sums []uint32
+}
+
+// Adopt takes the file a.Path over as the one piece of the version
+// (a.Name, a.ETag, a.Size): its header is appended and the file renamed
+// into the cache, so that keeping a file just written costs no copy of
+// its data. It reports whether it did; if not, the file is still the
+// caller's, unchanged but for bytes past a.Size. Like Store it takes
+// nothing from what is staged: it refuses when the file does not fit
+// beside it.
+func (c *Cache) Adopt(a Adoption) bool {
+	if a.Size <= 0 || a.ETag == "" || int64(len(a.Sums)) != chunks(a.Size) {
+		return false
+	}
+	if len(a.Name) > 0xffff || len(a.ETag) > 0xffff {
+		return false
+	}
+	if fi, err := os.Stat(a.Path); err != nil || fi.Size() != a.Size {
+		return false
+	}
+	disk := diskSize(a.Size, len(a.Name)+len(a.ETag))
+	var staged int64
+	if c.staged != nil {
+		staged = c.staged.Used() // before c.mu: see the lock order in Evict
+	}
+	c.mu.Lock()
+	e := c.current(a.Name, a.ETag, a.Size, true)
+	if e == nil {
+		c.mu.Unlock()
+		return false
+	}
+	e.pending++
+	var victims []string
+	if c.max > 0 {
+		if over := c.used + disk + staged - c.max; over > 0 {
+			victims = c.evictLocked(over)
+		}
+		if c.used+disk+staged > c.max {
+			e.pending--
+			c.dropIfEmpty(e)
+			c.mu.Unlock()
+			removeAll(victims)
+			return false
+		}
+	}
+	c.used += disk // reserved while the header is written
+	c.mu.Unlock()
+	removeAll(victims)
+
+	err := appendHeader(e, a)
+	pc := &piece{e: e, off: 0, n: a.Size, disk: disk}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() {
+		e.pending--
+		c.dropIfEmpty(e)
+	}()
+	c.used -= disk
+	if err == nil && (e.gone || c.closed) {
+		err = errSkipped
+	}
+	if err == nil {
+		if err = os.Rename(a.Path, pc.path()); errors.Is(err, os.ErrNotExist) {
+			// The version's subdirectory is made on first use.
+			if err = os.MkdirAll(filepath.Dir(pc.path()), 0o700); err == nil {
+				err = os.Rename(a.Path, pc.path())
+			}
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, errSkipped) {
+			c.log.WithError(err).Warn("cannot take a written file into the read cache")
+		}
+		os.Truncate(a.Path, a.Size) // the header off again: the file is the caller's
+		return false
+	}
+	os.Chmod(pc.path(), 0o600)
+	c.dropCoveredLocked(e, 0, a.Size)
+	c.addPiece(pc)
+	return true
 }
 
 // covered reports whether e holds [off, off+n) in one piece. Called with

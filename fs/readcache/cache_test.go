@@ -199,12 +199,11 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 			// piece is not.
 			final := piecePath(dir, "f", "e", size, testBS, testBS)
 			os.Remove(final)
-			h := encodeHeader(testEntry(dir, "f", "e", size), testBS, v[testBS:])
-			os.WriteFile(filepath.Join(filepath.Dir(final), ".tmp-0123"), append(h, v[testBS:]...), 0o600)
+			os.WriteFile(filepath.Join(filepath.Dir(final), ".tmp-0123"), pieceFile(testEntry(dir, "f", "e", size), testBS, v[testBS:]), 0o600)
 			return testBS
 		}, true},
 		{"piece file cut short", func(t *testing.T, dir string) int64 {
-			os.Truncate(piecePath(dir, "f", "e", size, 0, testBS), headerSize(testBS, 2)+testBS/2)
+			os.Truncate(piecePath(dir, "f", "e", size, 0, testBS), fileSize(testBS, 2)-100)
 			return 0
 		}, true},
 		{"data never reached the disk (zeros)", func(t *testing.T, dir string) int64 {
@@ -212,20 +211,19 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.WriteAt(make([]byte, chunkSize), headerSize(testBS, 2)+chunkSize)
+			f.WriteAt(make([]byte, chunkSize), chunkSize)
 			f.Close()
 			return testBS + chunkSize + 10
 		}, false},
 		{"header never reached the disk", func(t *testing.T, dir string) int64 {
 			f, _ := os.OpenFile(piecePath(dir, "f", "e", size, 0, testBS), os.O_WRONLY, 0)
-			f.WriteAt(make([]byte, 4096), 0)
+			f.WriteAt(make([]byte, 4096), headerAt(testBS))
 			f.Close()
 			return 0
 		}, false},
 		{"another version's piece", func(t *testing.T, dir string) int64 {
 			other := content(8, testBS)
-			h := encodeHeader(testEntry(dir, "f", "x", size), 0, other)
-			os.WriteFile(piecePath(dir, "f", "e", size, 0, testBS), append(h, other...), 0o600)
+			os.WriteFile(piecePath(dir, "f", "e", size, 0, testBS), pieceFile(testEntry(dir, "f", "x", size), 0, other), 0o600)
 			return 0
 		}, false},
 	} {
@@ -260,7 +258,7 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 		c.Close()
 		for _, off := range []int64{0, testBS} {
 			f, _ := os.OpenFile(piecePath(dir, "f", "e", size, off, testBS), os.O_WRONLY, 0)
-			f.WriteAt([]byte("XXXX"), 0)
+			f.WriteAt([]byte("XXXX"), headerAt(testBS))
 			f.Close()
 		}
 		c = open(t, dir, 0, nil)
@@ -269,6 +267,14 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 			t.Errorf("%+v, %d files, want nothing", s, countPieceFiles(t, dir))
 		}
 	})
+}
+
+// pieceFile is what a piece file of e holding data at off holds.
+func pieceFile(e *entry, off int64, data []byte) []byte {
+	n := int64(len(data))
+	b := make([]byte, headerAt(n), fileSize(n, e.metaLen()))
+	copy(b, data)
+	return append(b, encodeHeader(e, off, n, ChunkSums(nil, data))...)
 }
 
 func testEntry(dir, name, etag string, size int64) *entry {
@@ -299,9 +305,8 @@ func TestReopenServesFromDisk(t *testing.T) {
 		t.Errorf("after reopening: %+v", s)
 	}
 	c.Close()
-	// With a larger block size the pieces are still whole ranges within
-	// one block; with a smaller one, those that cross a block boundary
-	// are dropped (the two small ones stay).
+	// With another block size the pieces are still served: a piece may
+	// cover several blocks.
 	c2, err := Open(Options{Dir: dir, BlockSize: 2 * testBS})
 	if err != nil {
 		t.Fatal(err)
@@ -315,10 +320,10 @@ func TestReopenServesFromDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c3.Close()
-	if s := c3.Stats(); s.Pieces != 2 {
-		t.Errorf("with a smaller block size: %+v, want the 2 small pieces", s)
+	if s := c3.Stats(); s.Pieces != 5 {
+		t.Errorf("with a smaller block size: %+v, want the 5 pieces", s)
 	}
-	miss(t, c3, "data/v", "e", int64(len(v)), 0, 10)
+	hit(t, c3, "data/v", "e", v, 0, int64(len(v)))
 	hit(t, c3, "data/s", "x", small, 0, int64(len(small)))
 }
 
@@ -425,4 +430,107 @@ func TestReopenKeepsTheNewerOfTwoVersions(t *testing.T) {
 	if s := c.Stats(); s.Versions != 1 || s.Pieces != 1 {
 		t.Errorf("%+v, want the newer version only", s)
 	}
+}
+
+// A file handed over whole (a staged file just committed) is served from
+// every block it covers, after a reopen too, and only for its version; a
+// refusal leaves the file to the caller as it was.
+func TestAdoptTakesTheFileOver(t *testing.T) {
+	v := content(13, 3*testBS+777) // across 4 blocks
+	size := int64(len(v))
+	staged := func(t *testing.T) string {
+		path := filepath.Join(t.TempDir(), "staged.data")
+		if err := os.WriteFile(path, v, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	adoption := func(path string) Adoption {
+		return Adoption{Name: "w/f", ETag: "e", Size: size, Path: path, Sums: ChunkSums(nil, v)}
+	}
+
+	t.Run("served, across blocks and after a reopen", func(t *testing.T) {
+		dir := t.TempDir()
+		c := open(t, dir, 0, nil)
+		// A piece it covers, read before, is dropped for it.
+		c.Store("w/f", "e", size, v[testBS:2*testBS], testBS)
+		path := staged(t)
+		if !c.Adopt(adoption(path)) {
+			t.Fatal("Adopt refused")
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("the adopted file is still at its old path: %v", err)
+		}
+		hit(t, c, "w/f", "e", v, 0, size)
+		hit(t, c, "w/f", "e", v, testBS-5, 10)
+		if s := c.Stats(); s.Pieces != 1 || s.Bytes != diskSize(size, 4) {
+			t.Errorf("%+v, want the one adopted piece of %d bytes", s, diskSize(size, 4))
+		}
+		c.Close()
+		c = open(t, dir, 0, nil)
+		hit(t, c, "w/f", "e", v, 2*testBS, size-2*testBS)
+		miss(t, c, "w/f", "e2", size, 0, 10) // rewritten: dropped
+		if s := c.Stats(); s.Pieces != 0 || s.Bytes != 0 || countPieceFiles(t, dir) != 0 {
+			t.Errorf("after another version was asked for: %+v, want nothing held", s)
+		}
+	})
+	t.Run("a chunk lost on disk is a miss", func(t *testing.T) {
+		dir := t.TempDir()
+		c := open(t, dir, 0, nil)
+		if !c.Adopt(adoption(staged(t))) {
+			t.Fatal("Adopt refused")
+		}
+		f, err := os.OpenFile(piecePath(dir, "w/f", "e", size, 0, size), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(make([]byte, 100), 2*testBS+10)
+		f.Close()
+		hit(t, c, "w/f", "e", v, 0, testBS) // chunks before are intact
+		miss(t, c, "w/f", "e", size, 2*testBS, 10)
+		if countPieceFiles(t, dir) != 0 {
+			t.Error("the damaged piece is still on disk")
+		}
+	})
+	t.Run("refused when it does not fit", func(t *testing.T) {
+		c := open(t, t.TempDir(), diskSize(size, 4)-1, nil)
+		path := staged(t)
+		if c.Adopt(adoption(path)) {
+			t.Fatal("Adopt took a file larger than the budget")
+		}
+		if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, v) {
+			t.Errorf("the refused file changed: %v", err)
+		}
+		if s := c.Stats(); s.Pieces != 0 || s.Bytes != 0 || s.Versions != 0 {
+			t.Errorf("%+v, want nothing held", s)
+		}
+	})
+	t.Run("refused with wrong sums or size", func(t *testing.T) {
+		c := open(t, t.TempDir(), 0, nil)
+		path := staged(t)
+		a := adoption(path)
+		a.Sums = a.Sums[1:]
+		b := adoption(path)
+		b.Size--
+		if c.Adopt(a) || c.Adopt(b) {
+			t.Fatal("Adopt took a file whose sums or size do not match")
+		}
+		if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, v) {
+			t.Errorf("the refused file changed: %v", err)
+		}
+	})
+	t.Run("evicted whole", func(t *testing.T) {
+		dir := t.TempDir()
+		c := open(t, dir, 0, nil)
+		if !c.Adopt(adoption(staged(t))) {
+			t.Fatal("Adopt refused")
+		}
+		if got := c.Evict(1); got != diskSize(size, 4) {
+			t.Errorf("Evict freed %d, want the whole piece %d", got, diskSize(size, 4))
+		}
+		miss(t, c, "w/f", "e", size, testBS, 10)
+		if countPieceFiles(t, dir) != 0 || c.Used() != 0 {
+			t.Error("the evicted piece is still on disk or counted")
+		}
+	})
 }

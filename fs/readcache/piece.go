@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 )
 
-// A piece file is a header, padded to a multiple of 4 KiB so that the
-// data stays page-aligned, then the data:
+// A piece file is the data, from offset 0, then a header at the next
+// multiple of 4 KiB, itself padded to a multiple of 4 KiB:
 //
 //	0   "BFRC" magic
-//	4   format version (2)
+//	4   format version (3)
 //	8   key: SHA-256 of name, ETag and size of the version
 //	40  offset of the data in the blob
 //	48  length of the data
@@ -29,17 +29,36 @@ import (
 //
 // All numbers little-endian. The chunk checksums let a small read of a
 // large piece check only the chunks it reads; the name and ETag let Open
-// rebuild the index from one header per version.
+// rebuild the index from one header per version. The data comes first so
+// that a file already holding a version's bytes from offset 0 (a staged
+// file just committed, see Adopt) becomes a piece by appending a header,
+// without a copy.
 const (
 	magic        = "BFRC"
-	formatV2     = 2
+	formatV3     = 3
 	chunkSize    = 64 << 10
 	fixedHeader  = 80
 	headerAlign  = 4096
 	headerCRCLen = 4
 )
 
+// ChunkSize is the span of data each checksum of a piece covers; Adopt's
+// sums are of ChunkSize bytes each (the last may be shorter).
+const ChunkSize = chunkSize
+
+// ChunkSums appends to dst the CRC-32 of every ChunkSize bytes of p, as
+// Adopt wants them.
+func ChunkSums(dst []uint32, p []byte) []uint32 {
+	for i := 0; i < len(p); i += chunkSize {
+		dst = append(dst, crc32.ChecksumIEEE(p[i:min(len(p), i+chunkSize)]))
+	}
+	return dst
+}
+
 func chunks(n int64) int64 { return (n + chunkSize - 1) / chunkSize }
+
+// headerAt is where the header of a piece of n bytes starts.
+func headerAt(n int64) int64 { return (n + headerAlign - 1) &^ (headerAlign - 1) }
 
 // headerSize is the padded header of a piece of n bytes of a version
 // whose name and ETag take metaLen bytes.
@@ -47,11 +66,15 @@ func headerSize(n int64, metaLen int) int64 {
 	return (fixedHeader + int64(metaLen) + 4*chunks(n) + headerCRCLen + headerAlign - 1) &^ (headerAlign - 1)
 }
 
-func encodeHeader(e *entry, off int64, p []byte) []byte {
-	n := int64(len(p))
+// fileSize is the length of the file of a piece of n bytes.
+func fileSize(n int64, metaLen int) int64 { return headerAt(n) + headerSize(n, metaLen) }
+
+// encodeHeader is the header of the piece of e holding n bytes at off,
+// whose chunks have the checksums sums.
+func encodeHeader(e *entry, off, n int64, sums []uint32) []byte {
 	h := make([]byte, headerSize(n, e.metaLen()))
 	copy(h, magic)
-	binary.LittleEndian.PutUint32(h[4:], formatV2)
+	binary.LittleEndian.PutUint32(h[4:], formatV3)
 	copy(h[8:40], e.key[:])
 	binary.LittleEndian.PutUint64(h[40:], uint64(off))
 	binary.LittleEndian.PutUint64(h[48:], uint64(n))
@@ -63,8 +86,8 @@ func encodeHeader(e *entry, off int64, p []byte) []byte {
 	at := fixedHeader
 	at += copy(h[at:], e.name)
 	at += copy(h[at:], e.etag)
-	for i := int64(0); i < chunks(n); i++ {
-		binary.LittleEndian.PutUint32(h[at:], crc32.ChecksumIEEE(p[i*chunkSize:min(n, (i+1)*chunkSize)]))
+	for _, s := range sums {
+		binary.LittleEndian.PutUint32(h[at:], s)
 		at += 4
 	}
 	binary.LittleEndian.PutUint32(h[at:], crc32.ChecksumIEEE(h[:at]))
@@ -90,10 +113,10 @@ func (c *Cache) writePiece(e *entry, off int64, p []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("readcache: %w", err)
 	}
-	h := encodeHeader(e, off, p)
-	_, err = f.Write(h)
+	n := int64(len(p))
+	_, err = f.Write(p)
 	if err == nil {
-		_, err = f.Write(p)
+		_, err = f.WriteAt(encodeHeader(e, off, n, ChunkSums(make([]uint32, 0, chunks(n)), p)), headerAt(n))
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -105,23 +128,41 @@ func (c *Cache) writePiece(e *entry, off int64, p []byte) (string, error) {
 	return path, nil
 }
 
+// appendHeader writes the header of a whole-version piece after the data
+// of the file a.Path.
+func appendHeader(e *entry, a Adoption) error {
+	f, err := os.OpenFile(a.Path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("readcache: %w", err)
+	}
+	_, err = f.WriteAt(encodeHeader(e, 0, a.Size, a.Sums), headerAt(a.Size))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("readcache: writing the header of %s: %w", a.Path, err)
+	}
+	return nil
+}
+
 var errCorrupt = errors.New("readcache: piece does not match its header")
 
 // readHeader reads and checks the header of the piece file f, said by its
 // name to hold [poff, poff+pn) of some version.
 func readHeader(f *os.File, poff, pn int64) ([]byte, error) {
+	at := headerAt(pn)
 	h := make([]byte, headerAlign)
-	if _, err := io.ReadFull(io.NewSectionReader(f, 0, headerAlign), h); err != nil {
+	if _, err := io.ReadFull(io.NewSectionReader(f, at, headerAlign), h); err != nil {
 		return nil, fmt.Errorf("%w: header: %v", errCorrupt, err)
 	}
-	if string(h[:4]) != magic || binary.LittleEndian.Uint32(h[4:]) != formatV2 {
+	if string(h[:4]) != magic || binary.LittleEndian.Uint32(h[4:]) != formatV3 {
 		return nil, fmt.Errorf("%w: not a piece file", errCorrupt)
 	}
 	ml := int(binary.LittleEndian.Uint16(h[72:])) + int(binary.LittleEndian.Uint16(h[74:]))
 	hs := headerSize(pn, ml)
 	if hs > headerAlign {
 		h = append(h, make([]byte, hs-headerAlign)...)
-		if _, err := io.ReadFull(io.NewSectionReader(f, headerAlign, hs-headerAlign), h[headerAlign:]); err != nil {
+		if _, err := io.ReadFull(io.NewSectionReader(f, at+headerAlign, hs-headerAlign), h[headerAlign:]); err != nil {
 			return nil, fmt.Errorf("%w: header: %v", errCorrupt, err)
 		}
 	}
@@ -170,7 +211,6 @@ func readPiece(path string, key [32]byte, metaLen int, poff, pn int64, p []byte,
 	if !bytes.Equal(h[8:40], key[:]) || len(h) != fixedHeader+metaLen+4*int(chunks(pn)) {
 		return fmt.Errorf("%w: another version's", errCorrupt)
 	}
-	hs := headerSize(pn, metaLen)
 	crcs := h[fixedHeader+metaLen:]
 	rel := off - poff
 	first, last := rel/chunkSize, (rel+int64(len(p))-1)/chunkSize
@@ -179,7 +219,7 @@ func readPiece(path string, key [32]byte, metaLen int, poff, pn int64, p []byte,
 	if from != rel || to != rel+int64(len(p)) {
 		buf = make([]byte, to-from)
 	}
-	if _, err := f.ReadAt(buf, hs+from); err != nil {
+	if _, err := f.ReadAt(buf, from); err != nil {
 		return fmt.Errorf("%w: data: %v", errCorrupt, err)
 	}
 	for i := first; i <= last; i++ {

@@ -39,6 +39,12 @@ type block struct {
 	// block's content while it is remote: the commit lists it instead of
 	// downloading and uploading it again.
 	reuse string
+	// sums are the read cache's checksums (readcache.ChunkSums) of the
+	// content of version sumVer, taken when it was uploaded from memory:
+	// with them a committed file is handed to the read cache without
+	// being read again (see File.keepCommitted).
+	sums   []uint32
+	sumVer uint64
 }
 
 type span struct{ a, e int64 }

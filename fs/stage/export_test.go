@@ -22,3 +22,11 @@ func (m *Manager) Wait(ctx context.Context) error {
 		}
 	}
 }
+
+// Hashing reports whether the file's writes are being hashed for the
+// whole-blob MD5.
+func (f *File) Hashing() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sum.hashing()
+}

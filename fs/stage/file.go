@@ -68,6 +68,10 @@ type File struct {
 
 	sum contentSum // MD5 of the content as written (md5.go); guarded by mu
 
+	// adopt: the last commit's version, for the read cache to take the
+	// cache file over at Close (keepCommitted); guarded by mu.
+	adopt *pendingAdoption
+
 	workers int
 	// inflight: the blocks with a Put Block under way, by index. Kept
 	// apart from blocks, which a truncate cuts while the upload goes on:
@@ -818,6 +822,10 @@ func (f *File) close(discard bool) error {
 	}
 	dirty, st, name := f.dirty, f.state, f.name
 	discard = discard || st == stRemoved
+	var adopt *pendingAdoption
+	if f.adopt != nil && f.adopt.seq == f.seq && !dirty && st == stClean && !discard {
+		adopt = f.adopt
+	}
 	f.m.settle(0, -f.accounted)
 	f.accounted = 0
 	f.mu.Unlock()
@@ -851,6 +859,11 @@ func (f *File) close(discard bool) error {
 			l.Warn("closed with changes never asked to be committed; kept in the cache directory, the next mount moves it to lost+found")
 		}
 		return err
+	}
+	if adopt != nil && err == nil && f.m.opts.ReadCache.Adopt(adopt.a) {
+		// The cache file is the read cache's now; the journal goes.
+		os.Remove(journalPath(f.m.root, f.id))
+		return nil
 	}
 	f.remove()
 	return err

@@ -56,6 +56,7 @@ import (
 
 	"github.com/blobfs/blobfs/blob"
 	"github.com/blobfs/blobfs/fs/blockbuf"
+	"github.com/blobfs/blobfs/fs/readcache"
 )
 
 // Store is what the write path needs from the blob layer (*blob.Container).
@@ -115,6 +116,9 @@ type ReadCache interface {
 	Evict(need int64) int64
 	// Store keeps p, the bytes at off of the version (name, etag, size).
 	Store(name, etag string, size int64, p []byte, off int64)
+	// Adopt takes a closed staged file over whole as the version's copy
+	// (no copy of the data); false leaves the file to the caller.
+	Adopt(readcache.Adoption) bool
 }
 
 // Manager owns the staging directory of one mounted container.
@@ -284,6 +288,7 @@ func (m *Manager) open(ctx context.Context, name string, base *blob.Properties, 
 	f.changed = make(chan struct{})
 	f.setBase(base)
 	if base == nil || truncate || base.Size == 0 {
+		f.sum.off = m.opts.NoMD5
 		f.sum.start() // the content starts empty: hash it as it is written
 	}
 	if base != nil && !truncate {

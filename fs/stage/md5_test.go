@@ -96,6 +96,9 @@ func TestCommitStoresWholeMD5(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.do(f)
+			if tc.noMD5 && f.Hashing() {
+				t.Error("with NoMD5 the writes are still hashed, want no CPU spent on it")
+			}
 			p, err := f.Commit(ctx, blob.PutOptions{})
 			if err != nil {
 				t.Fatal(err)

@@ -12,7 +12,8 @@ import (
 
 // A commit hands the read cache what it uploaded, under the ETag the
 // service gave it: reading the file back then costs no GET. Files of
-// more than one block are not copied (see keepCommitted).
+// more than one block are handed over whole at Close, holes included;
+// a file whose base blocks were reused, not uploaded, is not.
 func TestCommitFillsReadCache(t *testing.T) {
 	ctx := context.Background()
 	ct := newContainer(t)
@@ -26,15 +27,29 @@ func TestCommitFillsReadCache(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		size int
+		hole bool // blocks 1 and 2 never written
 		kept bool
-	}{{"small", 1000, true}, {"one block", bs, true}, {"large", 3*bs + 500, false}} {
+	}{
+		{"small", 1000, false, true},
+		{"one block", bs, false, true},
+		{"large", 3*bs + 500, false, true},
+		{"large with a hole", 3*bs + 500, true, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := pattern(tc.size, 9)
 			f, err := m.Open(ctx, tc.name, nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.WriteAt(ctx, data, 0); err != nil {
+			if tc.hole {
+				clear(data[bs : 3*bs])
+				if _, err := f.WriteAt(ctx, data[:bs], 0); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.WriteAt(ctx, data[3*bs:], 3*bs); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := f.WriteAt(ctx, data, 0); err != nil {
 				t.Fatal(err)
 			}
 			p, err := f.Commit(ctx, blob.PutOptions{})
@@ -103,5 +118,49 @@ func TestStagingEvictsReadCacheFirst(t *testing.T) {
 	}
 	if !rc.ReadAt("old", "e", int64(len(old)), buf, 4*bs) || !bytes.Equal(buf, old[4*bs:]) {
 		t.Error("the most recently used block was evicted too")
+	}
+}
+
+// A commit that reused blocks of the base blob (only part of it was
+// rewritten) leaves the cache file without the whole content: nothing is
+// handed over, and nothing wrong is ever served.
+func TestPartialRewriteIsNotAdopted(t *testing.T) {
+	ctx := context.Background()
+	ct := newContainer(t)
+	const bs = 64 << 10
+	rc, err := readcache.Open(readcache.Options{Dir: t.TempDir(), BlockSize: bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	m := newManager(t, ct, stage.Options{BlockSize: bs, ReadCache: rc})
+	data := pattern(4*bs+10, 5)
+	f, err := m.Open(ctx, "p", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt(ctx, data, 0)
+	base, err := f.Commit(ctx, blob.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	f, err = m.Open(ctx, "p", base, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := pattern(100, 6)
+	f.WriteAt(ctx, patch, 10)
+	p, err := f.Commit(ctx, blob.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if rc.ReadAt("p", p.ETag, int64(len(data)), make([]byte, 10), 2*bs) {
+		t.Fatal("a block the commit reused from the base is served from the read cache, want a miss")
+	}
+	if s := rc.Stats(); s.Pieces != 0 {
+		t.Errorf("read cache holds %+v, want nothing of the old or new version", s)
 	}
 }
