@@ -40,3 +40,21 @@ func BenchmarkReadSmallFile(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStoreLargeFile is what a cold sequential read of a large file
+// costs the cache: one 8 MiB piece per block (SetBytes: MB/s of blocks
+// stored).
+func BenchmarkStoreLargeFile(b *testing.B) {
+	const bs = 8 << 20
+	c, err := Open(Options{Dir: b.TempDir(), BlockSize: bs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	p := content(1, bs)
+	const size = 64 * bs
+	b.SetBytes(bs)
+	for i := 0; b.Loop(); i++ {
+		c.Store(fmt.Sprintf("large/%d", i/64), "etag", size, p, int64(i%64)*bs)
+	}
+}

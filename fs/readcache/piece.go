@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // A piece file is the data, from offset 0, then a header at the next
@@ -114,7 +117,9 @@ func (c *Cache) writePiece(e *entry, off int64, p []byte) (string, error) {
 		return "", fmt.Errorf("readcache: %w", err)
 	}
 	n := int64(len(p))
-	_, err = f.Write(p)
+	if !writeDirect(path, p) {
+		_, err = f.Write(p)
+	}
 	if err == nil {
 		_, err = f.WriteAt(encodeHeader(e, off, n, ChunkSums(make([]uint32, 0, chunks(n)), p)), headerAt(n))
 	}
@@ -126,6 +131,39 @@ func (c *Cache) writePiece(e *entry, off int64, p []byte) (string, error) {
 		return "", fmt.Errorf("readcache: writing %s: %w", path, err)
 	}
 	return path, nil
+}
+
+// directMin is the smallest piece whose data is written with O_DIRECT.
+const directMin = 1 << 20
+
+// writeDirect writes p at the start of the file path with O_DIRECT, and
+// says whether it did. Written through the page cache, a cold read of
+// 1 GiB cost the daemon 1.7 CPU s more (new page-cache pages are what a
+// VM's kernel spends most on; dd here: 3.1 s and 2.9 s of system time
+// buffered, 1.3 s and 0.12 s direct), on the path every read of a new
+// file takes. Only whole 4 KiB pages from an aligned buffer (the
+// readahead's blocks are); anything else, or a filesystem without
+// O_DIRECT (tmpfs), goes through the page cache as before.
+func writeDirect(path string, p []byte) bool {
+	if len(p) < directMin || len(p)%4096 != 0 || uintptr(unsafe.Pointer(&p[0]))%4096 != 0 {
+		return false
+	}
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	for done := 0; done < len(p); {
+		n, err := unix.Pwrite(fd, p[done:], int64(done))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n <= 0 {
+			return false // the caller writes it all again, buffered
+		}
+		done += n
+	}
+	return true
 }
 
 // appendHeader writes the header of a whole-version piece after the data
