@@ -419,6 +419,15 @@ func (r *rawFS) Truncate(name string, size int64) error {
 	return r.setattr(name, in)
 }
 
+// mountKernelFreeB is mountKernelFree for benchmarks: no log.
+func mountKernelFreeB(b *testing.B, store fs.Store, opts fs.Options) (*rawFS, *fs.Mounted) {
+	mt, raw, err := fs.NewKernelFree(b.Context(), store, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &rawFS{raw: raw}, mt
+}
+
 // mountKernelFree serves store to a rawFS; the unmount is registered as a
 // cleanup and returned, for tests that look at the service after it.
 func mountKernelFree(t *testing.T, store fs.Store, opts fs.Options) (*rawFS, *fs.Mounted) {
