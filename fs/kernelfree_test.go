@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/sirupsen/logrus"
 
 	"github.com/blobfs/blobfs/fs"
 )
@@ -155,13 +154,22 @@ func (r *rawFS) walk(name string) (parent, node uint64, base string, err error) 
 	return parent, node, base, err
 }
 
-func (r *rawFS) Mkdir(name string, perm os.FileMode) error {
-	parent, base, err := r.parentOf(name)
+// walkLocked is walk with the parent directory's lock taken (exclusive)
+// before the last lookup, for a change of the name that follows; unlock
+// lets it go (a no-op after an error).
+func (r *rawFS) walkLocked(name string) (parent, node uint64, base string, unlock func(), err error) {
+	parent, base, err = r.parentOf(name)
 	if err != nil {
-		return err
+		return 0, 0, "", func() {}, err
 	}
-	defer r.lock(parent)()
-	node, err := r.lookup(parent, base)
+	unlock = r.lock(parent)
+	node, err = r.lookup(parent, base)
+	return parent, node, base, unlock, err
+}
+
+func (r *rawFS) Mkdir(name string, perm os.FileMode) error {
+	parent, node, base, unlock, err := r.walkLocked(name)
+	defer unlock()
 	if err != nil {
 		return err
 	}
@@ -325,12 +333,8 @@ func (r *rawFS) ReadFile(name string) ([]byte, error) {
 }
 
 func (r *rawFS) Remove(name string) error {
-	parent, base, err := r.parentOf(name)
-	if err != nil {
-		return err
-	}
-	defer r.lock(parent)()
-	node, err := r.lookup(parent, base)
+	parent, node, base, unlock, err := r.walkLocked(name)
+	defer unlock()
 	if err != nil {
 		return err
 	}
@@ -432,15 +436,7 @@ func mountKernelFreeB(b *testing.B, store fs.Store, opts fs.Options) (*rawFS, *f
 // cleanup and returned, for tests that look at the service after it.
 func mountKernelFree(t *testing.T, store fs.Store, opts fs.Options) (*rawFS, *fs.Mounted) {
 	t.Helper()
-	if opts.CacheDir == "" {
-		opts.CacheDir = t.TempDir()
-	}
-	if opts.Log == nil {
-		l := logrus.New()
-		l.SetOutput(testWriter{t})
-		l.SetLevel(logrus.WarnLevel)
-		opts.Log = l
-	}
+	opts = testOptions(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mt, raw, err := fs.NewKernelFree(ctx, store, opts)

@@ -105,15 +105,7 @@ func (e *env) mount(t *testing.T, opts fs.Options) (string, *fs.Mounted) {
 func (e *env) mountStore(t *testing.T, store fs.Store, opts fs.Options) (string, *fs.Mounted) {
 	t.Helper()
 	dir := t.TempDir()
-	if opts.CacheDir == "" {
-		opts.CacheDir = t.TempDir()
-	}
-	if opts.Log == nil {
-		l := logrus.New()
-		l.SetOutput(testWriter{t})
-		l.SetLevel(logrus.WarnLevel)
-		opts.Log = l
-	}
+	opts = testOptions(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	mt, err := fs.MountStore(ctx, dir, store, opts)
@@ -143,6 +135,21 @@ func unmount(t *testing.T, mt *fs.Mounted) {
 	if err := mt.Unmount(ctx); err != nil {
 		t.Fatalf("unmount: %v", err)
 	}
+}
+
+// testOptions fills in what every test mount needs and did not set: a
+// cache directory of its own, and warnings logged to the test.
+func testOptions(t *testing.T, opts fs.Options) fs.Options {
+	if opts.CacheDir == "" {
+		opts.CacheDir = t.TempDir()
+	}
+	if opts.Log == nil {
+		l := logrus.New()
+		l.SetOutput(testWriter{t})
+		l.SetLevel(logrus.WarnLevel)
+		opts.Log = l
+	}
+	return opts
 }
 
 type testWriter struct{ t *testing.T }

@@ -517,6 +517,26 @@ func (c *Cache) Store(name, etag string, size int64, p []byte, off int64) {
 	}
 }
 
+// reserveLocked reserves disk bytes for a piece of e (marked pending by
+// the caller), evicting others least recently used first when the cache
+// and staged (the staging area's use) would pass the budget. ok false:
+// there is no room, and e's pending mark is taken back. victims are the
+// evicted files, for the caller to remove once c.mu is let go.
+func (c *Cache) reserveLocked(e *entry, disk, staged int64) (victims []string, ok bool) {
+	if c.max > 0 {
+		if over := c.used + disk + staged - c.max; over > 0 {
+			victims = c.evictLocked(over)
+		}
+		if c.used+disk+staged > c.max {
+			e.pending--
+			c.dropIfEmpty(e)
+			return victims, false
+		}
+	}
+	c.used += disk
+	return victims, true
+}
+
 func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 	n := int64(len(p))
 	disk := diskSize(n, len(name)+len(etag))
@@ -531,22 +551,12 @@ func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 		return
 	}
 	e.pending++
-	var victims []string
-	if c.max > 0 {
-		if over := c.used + disk + staged - c.max; over > 0 {
-			victims = c.evictLocked(over)
-		}
-		if c.used+disk+staged > c.max {
-			e.pending--
-			c.dropIfEmpty(e)
-			c.mu.Unlock()
-			removeAll(victims)
-			return
-		}
-	}
-	c.used += disk // reserved while the file is written
+	victims, ok := c.reserveLocked(e, disk, staged) // while the file is written
 	c.mu.Unlock()
 	removeAll(victims)
+	if !ok {
+		return
+	}
 
 	tmp, err := c.writePiece(e, off, p)
 	c.mu.Lock()
@@ -641,22 +651,12 @@ func (c *Cache) Adopt(a Adoption) bool {
 		return false
 	}
 	e.pending++
-	var victims []string
-	if c.max > 0 {
-		if over := c.used + disk + staged - c.max; over > 0 {
-			victims = c.evictLocked(over)
-		}
-		if c.used+disk+staged > c.max {
-			e.pending--
-			c.dropIfEmpty(e)
-			c.mu.Unlock()
-			removeAll(victims)
-			return false
-		}
-	}
-	c.used += disk // reserved while the header is written
+	victims, ok := c.reserveLocked(e, disk, staged) // while the header is written
 	c.mu.Unlock()
 	removeAll(victims)
+	if !ok {
+		return false
+	}
 
 	err := appendHeader(e, a)
 	pc := &piece{e: e, off: 0, n: a.Size, disk: disk}

@@ -10,6 +10,18 @@ import (
 	"github.com/blobfs/blobfs/fs/stage"
 )
 
+// withReadCache is a read cache of block size bs and a Manager that
+// fills it.
+func withReadCache(t *testing.T, store stage.Store, bs int64) (*readcache.Cache, *stage.Manager) {
+	t.Helper()
+	rc, err := readcache.Open(readcache.Options{Dir: t.TempDir(), BlockSize: bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	return rc, newManager(t, store, stage.Options{BlockSize: bs, ReadCache: rc})
+}
+
 // A commit hands the read cache what it uploaded, under the ETag the
 // service gave it: reading the file back then costs no GET. Files of
 // more than one block are handed over whole at Close, holes included;
@@ -18,12 +30,7 @@ func TestCommitFillsReadCache(t *testing.T) {
 	ctx := context.Background()
 	ct := newContainer(t)
 	const bs = 64 << 10
-	rc, err := readcache.Open(readcache.Options{Dir: t.TempDir(), BlockSize: bs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	m := newManager(t, ct, stage.Options{BlockSize: bs, ReadCache: rc})
+	rc, m := withReadCache(t, ct, bs)
 	for _, tc := range []struct {
 		name string
 		size int
@@ -128,12 +135,7 @@ func TestPartialRewriteIsNotAdopted(t *testing.T) {
 	ctx := context.Background()
 	ct := newContainer(t)
 	const bs = 64 << 10
-	rc, err := readcache.Open(readcache.Options{Dir: t.TempDir(), BlockSize: bs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	m := newManager(t, ct, stage.Options{BlockSize: bs, ReadCache: rc})
+	rc, m := withReadCache(t, ct, bs)
 	data := pattern(4*bs+10, 5)
 	f, err := m.Open(ctx, "p", nil, false)
 	if err != nil {
