@@ -2,17 +2,27 @@
 // commit uploaded) on local disk, so that reading it again, also after a
 // remount, costs no call to the service while the blob is unchanged.
 //
-// Layout: Dir (0700) holds one file (0600) per piece, the bytes
-// [offset, offset+length) of one version of one blob. What is read is
-// stored block by block (BlockSize, the readahead's block), never across
-// a block boundary: a sequential reader stores whole blocks, a random
-// reader only the ranges it read. A file written through the mount is
-// taken over whole at its close (Adopt), one piece for all its blocks. A piece is named
-// "<key>.<offset>-<length>", where the key is the SHA-256 of the blob's
-// name, ETag and size, in a subdirectory named by the key's first two hex
-// digits (made on first use); its header repeats the key, name, ETag and size (see piece.go),
-// so that one file creation is all a small file costs, and the index is
-// rebuilt at Open from the names and one header per version.
+// Layout: Dir (0700) holds the pieces, each the bytes [offset,
+// offset+length) of one version of one blob. What is read is stored block
+// by block (BlockSize, the readahead's block), never across a block
+// boundary: a sequential reader stores whole blocks, a random reader only
+// the ranges it read. A file written through the mount is taken over whole
+// at its close (Adopt), one piece for all its blocks. Every piece repeats
+// the version's key (the SHA-256 of the blob's name, ETag and size), name,
+// ETag and size in a header, so that the index is rebuilt at Open from
+// what is on disk.
+//
+// A piece of up to packMax (128 KiB) bytes is a record in a pack file
+// (0600) in packs/: appended at a 4 KiB boundary in one pwrite to a file
+// kept open, it costs no file creation, which on the daemon's ext4 was
+// most of what a small file written through the mount cost (see pack.go);
+// a removed record's blocks are punched out of its pack, and a pack
+// without records is removed (on a file system that cannot punch holes
+// small pieces are files too). A larger piece (and an adopted file) is a
+// file (0600) of its own, named "<key>.<offset>-<length>", in a
+// subdirectory named by the key's first two hex digits (made on first
+// use), its header after its data (see piece.go); a block-sized piece is
+// written with O_DIRECT.
 //
 // Versions: the cache holds at most one version per blob name. A lookup
 // or store with another ETag or size drops the version held (the blob was
@@ -20,24 +30,32 @@
 // attribute cache, so checking costs no call), and every piece's header
 // repeats the key, checked before any byte is served.
 //
-// Crash safety: a piece is written to a ".tmp-" file, then renamed to its
-// name, without fsync. A crash of the daemon mid-fill leaves only the
-// temporary file, removed at the next Open; an adopted file is renamed
-// in once its header is written, and until then it is still staging's
-// (whose journal says committed: it is removed at the next mount). After a
-// power loss a renamed
-// piece may come back short or with blocks of zeros (its data never
-// reached the disk): its length is checked against its name at Open, and
-// its header carries a CRC-32 of every 64 KiB of data and of itself,
-// checked on every read, so such a piece is a miss (and is removed), never
-// served. Fsync would make every block read cost a disk flush.
+// Crash safety, without fsync (which would make every block read cost
+// a disk flush): a piece file is written to a ".tmp-" file, then renamed
+// to its name. A crash of the daemon mid-fill leaves only the temporary
+// file, removed at the next Open; an adopted file is renamed in once its
+// header is written, and until then it is still staging's (whose journal
+// says committed: it is removed at the next mount). A record is indexed
+// only once its pwrite returned; a crash mid-write leaves a record cut
+// short or with a torn header, which Open does not index (it scans the
+// pack 4 KiB at a time where no valid header says how far a record goes,
+// and takes a header only if it names the pack and its own offset: a blob
+// holding a copy of a record is not one). After a power loss a piece may
+// come back short or with blocks of zeros (its data never reached the
+// disk): a file's length is checked against its name at Open, a record's
+// against the pack's, and every header carries a CRC-32 of every 64 KiB
+// of data and of itself, checked on every read, so such a piece is a miss
+// (and is removed), never served.
 //
 // Space: the cache shares the mount's --cache-size with staging (see
 // Options.Staged); staged data always wins: staging evicts the read cache
 // (Evict) before anything of its own, and the read cache stores nothing
 // that does not fit beside what is staged. Clean pieces are evicted least
 // recently used first; the order survives a remount approximately (by the
-// files' modification times).
+// files' modification times and the records' store times). Bytes are
+// counted in whole 4 KiB blocks: a file's, a record's; the blocks of a
+// removed record that could not be punched stay counted until its pack
+// is removed.
 package readcache
 
 import (
@@ -95,11 +113,19 @@ type Cache struct {
 	log    logrus.FieldLogger
 	lock   *os.File
 
+	packDir string
+	roll    int64 // packRoll
+
 	mu      sync.Mutex
 	entries map[string]*entry // by blob name: the one version held
 	lru     *list.List        // of *piece, least recently used first
 	used    int64             // bytes on disk, reservations included
 	closed  bool
+	packs   map[*pack]struct{} // open
+	cur     *pack              // appended to; nil: none yet
+	// noPacks: the file system cannot punch holes (see newPack), small
+	// pieces are files too.
+	noPacks bool
 }
 
 // entry is one version of one blob.
@@ -119,6 +145,23 @@ type piece struct {
 	n    int64
 	disk int64 // bytes counted for it
 	elem *list.Element
+	pk   *pack // a record at at of pk (see pack.go); nil: a file
+	at   int64
+}
+
+// victim is the disk of a piece taken out of the index, to be given back:
+// its file removed, or its record's blocks punched.
+type victim struct {
+	path     string
+	pk       *pack
+	at, disk int64
+}
+
+func (p *piece) victim() victim {
+	if p.pk != nil {
+		return victim{pk: p.pk, at: p.at, disk: p.disk}
+	}
+	return victim{path: p.path()}
 }
 
 func (p *piece) path() string { return p.e.base + "." + pieceName(p.off, p.n) }
@@ -172,10 +215,11 @@ func Open(opts Options) (*Cache, error) {
 	c := &Cache{
 		dir: opts.Dir, bs: opts.BlockSize, max: opts.MaxBytes, staged: opts.Staged,
 		log: opts.Log.WithField("read_cache", opts.Dir), lock: lock,
-		entries: map[string]*entry{}, lru: list.New(),
+		packDir: filepath.Join(opts.Dir, packsDir), roll: packRoll,
+		entries: map[string]*entry{}, lru: list.New(), packs: map[*pack]struct{}{},
 	}
 	if err := c.rebuild(); err != nil {
-		lock.Close()
+		c.Close()
 		return nil, err
 	}
 	return c, nil
@@ -189,7 +233,12 @@ func (c *Cache) SetStaged(s Staged) { c.staged = s }
 // Close releases the directory; what is cached stays for the next Open.
 func (c *Cache) Close() error {
 	c.mu.Lock()
-	c.closed = true
+	if !c.closed {
+		c.closed = true
+		for pk := range c.packs {
+			pk.f.Close() // a read still running is a miss
+		}
+	}
 	c.mu.Unlock()
 	return c.lock.Close()
 }
@@ -219,11 +268,13 @@ type found struct {
 	mtime time.Time
 }
 
-// rebuild indexes the pieces on disk. Temporary files, pieces whose file
-// has not the length their name and header promise, versions whose header cannot be read
-// and anything else are removed. Of two versions of one name (a crash
-// came between storing the new one and dropping the old), the one with
-// the most recent piece is kept.
+// rebuild indexes the pieces on disk, in files and in packs. Temporary
+// files, pieces whose file has not the length their name and header
+// promise, versions whose header cannot be read and anything else are
+// removed. Of two versions of one name (a crash came between storing the
+// new one and dropping the old), the one with the most recent piece is
+// kept: a file's modification time and a record's store time are both
+// the wall clock at the store.
 func (c *Cache) rebuild() error {
 	des, err := os.ReadDir(c.dir)
 	if err != nil {
@@ -233,11 +284,10 @@ func (c *Cache) rebuild() error {
 		files []os.DirEntry
 		offs  [][2]int64
 	}
-	var all []found
-	newest := map[*entry]time.Time{}
+	cands := map[[32]byte]*candidate{}
 	for _, de := range des {
 		path := filepath.Join(c.dir, de.Name())
-		if de.Name() == ".lock" {
+		if de.Name() == ".lock" || (de.Name() == packsDir && de.IsDir()) {
 			continue
 		}
 		if b, err := hex.DecodeString(de.Name()); err != nil || len(b) != 1 || !de.IsDir() {
@@ -269,43 +319,221 @@ func (c *Cache) rebuild() error {
 			if e == nil {
 				continue
 			}
-			ps, t := c.loadPieces(e, v.files, v.offs)
-			if len(ps) == 0 {
-				continue
+			ps, _ := c.loadPieces(e, v.files, v.offs)
+			for _, f := range ps {
+				c.addCandidate(cands, f)
 			}
-			if old := c.entries[e.name]; old != nil {
-				if t.Before(newest[old]) {
-					c.removeFiles(ps)
-					continue
-				}
-				var oldPs []found
-				kept := all[:0]
-				for _, f := range all {
-					if f.p.e == old {
-						oldPs = append(oldPs, f)
-					} else {
-						kept = append(kept, f)
-					}
-				}
-				all = kept
-				c.removeFiles(oldPs)
-			}
-			c.entries[e.name] = e
-			newest[e] = t
-			all = append(all, ps...)
 		}
+	}
+	if err := c.loadPacks(cands); err != nil {
+		return err
+	}
+	best := map[string]*candidate{}
+	for _, cd := range cands {
+		if b := best[cd.e.name]; b == nil || cd.newest.After(b.newest) {
+			best[cd.e.name] = cd
+		}
+	}
+	var all []found
+	for _, cd := range cands {
+		if best[cd.e.name] != cd {
+			for _, f := range cd.ps {
+				c.discardLocked(f.p.victim())
+			}
+			continue
+		}
+		c.entries[cd.e.name] = cd.e
+		all = append(all, cd.ps...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].mtime.Before(all[j].mtime) })
 	for _, f := range all {
 		c.addPiece(f.p)
 	}
+	for pk := range c.packs {
+		if pk.live == 0 {
+			c.removePackLocked(pk)
+		}
+	}
 	return nil
 }
 
-func (c *Cache) removeFiles(fs []found) {
-	for _, f := range fs {
-		os.Remove(f.p.path())
+// candidate is a version found on disk by rebuild.
+type candidate struct {
+	e      *entry
+	ps     []found
+	ranges map[[2]int64]int // index in ps by offset and length
+	newest time.Time
+}
+
+// addCandidate adds a piece found on disk to its version's candidate. Of
+// two pieces of the same range (a crash came between storing a record and
+// dropping the one it covers) the newer is kept.
+func (c *Cache) addCandidate(cands map[[32]byte]*candidate, f found) {
+	cd := cands[f.p.e.key]
+	if cd == nil {
+		cd = &candidate{e: f.p.e, ranges: map[[2]int64]int{}}
+		cands[cd.e.key] = cd
 	}
+	f.p.e = cd.e
+	r := [2]int64{f.p.off, f.p.n}
+	if i, dup := cd.ranges[r]; dup {
+		if f.mtime.Before(cd.ps[i].mtime) {
+			c.discardLocked(f.p.victim())
+			return
+		}
+		c.discardLocked(cd.ps[i].p.victim())
+		cd.ps[i] = f
+	} else {
+		cd.ranges[r] = len(cd.ps)
+		cd.ps = append(cd.ps, f)
+	}
+	if f.mtime.After(cd.newest) {
+		cd.newest = f.mtime
+	}
+}
+
+// loadPacks adds the records of every pack to cands, punches what lies
+// between them, and removes what is not a pack.
+func (c *Cache) loadPacks(cands map[[32]byte]*candidate) error {
+	des, err := os.ReadDir(c.packDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("readcache: reading %s: %w", c.packDir, err)
+	}
+	for _, de := range des {
+		path := filepath.Join(c.packDir, de.Name())
+		if !de.Type().IsRegular() {
+			os.RemoveAll(path)
+			continue
+		}
+		pk, recs, garbage, err := scanPack(path)
+		if err != nil {
+			c.log.WithError(err).Warn("removing a read cache pack that cannot be read")
+			os.Remove(path)
+			continue
+		}
+		c.packs[pk] = struct{}{}
+		for _, g := range garbage {
+			if err := pk.punch(g[0], g[1]-g[0]); err != nil {
+				pk.stuck += g[1] - g[0]
+				c.used += g[1] - g[0]
+			}
+		}
+		for _, r := range recs {
+			e := c.newEntry(r.name, r.etag, r.size)
+			p := &piece{e: e, off: r.off, n: r.n, disk: recordSize(r.n, e.metaLen()), pk: pk, at: r.at}
+			pk.live++
+			if e.key != r.key || r.off+r.n > r.size {
+				c.discardLocked(p.victim())
+				continue
+			}
+			c.addCandidate(cands, found{p, r.stored})
+		}
+	}
+	return nil
+}
+
+// discardLocked gives back the disk of a piece not (or no longer)
+// indexed. Called with c.mu held (or alone, in rebuild): an unlink or a
+// punch.
+func (c *Cache) discardLocked(v victim) {
+	if v.pk == nil {
+		os.Remove(v.path)
+		return
+	}
+	if c.closed {
+		return // the pack is closed; the record stays for the next Open, checked as any
+	}
+	c.releasedLocked(v, v.pk.punch(v.at, v.disk))
+}
+
+// release gives back the disk of victims, without c.mu, and returns the
+// bytes of those that stay on disk (and counted).
+func (c *Cache) release(vs []victim) (kept int64) {
+	var recs []victim
+	var errs []error
+	for _, v := range vs {
+		if v.pk == nil {
+			os.Remove(v.path)
+			continue
+		}
+		recs = append(recs, v)
+		errs = append(errs, v.pk.punch(v.at, v.disk))
+	}
+	if len(recs) == 0 {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0
+	}
+	for i, v := range recs {
+		if errs[i] != nil {
+			kept += v.disk
+		}
+		c.releasedLocked(v, errs[i])
+	}
+	return kept
+}
+
+// releasedLocked accounts for a record whose blocks were punched (err
+// nil) or not, and removes its pack if it was the last record in it but
+// for the one appended to. Called with c.mu held.
+func (c *Cache) releasedLocked(v victim, err error) {
+	pk := v.pk
+	if err != nil {
+		c.log.WithError(err).Warn("a removed read cache record keeps its disk until its whole pack is removed")
+		c.used += v.disk
+		pk.stuck += v.disk
+	}
+	pk.live--
+	if pk.live == 0 && pk != c.cur {
+		c.removePackLocked(pk)
+	}
+}
+
+// removePackLocked removes a pack without records. Called with c.mu held.
+func (c *Cache) removePackLocked(pk *pack) {
+	c.used -= pk.stuck
+	pk.f.Close()
+	os.Remove(pk.path)
+	delete(c.packs, pk)
+	if c.cur == pk {
+		c.cur = nil
+	}
+}
+
+// packForLocked is the pack a piece of n bytes of a version whose name
+// and ETag take metaLen bytes is appended to, or nil when it is kept in a
+// file. A new pack is made here, under c.mu: once every packRoll bytes of
+// records, an open and a punch.
+func (c *Cache) packForLocked(n int64, metaLen int) *pack {
+	if !packable(n, metaLen) || c.noPacks || c.closed {
+		return nil
+	}
+	if c.cur != nil && c.cur.end+recordSize(n, metaLen) > c.roll {
+		old := c.cur
+		c.cur = nil
+		if old.live == 0 {
+			c.removePackLocked(old)
+		}
+	}
+	if c.cur == nil {
+		pk, err := newPack(c.packDir)
+		if err != nil {
+			if errors.Is(err, errNoPunch) {
+				c.log.WithError(err).Warn("small pieces of the read cache are kept in files")
+				c.noPacks = true
+			}
+			return nil
+		}
+		c.packs[pk] = struct{}{}
+		c.cur = pk
+	}
+	return c.cur
 }
 
 // loadVersion reads the version of keyHex from the header of one of its
@@ -358,8 +586,14 @@ func parsePieceName(s string) (off, n int64, ok bool) {
 	return off, n, err1 == nil && err2 == nil && off >= 0 && pieceName(off, n) == s
 }
 
-// diskSize is what a piece of n bytes costs, in whole 4 KiB blocks.
-func diskSize(n int64, metaLen int) int64 { return fileSize(n, metaLen) }
+// diskSize is what a piece of n bytes costs, in whole 4 KiB blocks, as a
+// record if it is one (on a file system that punches holes).
+func diskSize(n int64, metaLen int) int64 {
+	if packable(n, metaLen) {
+		return recordSize(n, metaLen)
+	}
+	return fileSize(n, metaLen)
+}
 
 // blocks are the first and last block a piece of n bytes at off is in.
 func (c *Cache) blocks(off, n int64) (int64, int64) { return off / c.bs, (off + n - 1) / c.bs }
@@ -412,18 +646,34 @@ func (c *Cache) readBlock(name, etag string, size int64, p []byte, off int64) bo
 		return false
 	}
 	c.lru.MoveToBack(pc.elem)
-	path, key, ml, poff, pn := pc.path(), e.key, e.metaLen(), pc.off, pc.n
+	key, ml, poff, pn, pk, at := e.key, e.metaLen(), pc.off, pc.n, pc.pk, pc.at
+	var path string
+	if pk == nil {
+		path = pc.path()
+	}
 	c.mu.Unlock()
-	if err := readPiece(path, key, ml, poff, pn, p, off); err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			c.log.WithError(err).WithField("piece", path).Warn("dropping a read cache piece that fails its checks")
-		}
+	var err error
+	if pk != nil {
+		err = readRecord(pk, at, key, ml, poff, pn, p, off)
+	} else {
+		err = readPiece(path, key, ml, poff, pn, p, off)
+	}
+	if err != nil {
+		var vs []victim
 		c.mu.Lock()
+		// Removed meanwhile (evicted, dropped), its file or record may be
+		// gone: a miss, nothing to warn about or remove.
 		if pc.elem != nil {
+			where := path
+			if pk != nil {
+				where = fmt.Sprintf("%s@%d", pk.path, at)
+			}
+			c.log.WithError(err).WithField("piece", where).Warn("dropping a read cache piece that fails its checks")
+			vs = append(vs, pc.victim())
 			c.removePiece(pc)
 		}
 		c.mu.Unlock()
-		os.Remove(path)
+		c.release(vs)
 		return false
 	}
 	return true
@@ -461,7 +711,7 @@ func (c *Cache) dropEntry(e *entry) {
 			c.lru.Remove(p.elem)
 			p.elem = nil
 			c.used -= p.disk
-			os.Remove(p.path())
+			c.discardLocked(p.victim())
 		}
 	}
 	e.pieces = nil
@@ -470,8 +720,8 @@ func (c *Cache) dropEntry(e *entry) {
 	}
 }
 
-// removePiece forgets p (the caller removes its file). Called with c.mu
-// held.
+// removePiece forgets p (the caller gives its disk back: p.victim()).
+// Called with c.mu held.
 func (c *Cache) removePiece(p *piece) {
 	c.lru.Remove(p.elem)
 	p.elem = nil
@@ -521,8 +771,8 @@ func (c *Cache) Store(name, etag string, size int64, p []byte, off int64) {
 // the caller), evicting others least recently used first when the cache
 // and staged (the staging area's use) would pass the budget. ok false:
 // there is no room, and e's pending mark is taken back. victims are the
-// evicted files, for the caller to remove once c.mu is let go.
-func (c *Cache) reserveLocked(e *entry, disk, staged int64) (victims []string, ok bool) {
+// evicted pieces, for the caller to release once c.mu is let go.
+func (c *Cache) reserveLocked(e *entry, disk, staged int64) (victims []victim, ok bool) {
 	if c.max > 0 {
 		if over := c.used + disk + staged - c.max; over > 0 {
 			victims = c.evictLocked(over)
@@ -539,7 +789,6 @@ func (c *Cache) reserveLocked(e *entry, disk, staged int64) (victims []string, o
 
 func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 	n := int64(len(p))
-	disk := diskSize(n, len(name)+len(etag))
 	var staged int64
 	if c.staged != nil {
 		staged = c.staged.Used() // before c.mu: see the lock order in Evict
@@ -550,11 +799,28 @@ func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 		c.mu.Unlock()
 		return
 	}
+	pk := c.packForLocked(n, e.metaLen())
+	disk := fileSize(n, e.metaLen())
+	if pk != nil {
+		disk = recordSize(n, e.metaLen())
+	}
 	e.pending++
-	victims, ok := c.reserveLocked(e, disk, staged) // while the file is written
+	victims, ok := c.reserveLocked(e, disk, staged) // while the piece is written
+	var at int64
+	if ok && pk != nil {
+		// The record's place, taken now: the write goes on without c.mu,
+		// beside other writers' records.
+		at = pk.end
+		pk.end += disk
+		pk.live++
+	}
 	c.mu.Unlock()
-	removeAll(victims)
+	c.release(victims)
 	if !ok {
+		return
+	}
+	if pk != nil {
+		c.storeRecord(e, pk, at, off, p, disk)
 		return
 	}
 
@@ -591,6 +857,30 @@ func (c *Cache) storeBlock(name, etag string, size int64, p []byte, off int64) {
 	c.addPiece(pc)
 }
 
+// storeRecord writes p, the bytes at off of e, as the record at at of pk
+// (reserved, disk bytes) in one pwrite, and indexes it once written. Not
+// wanted any more, or written in part, its blocks are punched again.
+func (c *Cache) storeRecord(e *entry, pk *pack, at, off int64, p []byte, disk int64) {
+	n := int64(len(p))
+	_, err := pk.f.WriteAt(encodeRecord(e, pk, at, off, p, time.Now()), at)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() {
+		e.pending--
+		c.dropIfEmpty(e)
+	}()
+	c.used -= disk // the reservation becomes the piece's, or is given back
+	if err == nil && !e.gone && !c.closed && !c.covered(e, off, n) {
+		c.dropCoveredLocked(e, off, n)
+		c.addPiece(&piece{e: e, off: off, n: n, disk: disk, pk: pk, at: at})
+		return
+	}
+	if err != nil {
+		c.log.WithError(err).Warn("cannot write to the read cache")
+	}
+	c.discardLocked(victim{pk: pk, at: at, disk: disk})
+}
+
 // dropCoveredLocked removes the pieces of e within [off, off+n): a piece
 // about to be added covers them. Called with c.mu held.
 func (c *Cache) dropCoveredLocked(e *entry, off, n int64) {
@@ -605,7 +895,7 @@ func (c *Cache) dropCoveredLocked(e *entry, off, n int64) {
 	}
 	for _, q := range drop {
 		c.removePiece(q)
-		os.Remove(q.path())
+		c.discardLocked(q.victim())
 	}
 }
 
@@ -639,7 +929,7 @@ func (c *Cache) Adopt(a Adoption) bool {
 	if fi, err := os.Stat(a.Path); err != nil || fi.Size() != a.Size {
 		return false
 	}
-	disk := diskSize(a.Size, len(a.Name)+len(a.ETag))
+	disk := fileSize(a.Size, len(a.Name)+len(a.ETag))
 	var staged int64
 	if c.staged != nil {
 		staged = c.staged.Used() // before c.mu: see the lock order in Evict
@@ -653,7 +943,7 @@ func (c *Cache) Adopt(a Adoption) bool {
 	e.pending++
 	victims, ok := c.reserveLocked(e, disk, staged) // while the header is written
 	c.mu.Unlock()
-	removeAll(victims)
+	c.release(victims)
 	if !ok {
 		return false
 	}
@@ -703,7 +993,7 @@ func (c *Cache) covered(e *entry, off, n int64) bool {
 }
 
 // Evict drops at least need bytes of pieces, least recently used first,
-// if the cache holds that many, and returns how many it dropped. Staging
+// if the cache holds that many, and returns how many it freed. Staging
 // calls it when it needs room. It takes only the cache's own lock, and
 // the cache never calls staging with it held.
 func (c *Cache) Evict(need int64) int64 {
@@ -712,31 +1002,24 @@ func (c *Cache) Evict(need int64) int64 {
 	victims := c.evictLocked(need)
 	freed := before - c.used
 	c.mu.Unlock()
-	removeAll(victims)
-	return freed
+	return freed - c.release(victims)
 }
 
 // evictLocked forgets pieces, oldest first, until need bytes are free,
-// and returns their paths for the caller to remove without the lock.
-func (c *Cache) evictLocked(need int64) []string {
-	var paths []string
+// and returns them for the caller to release without the lock.
+func (c *Cache) evictLocked(need int64) []victim {
+	var vs []victim
 	for freed := int64(0); freed < need; {
 		el := c.lru.Front()
 		if el == nil {
 			break
 		}
 		p := el.Value.(*piece)
-		paths = append(paths, p.path())
+		vs = append(vs, p.victim())
 		freed += p.disk
 		c.removePiece(p)
 	}
-	return paths
-}
-
-func removeAll(paths []string) {
-	for _, p := range paths {
-		os.Remove(p)
-	}
+	return vs
 }
 
 func randHex() string {

@@ -77,8 +77,8 @@ func TestServedOnlyForTheVersionStored(t *testing.T) {
 	if s := c.Stats(); s.Pieces != 0 || s.Bytes != 0 {
 		t.Errorf("after the blob changed: %+v, want nothing held", s)
 	}
-	if n := countPieceFiles(t, c.dir); n != 0 {
-		t.Errorf("%d piece files left of the old version, want none", n)
+	if n, r := countPieceFiles(t, c.dir), recordsOnDisk(t, c.dir); n != 0 || r != 0 {
+		t.Errorf("%d piece files and %d records left of the old version, want none", n, r)
 	}
 	// The new version is kept under its own ETag.
 	v2 := content(2, int64(len(v1)))
@@ -386,10 +386,14 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
+// countPieceFiles counts the pieces kept in files (not in packs).
 func countPieceFiles(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
 	filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() && fi.Name() == packsDir {
+			return filepath.SkipDir
+		}
 		if err == nil && fi.Mode().IsRegular() && fi.Name() != ".lock" && !strings.HasPrefix(fi.Name(), ".tmp") {
 			n++
 		}
@@ -399,37 +403,68 @@ func countPieceFiles(t *testing.T, dir string) int {
 }
 
 // A crash between storing a new version and dropping the old one leaves
-// both on disk: Open keeps the one written last and removes the other.
+// both on disk: Open keeps the one written last and removes the other,
+// whether each is a file or a record (compared by a file's modification
+// time and a record's store time).
 func TestReopenKeepsTheNewerOfTwoVersions(t *testing.T) {
-	old, cur := content(11, 1000), content(12, 1000)
-	dirNew := t.TempDir()
-	c := open(t, dirNew, 0, nil)
-	c.Store("f", "new", 1000, cur, 0)
-	c.Close()
-	dir := t.TempDir()
-	c = open(t, dir, 0, nil)
-	c.Store("f", "old", 1000, old, 0)
-	c.Close()
-	src, dst := piecePath(dirNew, "f", "new", 1000, 0, 1000), piecePath(dir, "f", "new", 1000, 0, 1000)
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Dir(dst), 0o700)
-	if err := os.WriteFile(dst, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	later := time.Now().Add(time.Hour)
-	os.Chtimes(dst, later, later)
+	const big = packMax + 4096 // a file piece; smaller ones are records
+	for _, tc := range []struct {
+		name             string
+		oldSize, newSize int64
+	}{
+		{"files", big, big},
+		{"records", 1000, 1000},
+		{"old file, new record", big, 1000},
+		{"old record, new file", 1000, big},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old, cur := content(11, tc.oldSize), content(12, tc.newSize)
+			dir := t.TempDir()
+			c := open(t, dir, 0, nil)
+			c.Store("f", "old", tc.oldSize, old, 0)
+			c.Close()
+			putVersion(t, dir, "f", "new", cur, time.Now().Add(time.Hour))
 
-	c = open(t, dir, 0, nil)
-	hit(t, c, "f", "new", cur, 0, 1000)
-	if _, err := os.Stat(piecePath(dir, "f", "old", 1000, 0, 1000)); !os.IsNotExist(err) {
-		t.Errorf("the older version's piece: %v, want it removed", err)
+			c = open(t, dir, 0, nil)
+			hit(t, c, "f", "new", cur, 0, tc.newSize)
+			if s := c.Stats(); s.Versions != 1 || s.Pieces != 1 || s.Bytes != diskSize(tc.newSize, 4) {
+				t.Errorf("%+v, want the newer version only", s)
+			}
+			if n := countPieceFiles(t, dir) + recordsOnDisk(t, dir); n != 1 {
+				t.Errorf("%d pieces on disk, want the newer version's only", n)
+			}
+			c.Close()
+			c = open(t, dir, 0, nil)
+			miss(t, c, "f", "old", tc.oldSize, 0, 10)
+		})
 	}
-	if s := c.Stats(); s.Versions != 1 || s.Pieces != 1 {
-		t.Errorf("%+v, want the newer version only", s)
+}
+
+// putVersion writes data as the one piece of version (name, etag) into
+// the cache directory dir, stored at when, as a file or (small) as a
+// record in a pack of its own, as a store of an earlier mount killed
+// before it dropped the other version would have left it.
+func putVersion(t *testing.T, dir, name, etag string, data []byte, when time.Time) {
+	t.Helper()
+	n := int64(len(data))
+	e := testEntry(dir, name, etag, n)
+	if packable(n, e.metaLen()) {
+		pk, err := newPack(filepath.Join(dir, packsDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pk.f.Close()
+		if _, err := pk.f.WriteAt(encodeRecord(e, pk, 0, 0, data, when), 0); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
+	path := piecePath(dir, name, etag, n, 0, n)
+	os.MkdirAll(filepath.Dir(path), 0o700)
+	if err := os.WriteFile(path, pieceFile(e, 0, data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(path, when, when)
 }
 
 // A file handed over whole (a staged file just committed) is served from
