@@ -6,17 +6,33 @@ import (
 )
 
 // BenchmarkStoreSmallFile is what a small file read (or committed) for
-// the first time costs the cache: a version and one piece.
+// the first time costs the cache: a version and one piece. "full": the
+// cache is at its bound (--cache-size reached), so every store also
+// evicts the least recently used piece.
 func BenchmarkStoreSmallFile(b *testing.B) {
-	c, err := Open(Options{Dir: b.TempDir(), BlockSize: 8 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
 	p := content(1, 4096)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		c.Store(fmt.Sprintf("small/%06d", i), "etag", int64(len(p)), p, 0)
+	const held = 1000
+	for _, full := range []bool{false, true} {
+		b.Run(map[bool]string{false: "empty", true: "full"}[full], func(b *testing.B) {
+			var max int64
+			if full {
+				max = held * diskSize(int64(len(p)), len("small/000000")+len("etag"))
+			}
+			c, err := Open(Options{Dir: b.TempDir(), BlockSize: 8 << 20, MaxBytes: max})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			if full {
+				for i := range held {
+					c.Store(fmt.Sprintf("full/%06d", i), "etag", int64(len(p)), p, 0)
+				}
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				c.Store(fmt.Sprintf("small/%06d", i), "etag", int64(len(p)), p, 0)
+			}
+		})
 	}
 }
 

@@ -875,7 +875,7 @@ func (c *Cache) storeRecord(e *entry, pk *pack, at, off int64, p []byte, disk in
 		c.addPiece(&piece{e: e, off: off, n: n, disk: disk, pk: pk, at: at})
 		return
 	}
-	if err != nil {
+	if err != nil && !c.closed {
 		c.log.WithError(err).Warn("cannot write to the read cache")
 	}
 	c.discardLocked(victim{pk: pk, at: at, disk: disk})
