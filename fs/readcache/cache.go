@@ -421,10 +421,10 @@ func (c *Cache) loadPacks(cands map[[32]byte]*candidate) error {
 				c.used += g[1] - g[0]
 			}
 		}
+		pk.live = len(recs) // before any is discarded: the pack goes only after the last
 		for _, r := range recs {
 			e := c.newEntry(r.name, r.etag, r.size)
 			p := &piece{e: e, off: r.off, n: r.n, disk: recordSize(r.n, e.metaLen()), pk: pk, at: r.at}
-			pk.live++
 			if e.key != r.key || r.off+r.n > r.size {
 				c.discardLocked(p.victim())
 				continue

@@ -412,3 +412,30 @@ func TestManySmallPiecesWithinBudget(t *testing.T) {
 	hit(t, c, smallName(999), "e", content(999, 4096), 0, 4096)
 	miss(t, c, smallName(949), "e", 4096, 0, 10)
 }
+
+// A record whose header holds but whose key is not its version's (no
+// writer makes one) is dropped at Open; the records after it in its pack
+// are kept.
+func TestRecordOfAWrongKeyIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	pk, err := newPack(filepath.Join(dir, packsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := testEntry(dir, "bad", "e", 100)
+	bad.key[0] ^= 1
+	good := content(3, 100)
+	pk.f.WriteAt(encodeRecord(bad, pk, 0, 0, content(2, 100), time.Now()), 0)
+	pk.f.WriteAt(encodeRecord(testEntry(dir, "good", "e", 100), pk, 4096, 0, good, time.Now()), 4096)
+	pk.f.Close()
+
+	c := open(t, dir, 0, nil)
+	miss(t, c, "bad", "e", 100, 0, 100)
+	hit(t, c, "good", "e", good, 0, 100)
+	if s := c.Stats(); s.Pieces != 1 || s.Bytes != 4096 {
+		t.Errorf("%+v, want the good record only", s)
+	}
+	if r := recordsOnDisk(t, dir); r != 1 {
+		t.Errorf("%d records on disk, want the good one", r)
+	}
+}
