@@ -74,3 +74,29 @@ func BenchmarkStoreLargeFile(b *testing.B) {
 		c.Store(fmt.Sprintf("large/%d", i/64), "etag", size, p, int64(i%64)*bs)
 	}
 }
+
+// BenchmarkOpenSmallFiles is what rebuilding the index of 2,000 small
+// files costs a mount.
+func BenchmarkOpenSmallFiles(b *testing.B) {
+	dir := b.TempDir()
+	c, err := Open(Options{Dir: dir, BlockSize: 8 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := content(1, 4096)
+	const n = 2000
+	for i := range n {
+		c.Store(fmt.Sprintf("small/%06d", i), "etag", int64(len(p)), p, 0)
+	}
+	c.Close()
+	for b.Loop() {
+		c, err := Open(Options{Dir: dir, BlockSize: 8 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if c.Stats().Pieces != n {
+			b.Fatalf("%+v after reopening, want %d pieces", c.Stats(), n)
+		}
+		c.Close()
+	}
+}

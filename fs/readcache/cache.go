@@ -662,8 +662,9 @@ func (c *Cache) readBlock(name, etag string, size int64, p []byte, off int64) bo
 		var vs []victim
 		c.mu.Lock()
 		// Removed meanwhile (evicted, dropped), its file or record may be
-		// gone: a miss, nothing to warn about or remove.
-		if pc.elem != nil {
+		// gone: a miss, nothing to warn about or remove; closed, its pack
+		// is.
+		if pc.elem != nil && !c.closed {
 			where := path
 			if pk != nil {
 				where = fmt.Sprintf("%s@%d", pk.path, at)
