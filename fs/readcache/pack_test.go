@@ -439,3 +439,24 @@ func TestRecordOfAWrongKeyIsDropped(t *testing.T) {
 		t.Errorf("%d records on disk, want the good one", r)
 	}
 }
+
+// On a file system that cannot punch holes (newPack finds out) small
+// pieces are files, as larger ones: removed records would keep their
+// disk.
+func TestWithoutPacksSmallPiecesAreFiles(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 0, nil)
+	c.noPacks = true
+	v := content(1, 5000)
+	c.Store("f", "e", 5000, v, 0)
+	if n, p := countPieceFiles(t, dir), len(packFiles(t, dir)); n != 1 || p != 0 {
+		t.Errorf("%d piece files and %d packs, want 1 file", n, p)
+	}
+	if s := c.Stats(); s.Bytes != fileSize(5000, 2) {
+		t.Errorf("%+v, want %d bytes, a file's", s, fileSize(5000, 2))
+	}
+	hit(t, c, "f", "e", v, 0, 5000)
+	c.Close()
+	c = open(t, dir, 0, nil)
+	hit(t, c, "f", "e", v, 0, 5000)
+}
