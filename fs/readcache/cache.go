@@ -126,6 +126,12 @@ type Cache struct {
 	// noPacks: the file system cannot punch holes (see newPack), small
 	// pieces are files too.
 	noPacks bool
+	// queued counts the small stores the filler has not finished, by
+	// blob name; drained (on mu) is broadcast as each finishes.
+	queued  map[string]int
+	drained *sync.Cond
+
+	fill filler // stores small pieces off the caller's path (filler.go)
 }
 
 // entry is one version of one blob.
@@ -222,6 +228,7 @@ func Open(opts Options) (*Cache, error) {
 		c.Close()
 		return nil, err
 	}
+	c.startFiller()
 	return c, nil
 }
 
@@ -232,6 +239,7 @@ func (c *Cache) SetStaged(s Staged) { c.staged = s }
 
 // Close releases the directory; what is cached stays for the next Open.
 func (c *Cache) Close() error {
+	c.stopFiller()
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
@@ -260,6 +268,7 @@ type Stats struct {
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.awaitQueuedLocked("")
 	return Stats{Versions: len(c.entries), Pieces: c.lru.Len(), Bytes: c.used}
 }
 
@@ -631,6 +640,7 @@ func (c *Cache) ReadAt(name, etag string, size int64, p []byte, off int64) bool 
 // readBlock is ReadAt within one block.
 func (c *Cache) readBlock(name, etag string, size int64, p []byte, off int64) bool {
 	c.mu.Lock()
+	c.awaitQueuedLocked(name) // a store of it still queued is served
 	e := c.current(name, etag, size, false)
 	var pc *piece
 	if e != nil {
@@ -760,6 +770,14 @@ func (c *Cache) Store(name, etag string, size int64, p []byte, off int64) {
 	if len(p) == 0 || off < 0 || off+int64(len(p)) > size || etag == "" {
 		return
 	}
+	if int64(len(p)) <= packMax && c.queue(name, etag, size, p, off) {
+		return // the filler stores it (filler.go)
+	}
+	c.storeNow(name, etag, size, p, off)
+}
+
+// storeNow is Store, made by the caller.
+func (c *Cache) storeNow(name, etag string, size int64, p []byte, off int64) {
 	for done := int64(0); done < int64(len(p)); {
 		pos := off + done
 		end := min(off+int64(len(p)), (pos/c.bs+1)*c.bs)

@@ -56,7 +56,7 @@ func miss(t *testing.T, c *Cache, name, etag string, size, off, n int64) {
 func TestServedOnlyForTheVersionStored(t *testing.T) {
 	c := open(t, t.TempDir(), 0, nil)
 	v1 := content(1, 3*testBS+100)
-	c.Store("a/f", "e1", int64(len(v1)), v1, 0)
+	storeWait(c, "a/f", "e1", int64(len(v1)), v1, 0)
 	hit(t, c, "a/f", "e1", v1, 0, int64(len(v1)))
 	hit(t, c, "a/f", "e1", v1, testBS-10, 20) // across a block boundary
 	hit(t, c, "a/f", "e1", v1, 70000, 5)      // inside a chunk
@@ -82,7 +82,7 @@ func TestServedOnlyForTheVersionStored(t *testing.T) {
 	}
 	// The new version is kept under its own ETag.
 	v2 := content(2, int64(len(v1)))
-	c.Store("a/f", "e2", int64(len(v2)), v2, 0)
+	storeWait(c, "a/f", "e2", int64(len(v2)), v2, 0)
 	hit(t, c, "a/f", "e2", v2, 0, int64(len(v2)))
 	miss(t, c, "a/f", "e1", int64(len(v1)), 0, 10)
 }
@@ -92,7 +92,7 @@ func TestRandomReadsKeepOnlyWhatTheyRead(t *testing.T) {
 	c := open(t, t.TempDir(), 0, nil)
 	v := content(3, 4*testBS)
 	size := int64(len(v))
-	c.Store("r", "e", size, v[300000:304096], 300000)
+	storeWait(c, "r", "e", size, v[300000:304096], 300000)
 	hit(t, c, "r", "e", v, 300000, 4096)
 	hit(t, c, "r", "e", v, 301000, 100)
 	miss(t, c, "r", "e", size, 299999, 10)
@@ -102,7 +102,7 @@ func TestRandomReadsKeepOnlyWhatTheyRead(t *testing.T) {
 	}
 	// The whole block, read later, replaces the pieces it covers.
 	blk := v[testBS : 2*testBS]
-	c.Store("r", "e", size, blk, testBS)
+	storeWait(c, "r", "e", size, blk, testBS)
 	hit(t, c, "r", "e", v, 300000, 4096)
 	if s := c.Stats(); s.Pieces != 1 || s.Bytes != diskSize(testBS, 8) {
 		t.Errorf("after the whole block: %+v, want 1 piece of %d bytes", s, diskSize(testBS, 8))
@@ -114,7 +114,7 @@ func TestLRUEvictionWithinBudget(t *testing.T) {
 	c := open(t, t.TempDir(), 3*per, nil)
 	v := content(4, 5*testBS)
 	size := int64(len(v))
-	store := func(i int64) { c.Store("big", "e", size, v[i*testBS:(i+1)*testBS], i*testBS) }
+	store := func(i int64) { storeWait(c, "big", "e", size, v[i*testBS:(i+1)*testBS], i*testBS) }
 	store(0)
 	store(1)
 	store(2)
@@ -146,7 +146,7 @@ func TestStagingPressure(t *testing.T) {
 	v := content(5, 4*testBS)
 	size := int64(len(v))
 	for i := int64(0); i < 4; i++ {
-		c.Store("f", "e", size, v[i*testBS:(i+1)*testBS], i*testBS)
+		storeWait(c, "f", "e", size, v[i*testBS:(i+1)*testBS], i*testBS)
 	}
 	if u := c.Used(); u != max {
 		t.Fatalf("used %d, want %d", u, max)
@@ -163,13 +163,13 @@ func TestStagingPressure(t *testing.T) {
 	// A new piece that fits beside staging only by evicting an old one
 	// evicts it; one that cannot fit at all is not stored.
 	w := content(6, testBS)
-	c.Store("g", "e", testBS, w, 0)
+	storeWait(c, "g", "e", testBS, w, 0)
 	if u := c.Used() + st.Used(); u > max {
 		t.Errorf("cache %d + staged %d over the budget %d", c.Used(), st.Used(), max)
 	}
 	hit(t, c, "g", "e", w, 0, testBS)
 	st.n.Store(max)
-	c.Store("h", "e", testBS, w, 0)
+	storeWait(c, "h", "e", testBS, w, 0)
 	miss(t, c, "h", "e", testBS, 0, 10)
 	if u := c.Used(); u != 0 {
 		t.Errorf("with staging holding the whole budget the cache still holds %d bytes", u)
@@ -230,7 +230,7 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			c := open(t, dir, 0, nil)
-			c.Store("f", "e", size, v, 0)
+			storeWait(c, "f", "e", size, v, 0)
 			c.Close()
 			bad := tc.damage(t, dir)
 			c = open(t, dir, 0, nil)
@@ -254,7 +254,7 @@ func TestCrashMidFillServesNothing(t *testing.T) {
 	t.Run("no readable header", func(t *testing.T) {
 		dir := t.TempDir()
 		c := open(t, dir, 0, nil)
-		c.Store("f", "e", size, v, 0)
+		storeWait(c, "f", "e", size, v, 0)
 		c.Close()
 		for _, off := range []int64{0, testBS} {
 			f, _ := os.OpenFile(piecePath(dir, "f", "e", size, off, testBS), os.O_WRONLY, 0)
@@ -291,8 +291,8 @@ func TestReopenServesFromDisk(t *testing.T) {
 	c := open(t, dir, 0, nil)
 	v := content(9, 3*testBS+5)
 	small := []byte("small file")
-	c.Store("data/v", "e", int64(len(v)), v, 0)
-	c.Store("data/s", "x", int64(len(small)), small, 0)
+	storeWait(c, "data/v", "e", int64(len(v)), v, 0)
+	storeWait(c, "data/s", "x", int64(len(small)), small, 0)
 	if _, err := Open(Options{Dir: dir, BlockSize: testBS}); err == nil {
 		t.Fatal("a second Open of the same directory succeeded, want it refused")
 	}
@@ -330,7 +330,7 @@ func TestReopenServesFromDisk(t *testing.T) {
 func TestFilesArePrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "rc")
 	c := open(t, dir, 0, nil)
-	c.Store("p", "e", 5, []byte("hello"), 0)
+	storeWait(c, "p", "e", 5, []byte("hello"), 0)
 	filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
 		if err != nil {
 			t.Fatal(err)
@@ -368,7 +368,7 @@ func TestConcurrentUse(t *testing.T) {
 						return
 					}
 				} else {
-					c.Store("f", "e", size, v[i*testBS:(i+1)*testBS], i*testBS)
+					storeWait(c, "f", "e", size, v[i*testBS:(i+1)*testBS], i*testBS)
 				}
 				if r.IntN(10) == 0 {
 					c.Evict(per)
@@ -421,7 +421,7 @@ func TestReopenKeepsTheNewerOfTwoVersions(t *testing.T) {
 			old, cur := content(11, tc.oldSize), content(12, tc.newSize)
 			dir := t.TempDir()
 			c := open(t, dir, 0, nil)
-			c.Store("f", "old", tc.oldSize, old, 0)
+			storeWait(c, "f", "old", tc.oldSize, old, 0)
 			c.Close()
 			putVersion(t, dir, "f", "new", cur, time.Now().Add(time.Hour))
 
@@ -488,7 +488,7 @@ func TestAdoptTakesTheFileOver(t *testing.T) {
 		dir := t.TempDir()
 		c := open(t, dir, 0, nil)
 		// A piece it covers, read before, is dropped for it.
-		c.Store("w/f", "e", size, v[testBS:2*testBS], testBS)
+		storeWait(c, "w/f", "e", size, v[testBS:2*testBS], testBS)
 		path := staged(t)
 		if !c.Adopt(adoption(path)) {
 			t.Fatal("Adopt refused")
@@ -568,4 +568,11 @@ func TestAdoptTakesTheFileOver(t *testing.T) {
 			t.Error("the evicted piece is still on disk or counted")
 		}
 	})
+}
+
+// storeWait is Store, then a wait until the filler has made it: the tests
+// look at the disk right after.
+func storeWait(c *Cache, name, etag string, size int64, p []byte, off int64) {
+	c.Store(name, etag, size, p, off)
+	c.waitFills()
 }

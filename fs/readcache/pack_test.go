@@ -84,12 +84,12 @@ func TestSmallPiecesAreRecords(t *testing.T) {
 	var want int64
 	for i := range files {
 		v := content(uint64(i), int64(1+i*1000)) // 1 byte to 99 KB
-		c.Store(smallName(i), "e", int64(len(v)), v, 0)
+		storeWait(c, smallName(i), "e", int64(len(v)), v, 0)
 		want += diskSize(int64(len(v)), len(smallName(i))+1)
 	}
 	big := content(1000, 4*testBS)
 	for _, r := range [][2]int64{{100, 4096}, {testBS + 5000, packMax}, {3 * testBS, 1}} {
-		c.Store("big", "e", int64(len(big)), big[r[0]:r[0]+r[1]], r[0])
+		storeWait(c, "big", "e", int64(len(big)), big[r[0]:r[0]+r[1]], r[0])
 		want += diskSize(r[1], 4)
 	}
 	if n := countPieceFiles(t, dir); n != 0 {
@@ -123,7 +123,7 @@ func TestSmallPiecesAreRecords(t *testing.T) {
 		miss(t, c, "big", "e", int64(len(big)), 99, 2)
 	}
 	// A piece over packMax is a file.
-	c.Store("big", "e", int64(len(big)), big[testBS:2*testBS], testBS)
+	storeWait(c, "big", "e", int64(len(big)), big[testBS:2*testBS], testBS)
 	if n := countPieceFiles(t, dir); n != 1 {
 		t.Errorf("%d piece files, want the block's", n)
 	}
@@ -139,19 +139,19 @@ func TestRemovedRecordsArePunched(t *testing.T) {
 		{"evicted", func(c *Cache) { c.Evict(1) }},
 		{"another version asked for", func(c *Cache) { c.ReadAt(smallName(0), "other", 4096, make([]byte, 1), 0) }},
 		{"covered by a larger piece", func(c *Cache) {
-			c.Store(smallName(0), "e", 4096, content(0, 4096), 0)
+			storeWait(c, smallName(0), "e", 4096, content(0, 4096), 0)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			c := open(t, dir, 0, nil)
 			if tc.name == "covered by a larger piece" {
-				c.Store(smallName(0), "e", 4096, content(0, 4096)[:100], 0)
+				storeWait(c, smallName(0), "e", 4096, content(0, 4096)[:100], 0)
 			} else {
-				c.Store(smallName(0), "e", 4096, content(0, 4096), 0)
+				storeWait(c, smallName(0), "e", 4096, content(0, 4096), 0)
 			}
 			for i := 1; i < 4; i++ {
-				c.Store(smallName(i), "e", 4096, content(uint64(i), 4096), 0)
+				storeWait(c, smallName(i), "e", 4096, content(uint64(i), 4096), 0)
 			}
 			pk, at := where(t, c, smallName(0), 0)
 			used, disk := c.Used(), packBlocks(t, dir)
@@ -242,7 +242,7 @@ func TestDamagedRecordsServeNothing(t *testing.T) {
 			dir := t.TempDir()
 			c := open(t, dir, 0, nil)
 			for i := range files {
-				c.Store(smallName(i), "e", 5000, data(i), 0)
+				storeWait(c, smallName(i), "e", 5000, data(i), 0)
 			}
 			ats := map[int]int64{}
 			for i := range files {
@@ -301,7 +301,7 @@ func TestRecordInsideDataIsNotTaken(t *testing.T) {
 		t.Run(fmt.Sprintf("knows the pack's id: %v", knowsID), func(t *testing.T) {
 			dir := t.TempDir()
 			c := open(t, dir, 0, nil)
-			c.Store("first", "e", 10, make([]byte, 10), 0) // so that the carrier is not at 0
+			storeWait(c, "first", "e", 10, make([]byte, 10), 0) // so that the carrier is not at 0
 			carrier := int64(4096)
 			hl := recHeaderLen(packMax, len("carrier")+1)
 			forged := content(5, 3000)
@@ -313,7 +313,7 @@ func TestRecordInsideDataIsNotTaken(t *testing.T) {
 			rec := encodeRecord(testEntry("", "victim", "e", 3000), pk, fakeAt, 0, forged, time.Now())
 			blob := content(6, packMax)
 			copy(blob[fakeAt-carrier-hl:], rec)
-			c.Store("carrier", "e", packMax, blob, 0)
+			storeWait(c, "carrier", "e", packMax, blob, 0)
 			if _, at := where(t, c, "carrier", 0); at != carrier {
 				t.Fatalf("the carrier's record is at %d, want %d", at, carrier)
 			}
@@ -359,7 +359,7 @@ func TestConcurrentSmallPieces(t *testing.T) {
 						return
 					}
 				} else {
-					c.Store(smallName(i), "e", 4096, want, 0)
+					storeWait(c, smallName(i), "e", 4096, want, 0)
 				}
 				switch r.IntN(20) {
 				case 0:
@@ -395,7 +395,7 @@ func TestManySmallPiecesWithinBudget(t *testing.T) {
 	c := open(t, dir, max, nil)
 	c.roll = 20 * per
 	for i := range 1000 {
-		c.Store(smallName(i), "e", 4096, content(uint64(i), 4096), 0)
+		storeWait(c, smallName(i), "e", 4096, content(uint64(i), 4096), 0)
 		if u := c.Used(); u > max {
 			t.Fatalf("after %d stores: %d bytes used, over the budget of %d", i+1, u, max)
 		}
@@ -448,7 +448,7 @@ func TestWithoutPacksSmallPiecesAreFiles(t *testing.T) {
 	c := open(t, dir, 0, nil)
 	c.noPacks = true
 	v := content(1, 5000)
-	c.Store("f", "e", 5000, v, 0)
+	storeWait(c, "f", "e", 5000, v, 0)
 	if n, p := countPieceFiles(t, dir), len(packFiles(t, dir)); n != 1 || p != 0 {
 		t.Errorf("%d piece files and %d packs, want 1 file", n, p)
 	}
