@@ -116,6 +116,7 @@ func mountedLine(l *config.Loaded, mp string, pid int, logTarget string) string 
 // serve mounts and serves until a signal or an unmount; it runs in the
 // foreground process or the daemon child.
 func serve(l *config.Loaded, mp string, n *daemon.Notifier, e env) int {
+	tuneGC()
 	target := l.LogFile
 	if target == "" {
 		target = logs.Stderr
