@@ -72,12 +72,13 @@ func headerSize(n int64, metaLen int) int64 {
 // fileSize is the length of the file of a piece of n bytes.
 func fileSize(n int64, metaLen int) int64 { return headerAt(n) + headerSize(n, metaLen) }
 
-// encodeHeader is the header of the piece of e holding n bytes at off,
-// whose chunks have the checksums sums.
-func encodeHeader(e *entry, off, n int64, sums []uint32) []byte {
-	h := make([]byte, headerSize(n, e.metaLen()))
+// putVersionFields writes the fields a piece file's header and a pack
+// record's share, at the same places: magic and format, then the
+// version's key, the range [off, off+n) with its chunking, the blob's
+// size and the lengths of its name and ETag (bytes 0 to 76).
+func putVersionFields(h []byte, magic string, format uint32, e *entry, off, n int64) {
 	copy(h, magic)
-	binary.LittleEndian.PutUint32(h[4:], formatV3)
+	binary.LittleEndian.PutUint32(h[4:], format)
 	copy(h[8:40], e.key[:])
 	binary.LittleEndian.PutUint64(h[40:], uint64(off))
 	binary.LittleEndian.PutUint64(h[48:], uint64(n))
@@ -86,6 +87,13 @@ func encodeHeader(e *entry, off, n int64, sums []uint32) []byte {
 	binary.LittleEndian.PutUint64(h[64:], uint64(e.size))
 	binary.LittleEndian.PutUint16(h[72:], uint16(len(e.name)))
 	binary.LittleEndian.PutUint16(h[74:], uint16(len(e.etag)))
+}
+
+// encodeHeader is the header of the piece of e holding n bytes at off,
+// whose chunks have the checksums sums.
+func encodeHeader(e *entry, off, n int64, sums []uint32) []byte {
+	h := make([]byte, headerSize(n, e.metaLen()))
+	putVersionFields(h, magic, formatV3, e, off, n)
 	at := fixedHeader
 	at += copy(h[at:], e.name)
 	at += copy(h[at:], e.etag)
@@ -145,7 +153,7 @@ const directMin = 1 << 20
 // readahead's blocks are); anything else, or a filesystem without
 // O_DIRECT (tmpfs), goes through the page cache as before.
 func writeDirect(path string, p []byte) bool {
-	if len(p) < directMin || len(p)%4096 != 0 || uintptr(unsafe.Pointer(&p[0]))%4096 != 0 {
+	if !directAligned(p, 0) {
 		return false
 	}
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
@@ -166,6 +174,12 @@ func writeDirect(path string, p []byte) bool {
 	return true
 }
 
+// directAligned says p at off may go through O_DIRECT: at least directMin
+// bytes, whole 4 KiB pages, at an aligned offset, from an aligned buffer.
+func directAligned(p []byte, off int64) bool {
+	return len(p) >= directMin && len(p)%4096 == 0 && off%4096 == 0 && uintptr(unsafe.Pointer(&p[0]))%4096 == 0
+}
+
 // readDirect fills p from off of the file path with O_DIRECT, and says
 // whether it did; the caller then reads it through the page cache. A
 // large piece is mostly a file written through the mount, whose pages
@@ -177,7 +191,7 @@ func writeDirect(path string, p []byte) bool {
 // whole 4 KiB pages at an aligned offset into an aligned buffer (the
 // readahead's blocks are).
 func readDirect(path string, p []byte, off int64) bool {
-	if len(p) < directMin || len(p)%4096 != 0 || off%4096 != 0 || uintptr(unsafe.Pointer(&p[0]))%4096 != 0 {
+	if !directAligned(p, off) {
 		return false
 	}
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
